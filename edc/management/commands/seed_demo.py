@@ -1,0 +1,149 @@
+"""Seed a demo trial: sites, one user per role, subjects in several states.
+
+Idempotent: what exists is left as it is, so a second run changes nothing.
+"""
+
+import datetime as dt
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from edc.models import Site, User
+from edc.roles import Role
+from visits import services
+from visits.models import Subject, SubjectStatus
+
+SITES = [
+    ("SZ01", "Shenzhen Second People's Hospital (demo)", "Asia/Shanghai"),
+    ("GZ02", "Guangzhou First People's Hospital (demo)", "Asia/Shanghai"),
+    ("WH03", "Wuhan Union Hospital (demo)", "Asia/Shanghai"),
+]
+
+# username, role, sites, first name, last name
+USERS = [
+    ("nurse", Role.SITE_STAFF, ["SZ01"], "Li", "Na"),
+    ("investigator", Role.INVESTIGATOR, ["SZ01"], "Wang", "Wei"),
+    ("nurse.gz", Role.SITE_STAFF, ["GZ02"], "Chen", "Jing"),
+    ("monitor", Role.MONITOR, ["SZ01", "GZ02"], "Zhang", "Min"),
+    ("datamanager", Role.DATA_MANAGER, [], "Liu", "Yang"),
+    ("pharmacist", Role.UNBLINDED_PHARMACIST, ["SZ01"], "Zhao", "Lei"),
+    ("statistician", Role.UNBLINDED_STATISTICIAN, [], "Huang", "Fang"),
+    ("admin", Role.ADMINISTRATOR, [], "Sun", "Qiang"),
+]
+
+
+def demo_password(username: str) -> str:
+    return f"demo-{username}-2026"
+
+
+# Subjects per site: (days since consent, what happened next)
+SUBJECTS = {
+    "SZ01": [
+        (100, "randomized"),
+        (40, "randomized"),
+        (9, "randomized"),
+        (1, "randomized"),
+        (0, "screening"),
+        (3, "screen_failed"),
+        (60, "withdrawn"),
+    ],
+    "GZ02": [(35, "randomized"), (12, "randomized"), (0, "screening"), (2, "screen_failed")],
+    "WH03": [(5, "randomized")],
+}
+
+
+class Command(BaseCommand):
+    help = "Create a demo trial: sites, one user per role (credentials printed), subjects."
+
+    @transaction.atomic
+    def handle(self, *args, **options) -> None:
+        sites = {code: self._site(code, name, tz) for code, name, tz in SITES}
+        users = {}
+        for username, role, site_codes, first, last in USERS:
+            member_of = [sites[c] for c in site_codes]
+            users[username] = self._user(username, role, member_of, first, last)
+        for code, plan in SUBJECTS.items():
+            if Subject.objects.filter(site=sites[code]).exists():
+                continue
+            staff = users["nurse"] if code == "SZ01" else users["nurse.gz"]
+            for days_ago, outcome in plan:
+                self._subject(sites[code], staff, days_ago, outcome)
+        self.stdout.write(self.style.SUCCESS("Demo trial ready. Log in with:"))
+        for username, role, site_codes, _first, _last in USERS:
+            where = ", ".join(site_codes) or "all sites"
+            self.stdout.write(
+                f"  {username:<13} {demo_password(username):<26} {role.label} ({where})"
+            )
+
+    def _site(self, code: str, name: str, time_zone: str) -> Site:
+        site = Site.objects.filter(code=code).first()
+        if site is None:
+            site = Site(code=code, name=name, time_zone=time_zone)
+            site.full_clean()
+            site._change_reason = "Demo seed"
+            site.save()
+        return site
+
+    def _user(self, username, role, sites, first, last) -> User:
+        user = User.objects.filter(username=username).first()
+        if user is not None:
+            return user
+        user = User(
+            username=username,
+            role=role,
+            first_name=first,
+            last_name=last,
+            email=f"{username}@example.org",
+            is_staff=role == Role.ADMINISTRATOR,
+            is_superuser=role == Role.ADMINISTRATOR,
+        )
+        user.set_password(demo_password(username))
+        user._change_reason = "Demo seed"
+        user.save()
+        user.sites.set(sites)
+        return user
+
+    def _subject(self, site: Site, staff: User, days_ago: int, outcome: str) -> None:
+        now = timezone.now()
+        consented_at = now - dt.timedelta(days=days_ago, hours=2)
+        subject = services.subject_screen(site=site, consented_at=consented_at, user=staff)
+        if outcome == "screen_failed":
+            services.subject_set_status(
+                subject=subject,
+                status=SubjectStatus.SCREEN_FAILED,
+                user=staff,
+                reason="NIHSS 6 at screening (inclusion: 8-20)",
+            )
+            return
+        if outcome == "screening":
+            return
+        randomized_at = consented_at + dt.timedelta(hours=1)
+        number = Subject.objects.filter(site=site, subject_id__isnull=False).count() + 1
+        subject = services.subject_enrol(
+            subject=subject,
+            subject_id=f"{site.code}-{number:03d}",
+            randomized_at=randomized_at,
+            user=staff,
+        )
+        # Visits planned before today took place on their planned date, except that one D30 was
+        # missed and Guangzhou has not yet entered its Day 8 visits (overdue).
+        today = timezone.localdate(now, site.zone)
+        for visit in subject.visits.order_by("planned_date"):
+            if visit.planned_date >= today:
+                continue
+            if visit.code == "D8" and site.code == "GZ02":
+                continue
+            if visit.code == "D30" and days_ago < 50:
+                services.visit_mark_missed(
+                    visit=visit, reason="Subject unreachable by phone", user=staff
+                )
+                continue
+            services.visit_record_date(visit=visit, actual_date=visit.planned_date, user=staff)
+        if outcome == "withdrawn":
+            services.subject_set_status(
+                subject=subject,
+                status=SubjectStatus.WITHDRAWN,
+                user=staff,
+                reason="Consent withdrawn by the subject",
+            )

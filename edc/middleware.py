@@ -1,0 +1,29 @@
+"""Show times in the local time of the site a user works at."""
+
+import zoneinfo
+
+from django.utils import timezone
+
+from edc.roles import has_all_sites
+
+
+class SiteTimezoneMiddleware:
+    """Activate the time zone of the user's sites when they all share one; otherwise (trial-wide
+    roles, or sites in several zones) pages fall back to ``TIME_ZONE`` and label each time with
+    its site's zone where it matters."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        zone = None
+        if user.is_authenticated and not has_all_sites(user):
+            zones = set(user.sites.values_list("time_zone", flat=True).distinct())
+            if len(zones) == 1:
+                zone = zoneinfo.ZoneInfo(zones.pop())
+        if zone is not None:
+            timezone.activate(zone)
+        else:
+            timezone.deactivate()
+        return self.get_response(request)
