@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from edc import protocol
 from edc.models import Site, User
 from edc.roles import Role
 from visits import services
@@ -36,6 +37,11 @@ USERS = [
 def demo_password(username: str) -> str:
     return f"demo-{username}-2026"
 
+
+# The demo leaves the second infusion visit unentered at one site (overdue) and marks the
+# first Barthel follow-up missed for recent subjects.
+SECOND_INFUSION = next(v.code for v in protocol.VISITS if v.infusion_number == 2)
+FIRST_FOLLOW_UP = next(v.code for v in protocol.VISITS if "barthel" in v.crfs)
 
 # Subjects per site: (days since consent, what happened next)
 SUBJECTS = {
@@ -126,15 +132,15 @@ class Command(BaseCommand):
             randomized_at=randomized_at,
             user=staff,
         )
-        # Visits planned before today took place on their planned date, except that one D30 was
-        # missed and Guangzhou has not yet entered its Day 8 visits (overdue).
+        # Visits planned before today took place on their planned date, with the exceptions
+        # above.
         today = timezone.localdate(now, site.zone)
         for visit in subject.visits.order_by("planned_date"):
             if visit.planned_date >= today:
                 continue
-            if visit.code == "D8" and site.code == "GZ02":
+            if visit.code == SECOND_INFUSION and site.code == "GZ02":
                 continue
-            if visit.code == "D30" and days_ago < 50:
+            if visit.code == FIRST_FOLLOW_UP and days_ago < 50:
                 services.visit_mark_missed(
                     visit=visit, reason="Subject unreachable by phone", user=staff
                 )

@@ -1,0 +1,25 @@
+import pytest
+
+from edc.roles import Role
+from tests.factories import SiteFactory, UserFactory
+
+
+@pytest.fixture
+def site(db):
+    return SiteFactory(code="SZ01", name="Shenzhen", time_zone="Asia/Shanghai")
+
+
+@pytest.fixture
+def other_site(db):
+    return SiteFactory(code="GZ02", name="Guangzhou", time_zone="Asia/Shanghai")
+
+
+@pytest.fixture
+def nurse(site):
+    return UserFactory(username="nurse", role=Role.SITE_STAFF, sites=[site])
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness protects real accounts; tests create hundreds of users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
