@@ -5,7 +5,7 @@ BIN = $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean system-tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,16 @@ demo: install
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# System tools the tests use that pip cannot install: the compose CLI (to validate
+# docker-compose.yml). Installed with apt-get where missing.
+system-tools:
+	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || { \
+	  echo "Installing docker-compose with apt-get (the tests validate docker-compose.yml)"; \
+	  apt-get install -y -qq docker-compose >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }; }
+
 ## Lint, check migrations are complete, run the whole test suite.
-test: install
+test: install system-tools
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)
