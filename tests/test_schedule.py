@@ -111,3 +111,12 @@ def test_overdue_starts_at_site_midnight_not_utc_midnight():
 def test_naive_datetime_is_refused():
     with pytest.raises(ValueError, match="naive"):
         local_date(dt.datetime(2026, 3, 18, 12, 0), "Asia/Shanghai")  # noqa: DTZ001
+
+
+def test_visits_of_a_subject_off_study_are_not_expected():
+    after_end = dt.date(2026, 3, 25)
+    assert visit_status(window_start=START, window_end=END, actual_date=None, is_missed=False,
+                        today=after_end, on_study=False) == VisitStatus.NOT_EXPECTED
+    # What did happen stays on record.
+    assert visit_status(window_start=START, window_end=END, actual_date=START, is_missed=False,
+                        today=after_end, on_study=False) == VisitStatus.DONE

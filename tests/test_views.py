@@ -138,3 +138,16 @@ def test_static_css_is_served_by_the_application(client, db, live_server):
     with urllib.request.urlopen(f"{live_server.url}/static/css/edc.css") as response:  # noqa: S310
         assert response.status == 200
         assert b"--accent" in response.read()
+
+
+def test_subjects_off_study_have_no_next_or_overdue_visit(client, site, nurse):
+    from visits import services
+    from visits.models import SubjectStatus
+
+    subject = screened_subject(site=site, user=nurse,
+                               consented_at=dt.datetime(2026, 1, 5, 1, 0, tzinfo=dt.UTC))
+    services.subject_set_status(subject=subject, status=SubjectStatus.SCREEN_FAILED,
+                                user=nurse, reason="NIHSS 6")
+    login(client, nurse)
+    row = client.get(reverse("home")).context["subject_rows"][0]
+    assert (row.next_visit, row.overdue_visits) == (None, 0)

@@ -21,6 +21,9 @@ class SubjectStatus(models.TextChoices):
     DIED = "died", _("Died")
 
 
+ON_STUDY_STATUSES = frozenset({SubjectStatus.SCREENING, SubjectStatus.RANDOMIZED})
+
+
 class SubjectQuerySet(models.QuerySet):
     def with_site_and_visits(self) -> "SubjectQuerySet":
         return self.select_related("site").prefetch_related("visits")
@@ -81,6 +84,10 @@ class Subject(models.Model):
         if self.subject_id:
             return f"{self.subject_id} ({self.screening_number})"
         return self.screening_number
+
+    @property
+    def is_on_study(self) -> bool:
+        return self.status in ON_STUDY_STATUSES
 
     @property
     def day1(self) -> dt.date | None:
@@ -164,4 +171,5 @@ class Visit(models.Model):
             actual_date=self.actual_date,
             is_missed=self.is_missed,
             today=today,
+            on_study=self.subject.is_on_study,
         )

@@ -3,8 +3,10 @@
 Study days follow CDISC: Day 1 is the randomization date, Day -1 the day before, no Day 0.
 A visit is *due* from its window start, *overdue* once its window end has passed with no visit
 date, *done* when it has a visit date and *missed* when the site recorded that it did not take
-place. "Today" is always the calendar date in the site's time zone: a visit in Shenzhen is
-overdue at Shenzhen midnight, not at UTC midnight.
+place. Once a subject is off study (screen failed, completed, withdrawn, died) the visits they
+never had are *not expected*: nobody is reminded of them. "Today" is always the calendar date
+in the site's time zone: a visit in Shenzhen is overdue at Shenzhen midnight, not at UTC
+midnight.
 """
 
 import datetime as dt
@@ -23,6 +25,7 @@ class VisitStatus(StrEnum):
     OVERDUE = "overdue"
     DONE = "done"
     MISSED = "missed"
+    NOT_EXPECTED = "not_expected"
 
     @property
     def label(self) -> str:
@@ -35,6 +38,7 @@ _VISIT_STATUS_LABELS = {
     VisitStatus.OVERDUE: _("overdue"),
     VisitStatus.DONE: _("done"),
     VisitStatus.MISSED: _("missed"),
+    VisitStatus.NOT_EXPECTED: _("not expected"),
 }
 
 
@@ -99,6 +103,7 @@ def visit_status(
     actual_date: dt.date | None,
     is_missed: bool,
     today: dt.date,
+    on_study: bool = True,
 ) -> VisitStatus:
     """Status of one visit on ``today`` (the site's local date).
 
@@ -109,6 +114,8 @@ def visit_status(
         return VisitStatus.DONE
     if is_missed:
         return VisitStatus.MISSED
+    if not on_study:
+        return VisitStatus.NOT_EXPECTED
     if window_start is not None and today < window_start:
         return VisitStatus.UPCOMING
     if window_end is not None and today > window_end:

@@ -114,6 +114,12 @@ class Command(BaseCommand):
         now = timezone.now()
         consented_at = now - dt.timedelta(days=days_ago, hours=2)
         subject = services.subject_screen(site=site, consented_at=consented_at, user=staff)
+        today = timezone.localdate(now, site.zone)
+        screening = subject.visits.get()
+        if screening.planned_date < today:
+            services.visit_record_date(
+                visit=screening, actual_date=screening.planned_date, user=staff
+            )
         if outcome == "screen_failed":
             services.subject_set_status(
                 subject=subject,
@@ -134,8 +140,7 @@ class Command(BaseCommand):
         )
         # Visits planned before today took place on their planned date, with the exceptions
         # above.
-        today = timezone.localdate(now, site.zone)
-        for visit in subject.visits.order_by("planned_date"):
+        for visit in subject.visits.filter(actual_date__isnull=True).order_by("planned_date"):
             if visit.planned_date >= today:
                 continue
             if visit.code == SECOND_INFUSION and site.code == "GZ02":
