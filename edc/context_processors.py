@@ -1,7 +1,16 @@
 from django.conf import settings
 
 from edc import protocol
+from edc.roles import Action, can
 
 
 def trial(request) -> dict:
-    return {"trial_name": settings.TRIAL_NAME, "trial_registry_id": protocol.TRIAL_REGISTRY_ID}
+    user = getattr(request, "user", None)
+    signed_in = bool(user and user.is_authenticated)
+    return {
+        "trial_name": settings.TRIAL_NAME,
+        "trial_registry_id": protocol.TRIAL_REGISTRY_ID,
+        "nav_subjects": signed_in and can(user, Action.VIEW_SUBJECTS),
+        "nav_pharmacy": signed_in and can(user, Action.VIEW_ALLOCATION)
+        and can(user, Action.VIEW_SUBJECTS),
+    }

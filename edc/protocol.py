@@ -14,6 +14,8 @@ Day -1, and there is no Day 0.
 """
 
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -138,6 +140,75 @@ def crf(code: str) -> CRF:
 
 def arm(code: str) -> Arm:
     for candidate in ARMS:
+        if candidate.code == code:
+            return candidate
+    raise KeyError(code)
+
+
+# --- Eligibility (PROTOCOL.md, Eligibility; the registry record's criteria) ---------------------
+
+INCLUSION = "inclusion"
+EXCLUSION = "exclusion"
+
+MIN_AGE_YEARS = 18
+MAX_AGE_YEARS = 75
+MIN_NIHSS = 8
+MAX_NIHSS = 20
+MAX_NIHSS_1A = 1
+MAX_PRESTROKE_MRS = 1
+MAX_TIMES_ULN = Decimal("2.5")
+MIN_EGFR = Decimal(60)
+MAX_PREDNISONE_MG_PER_DAY = Decimal(10)
+
+
+
+@dataclass(frozen=True)
+class Criterion:
+    code: str
+    kind: Literal["inclusion", "exclusion"]
+    text: "str | Promise"
+    # The system computes it from entered data (the investigator still confirms it).
+    derivable: bool
+
+
+ELIGIBILITY_CRITERIA: tuple[Criterion, ...] = (
+    Criterion("IN01", INCLUSION, _("Age 18–75 years inclusive"), True),
+    Criterion("IN02", INCLUSION, _("Diagnosis of acute ischemic stroke"), False),
+    Criterion("IN03", INCLUSION, _("Onset ≤ 72 h (stroke onset to first infusion)"), True),
+    Criterion("IN04", INCLUSION, _("Anterior circulation infarct"), False),
+    Criterion("IN05", INCLUSION, _("Pre-stroke mRS ≤ 1"), True),
+    Criterion("IN06", INCLUSION, _("NIHSS 8–20 inclusive at screening, with item 1a ≤ 1"), True),
+    Criterion("IN07", INCLUSION,
+              _("Signed informed consent (subject or legal guardian)"), False),
+    Criterion("EX01", EXCLUSION, _("Planned or done thrombolysis or thrombectomy"), True),
+    Criterion("EX02", EXCLUSION,
+              _("Epilepsy (except secondary, unmedicated), Parkinson's disease, Alzheimer's "
+                "disease or severe depression"), False),
+    Criterion("EX03", EXCLUSION,
+              _("Intracranial hemorrhage (petechial hemorrhage: investigator decides)"), True),
+    Criterion("EX04", EXCLUSION,
+              _("Large MCA infarct or midline shift > 1 cm with high likelihood of surgery or "
+                "poor prognosis"), False),
+    Criterion("EX05", EXCLUSION, _("Brain tumour or malignancy"), False),
+    Criterion("EX06", EXCLUSION, _("AST or ALT > 2.5 × ULN"), True),
+    Criterion("EX07", EXCLUSION, _("eGFR < 60 mL/min/1.73 m²"), True),
+    Criterion("EX08", EXCLUSION, _("Severe cardiovascular disease"), False),
+    Criterion("EX09", EXCLUSION, _("Severe infection"), False),
+    Criterion("EX10", EXCLUSION,
+              _("Systemic corticosteroid > 10 mg/day prednisone equivalent or immunosuppressant "
+                "within 14 days before dosing or during the trial"), True),
+    Criterion("EX11", EXCLUSION,
+              _("Alcohol abuse in the past year (> 2 units/day; 1 unit = 10 mL ethanol)"), False),
+    Criterion("EX12", EXCLUSION,
+              _("Pregnancy, breastfeeding or no reliable contraception"), False),
+    Criterion("EX13", EXCLUSION,
+              _("Interventional trial in the past 3 months or other cell therapy"), False),
+    Criterion("EX14", EXCLUSION, _("Unsuitable in the investigator's judgement"), False),
+)
+
+
+def criterion(code: str) -> Criterion:
+    for candidate in ELIGIBILITY_CRITERIA:
         if candidate.code == code:
             return candidate
     raise KeyError(code)

@@ -43,6 +43,7 @@ class Action(StrEnum):
     EXPORT_BLINDED = "export_blinded"
     EXPORT_UNBLINDED = "export_unblinded"
     VIEW_ALLOCATION = "view_allocation"
+    LOAD_RANDOMIZATION_LIST = "load_randomization_list"
     MANAGE_USERS = "manage_users"
 
 
@@ -85,7 +86,12 @@ PERMISSIONS: dict[str, frozenset[Action]] = {
     # else. Never enters clinical data, so nothing they saw can leak into it.
     Role.UNBLINDED_PHARMACIST: frozenset({Action.VIEW_SUBJECTS, Action.VIEW_ALLOCATION}),
     Role.UNBLINDED_STATISTICIAN: frozenset(
-        {Action.VIEW_ALLOCATION, Action.EXPORT_BLINDED, Action.EXPORT_UNBLINDED}
+        {
+            Action.VIEW_ALLOCATION,
+            Action.LOAD_RANDOMIZATION_LIST,
+            Action.EXPORT_BLINDED,
+            Action.EXPORT_UNBLINDED,
+        }
     ),
     # Configures sites and accounts; sees no clinical data and no allocation.
     Role.ADMINISTRATOR: frozenset({Action.MANAGE_USERS, Action.VIEW_AUDIT}),

@@ -206,6 +206,8 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=True)
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "30"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "edc@localhost")
+# The sponsor's safety contact: told of serious adverse events and emergency unblindings.
+SPONSOR_CONTACT_EMAIL = os.environ.get("SPONSOR_CONTACT_EMAIL", "")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Celery (broker: Redis; without REDIS_URL tasks run in-process) ---------------------------

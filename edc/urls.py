@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from edc import views
 
@@ -12,5 +12,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("screening/", include("visits.urls")),
+    path("casebook/", include("forms.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -48,7 +48,7 @@ def test_logout_ends_the_session(client, nurse):
 
 @pytest.mark.parametrize("role", list(Role))
 def test_every_role_has_a_home_page(client, site, nurse, role):
-    randomized_subject(site=site, user=nurse, subject_id="SZ01-001")
+    randomized_subject(site=site, user=nurse)
     user = UserFactory(role=role, sites=[site])
     response = login(client, user)
     html = response.content.decode()
@@ -67,7 +67,7 @@ def test_every_role_has_a_home_page(client, site, nurse, role):
 
 def test_site_staff_see_only_their_sites_subjects(client, site, other_site, nurse):
     mine = screened_subject(site=site, user=nurse)
-    theirs = screened_subject(site=other_site, user=nurse)
+    theirs = screened_subject(site=other_site, user=UserFactory(sites=[other_site]))
     login(client, nurse)
     html = client.get(reverse("home")).content.decode()
     assert mine.screening_number in html
@@ -76,7 +76,7 @@ def test_site_staff_see_only_their_sites_subjects(client, site, other_site, nurs
 
 def test_data_manager_sees_all_sites(client, site, other_site, nurse):
     mine = screened_subject(site=site, user=nurse)
-    theirs = screened_subject(site=other_site, user=nurse)
+    theirs = screened_subject(site=other_site, user=UserFactory(sites=[other_site]))
     login(client, UserFactory(role=Role.DATA_MANAGER))
     html = client.get(reverse("home")).content.decode()
     assert mine.screening_number in html and theirs.screening_number in html
@@ -147,7 +147,7 @@ def test_subjects_off_study_have_no_next_or_overdue_visit(client, site, nurse):
     subject = screened_subject(site=site, user=nurse,
                                consented_at=dt.datetime(2026, 1, 5, 1, 0, tzinfo=dt.UTC))
     services.subject_set_status(subject=subject, status=SubjectStatus.SCREEN_FAILED,
-                                user=nurse, reason="NIHSS 6")
+                                user=nurse, reason="NIHSS 6", failed_criteria=["IN06"])
     login(client, nurse)
     row = client.get(reverse("home")).context["subject_rows"][0]
     assert (row.next_visit, row.overdue_visits) == (None, 0)

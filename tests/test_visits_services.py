@@ -2,15 +2,16 @@ import datetime as dt
 
 import pytest
 import time_machine
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from edc import protocol
-from tests.factories import SiteFactory, randomized_subject, screened_subject
+from edc.roles import Role
+from tests.factories import SiteFactory, UserFactory, randomized_subject, screened_subject
 from visits import services
 from visits.models import Subject, SubjectStatus, Visit
-from visits.schedule import VisitStatus
+from visits.schedule import VisitStatus, age_in_years
 
 SHANGHAI_EVENING = dt.datetime(2026, 3, 10, 17, 30, tzinfo=dt.UTC)  # 01:30 on 11 March local
 
@@ -24,15 +25,38 @@ def test_screening_creates_the_screening_visit_dated_in_site_time(site, nurse):
     assert visit.code == protocol.SCREENING_VISIT.code
     # Consent at 17:30 UTC is 01:30 on 11 March in Shenzhen: the window opens on the 11th.
     assert (visit.window_start, visit.window_end) == (dt.date(2026, 3, 11), dt.date(2026, 3, 13))
-    record = subject.history.get()
-    assert record.history_user == nurse
-    assert record.history_change_reason == "Screened"
+    screened, consented = subject.history.order_by("history_id")
+    assert (screened.history_change_reason, consented.history_change_reason) == (
+        "Screened", "Informed consent")
+    assert consented.history_user == nurse
+    assert consented.consented_at == SHANGHAI_EVENING and screened.consented_at is None
 
 
-def test_screening_numbers_count_up_per_site(site, other_site, nurse):
-    numbers = [screened_subject(site=site, user=nurse).screening_number for _ in range(3)]
-    numbers.append(screened_subject(site=other_site, user=nurse).screening_number)
+def test_screening_numbers_count_up_per_site(site, other_site):
+    staff = UserFactory(role=Role.SITE_STAFF, sites=[site, other_site])
+    numbers = [screened_subject(site=site, user=staff).screening_number for _ in range(3)]
+    numbers.append(screened_subject(site=other_site, user=staff).screening_number)
     assert numbers == ["SZ01-S001", "SZ01-S002", "SZ01-S003", "GZ02-S001"]
+
+
+def test_staff_cannot_screen_at_another_site(other_site, nurse):
+    with pytest.raises(PermissionDenied):
+        screened_subject(site=other_site, user=nurse)
+    assert not Subject.objects.exists()
+
+
+def test_no_visit_exists_before_consent_and_age_is_derived_at_consent(site, nurse):
+    subject = screened_subject(site=site, user=nurse, consent=False,
+                               birth_date=dt.date(1970, 6, 1))
+    assert not subject.visits.exists()
+    assert subject.age_at_consent is None
+    services.subject_consent(subject=subject, consented_at=timezone.now(), signed_by="guardian",
+                             form_version="v2.0", user=nurse)
+    subject.refresh_from_db()
+    assert subject.visits.count() == 1
+    today = timezone.localdate(timezone.now(), site.zone)
+    assert subject.age_at_consent == age_in_years(dt.date(1970, 6, 1), today)
+    assert not any(f.name == "birth_date" for f in Subject._meta.get_fields())
 
 
 def test_consent_in_the_future_is_refused(site, nurse):
@@ -61,21 +85,29 @@ def test_randomization_creates_every_scheduled_visit_from_day_1(site, nurse):
 def test_randomizing_twice_is_refused(site, nurse):
     subject = randomized_subject(site=site, user=nurse)
     with pytest.raises(ValidationError, match="Only a subject in screening"):
-        services.subject_enrol(
-            subject=subject, subject_id="X-1", randomized_at=timezone.now(), user=nurse
+        services.randomization_allocate(
+            subject=subject, stratum="8-14", randomized_at=timezone.now(), user=nurse
         )
     assert subject.visits.count() == len(protocol.VISITS)
+    assert subject.kits.count() == 3
 
 
 def test_status_changes_follow_the_allowed_transitions(site, nurse):
     subject = screened_subject(site=site, user=nurse)
     with pytest.raises(ValidationError, match="reason"):
         services.subject_set_status(
-            subject=subject, status=SubjectStatus.SCREEN_FAILED, user=nurse, reason=" "
+            subject=subject, status=SubjectStatus.SCREEN_FAILED, user=nurse, reason=" ",
+            failed_criteria=["IN06"],
+        )
+    with pytest.raises(ValidationError, match="criteria"):
+        services.subject_set_status(
+            subject=subject, status=SubjectStatus.SCREEN_FAILED, user=nurse, reason="NIHSS 6"
         )
     services.subject_set_status(
-        subject=subject, status=SubjectStatus.SCREEN_FAILED, user=nurse, reason="NIHSS 6"
+        subject=subject, status=SubjectStatus.SCREEN_FAILED, user=nurse, reason="NIHSS 6",
+        failed_criteria=["IN06", "IN06", "EX07"],
     )
+    assert Subject.objects.get(pk=subject.pk).screen_failure_criteria == ["EX07", "IN06"]
     with pytest.raises(ValidationError, match="cannot become"):
         services.subject_set_status(
             subject=subject, status=SubjectStatus.COMPLETED, user=nurse, reason="x"

@@ -24,6 +24,11 @@ class SubjectStatus(models.TextChoices):
 ON_STUDY_STATUSES = frozenset({SubjectStatus.SCREENING, SubjectStatus.RANDOMIZED})
 
 
+class ConsentSigner(models.TextChoices):
+    SUBJECT = "subject", _("The subject")
+    GUARDIAN = "guardian", _("Legal guardian")
+
+
 class SubjectQuerySet(models.QuerySet):
     def with_site_and_visits(self) -> "SubjectQuerySet":
         return self.select_related("site").prefetch_related("visits")
@@ -47,8 +52,26 @@ class Subject(models.Model):
         _("status"), max_length=20, choices=SubjectStatus.choices,
         default=SubjectStatus.SCREENING, db_index=True,
     )
-    consented_at = models.DateTimeField(_("informed consent signed"))
+    screened_at = models.DateTimeField(_("screened"))
+    consented_at = models.DateTimeField(_("informed consent signed"), null=True, blank=True)
+    consent_signed_by = models.CharField(
+        _("consent signed by"), max_length=10, choices=ConsentSigner.choices, blank=True
+    )
+    consent_form_version = models.CharField(_("consent form version"), max_length=30,
+                                            blank=True)
+    age_at_consent = models.PositiveSmallIntegerField(
+        _("age at consent"), null=True, blank=True,
+        help_text=_("Derived from the birth date, which is kept with the identifiers."),
+    )
+    screen_failure_criteria = models.JSONField(
+        _("criteria not met at screening"), default=list, blank=True,
+        help_text=_("Eligibility criterion codes, for the CONSORT flow."),
+    )
     randomized_at = models.DateTimeField(_("randomized"), null=True, blank=True)
+    randomization_number = models.CharField(
+        _("randomization number"), max_length=20, unique=True, null=True, blank=True
+    )
+    emergency_unblinded = models.BooleanField(_("blind broken for this subject"), default=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     history = HistoricalRecords()
@@ -74,6 +97,11 @@ class Subject(models.Model):
                 condition=Q(randomized_at__isnull=True)
                 | Q(randomized_at__gte=models.F("consented_at")),
             ),
+            models.CheckConstraint(
+                name="subject_consent_complete",
+                condition=Q(consented_at__isnull=True)
+                | (~Q(consent_signed_by="") & ~Q(consent_form_version="")),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -84,6 +112,10 @@ class Subject(models.Model):
         if self.subject_id:
             return f"{self.subject_id} ({self.screening_number})"
         return self.screening_number
+
+    @property
+    def has_consented(self) -> bool:
+        return self.consented_at is not None
 
     @property
     def is_on_study(self) -> bool:
@@ -173,3 +205,106 @@ class Visit(models.Model):
             today=today,
             on_study=self.subject.is_on_study,
         )
+
+
+class SubjectIdentity(models.Model):
+    """Direct identifiers, kept apart from clinical data: visible only to staff of the subject's
+    site, never exported. Clinical data are keyed by screening number and subject ID."""
+
+    subject = models.OneToOneField(Subject, on_delete=models.PROTECT, related_name="identity")
+    full_name = models.CharField(_("full name"), max_length=200)
+    hospital_record_number = models.CharField(_("hospital record number"), max_length=50,
+                                              blank=True)
+    phone = models.CharField(_("phone"), max_length=30, blank=True)
+    birth_date = models.DateField(_("date of birth"))
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("subject identity")
+        verbose_name_plural = _("subject identities")
+
+    def __str__(self) -> str:
+        return f"identity of {self.subject}"
+
+
+class RandomizationSlot(models.Model):
+    """One row of the randomization list. The arm lives here and nowhere else: blinded pages,
+    exports and e-mails never read this table."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    stratum = models.CharField(_("NIHSS stratum"), max_length=10)
+    sequence = models.PositiveIntegerField(_("sequence in stratum"))
+    block_number = models.PositiveIntegerField(_("block"))
+    block_size = models.PositiveSmallIntegerField(_("block size"))
+    randomization_number = models.CharField(_("randomization number"), max_length=20,
+                                            unique=True)
+    arm = models.CharField(_("arm"), max_length=2)
+    kit_1 = models.CharField(_("kit for infusion 1"), max_length=20, unique=True)
+    kit_2 = models.CharField(_("kit for infusion 2"), max_length=20, unique=True)
+    kit_3 = models.CharField(_("kit for infusion 3"), max_length=20, unique=True)
+    list_name = models.CharField(_("list"), max_length=100)
+    subject = models.OneToOneField(
+        Subject, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    allocated_at = models.DateTimeField(_("allocated"), null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["site", "stratum", "sequence"]
+        verbose_name = _("randomization list row")
+        verbose_name_plural = _("randomization list")
+        constraints = [
+            models.UniqueConstraint(fields=["site", "stratum", "sequence"],
+                                    name="slot_unique_sequence"),
+            models.CheckConstraint(
+                name="slot_allocated_together",
+                condition=(Q(subject__isnull=True) & Q(allocated_at__isnull=True))
+                | (Q(subject__isnull=False) & Q(allocated_at__isnull=False)),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.randomization_number
+
+    @property
+    def kits(self) -> tuple[str, str, str]:
+        return (self.kit_1, self.kit_2, self.kit_3)
+
+
+class KitAssignment(models.Model):
+    """The kit to give at each infusion: what blinded site staff see (no arm)."""
+
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="kits")
+    infusion_number = models.PositiveSmallIntegerField(_("infusion"))
+    kit_number = models.CharField(_("kit number"), max_length=20, unique=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["subject", "infusion_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "infusion_number"],
+                                    name="kit_one_per_infusion"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} infusion {self.infusion_number}: {self.kit_number}"
+
+
+class Unblinding(models.Model):
+    """An emergency unblinding of one subject by an investigator, with the reason."""
+
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="unblindings")
+    user = models.ForeignKey("edc.User", on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(_("reason"))
+    unblinded_at = models.DateTimeField(_("unblinded at"))
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-unblinded_at"]
+
+    def __str__(self) -> str:
+        return f"unblinding of {self.subject} by {self.user}"

@@ -88,6 +88,15 @@ def screening_window(consent_date: dt.date) -> Window:
     )
 
 
+def age_in_years(birth_date: dt.date, on: dt.date) -> int:
+    """Completed years of age on ``on`` (someone born on 29 February turns a year older on
+    1 March in common years)."""
+    if on < birth_date:
+        raise ValueError("The date is before the birth date.")
+    before_birthday = (on.month, on.day) < (birth_date.month, birth_date.day)
+    return on.year - birth_date.year - before_birthday
+
+
 def local_date(moment: dt.datetime, time_zone: str | ZoneInfo) -> dt.date:
     """The calendar date of an aware datetime in a site's time zone."""
     if moment.tzinfo is None:

@@ -3,7 +3,7 @@ records who made the change and why in the history row written by the same trans
 
 import datetime as dt
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -14,8 +14,18 @@ from edc.protocol import (
     SCREENING_VISIT,
     UNSCHEDULED_VISIT_CODE,
 )
+from edc.roles import Action, can
 from visits import schedule
-from visits.models import Subject, SubjectStatus, Visit
+from visits.models import (
+    KitAssignment,
+    RandomizationSlot,
+    Subject,
+    SubjectIdentity,
+    SubjectStatus,
+    Unblinding,
+    Visit,
+)
+from visits.schedule import age_in_years
 
 # Which status may follow which; randomization has its own service.
 _STATUS_TRANSITIONS: dict[str, set[str]] = {
@@ -52,20 +62,103 @@ def _next_screening_number(site: Site) -> str:
     return f"{prefix}{highest + 1:03d}"
 
 
+def _require(user: User, action: Action, site: Site) -> None:
+    if not can(user, action, site):
+        raise PermissionDenied(_("Your role does not allow this at this site."))
+
+
 @transaction.atomic
-def subject_screen(*, site: Site, consented_at: dt.datetime, user: User) -> Subject:
-    """Register a consented patient: a screening number and the screening visit, whose forms
-    need a home from consent on."""
-    if consented_at > timezone.now():
-        raise ValidationError({"consented_at": _("Consent cannot be in the future.")})
+def subject_screen(
+    *,
+    site: Site,
+    screened_at: dt.datetime,
+    user: User,
+    identity: dict | None = None,
+) -> Subject:
+    """Enter a patient in the screening log: a screening number, and (optionally) the direct
+    identifiers, which are stored apart from clinical data."""
+    _require(user, Action.SCREEN_SUBJECT, site)
+    if screened_at > timezone.now():
+        raise ValidationError({"screened_at": _("Screening cannot be in the future.")})
     subject = Subject(
         screening_number=_next_screening_number(site),
         site=site,
         status=SubjectStatus.SCREENING,
-        consented_at=consented_at,
+        screened_at=screened_at,
     )
     _save(subject, user=user, reason=_("Screened"))
-    window = schedule.screening_window(schedule.local_date(consented_at, site.zone))
+    if identity:
+        subject_identity_save(subject=subject, user=user, **identity)
+    return subject
+
+
+@transaction.atomic
+def subject_identity_save(
+    *,
+    subject: Subject,
+    user: User,
+    full_name: str,
+    birth_date: dt.date,
+    hospital_record_number: str = "",
+    phone: str = "",
+    reason: str = "",
+) -> SubjectIdentity:
+    _require(user, Action.VIEW_IDENTIFIERS, subject.site)
+    identity = SubjectIdentity.objects.filter(subject=subject).first() or SubjectIdentity(
+        subject=subject
+    )
+    if identity.pk and not reason:
+        raise ValidationError({"reason": _("Give the reason for changing the identifiers.")})
+    if birth_date > timezone.now().date():
+        raise ValidationError({"birth_date": _("The date of birth cannot be in the future.")})
+    identity.full_name = full_name
+    identity.birth_date = birth_date
+    identity.hospital_record_number = hospital_record_number
+    identity.phone = phone
+    _save(identity, user=user, reason=reason)
+    if subject.consented_at is not None:
+        subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)
+        age = age_in_years(birth_date, schedule.local_date(subject.consented_at, subject.site.zone))
+        if subject.age_at_consent != age:
+            subject.age_at_consent = age
+            _save(subject, user=user, reason=reason or _("Age derived from date of birth"))
+    return identity
+
+
+@transaction.atomic
+def subject_consent(
+    *,
+    subject: Subject,
+    consented_at: dt.datetime,
+    signed_by: str,
+    form_version: str,
+    user: User,
+) -> Subject:
+    """Record informed consent and open the screening visit, whose forms need a home from
+    consent on. Age at consent is derived from the birth date and stored; the birth date is
+    not."""
+    subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)
+    _require(user, Action.SCREEN_SUBJECT, subject.site)
+    if subject.status != SubjectStatus.SCREENING:
+        raise ValidationError(_("Consent can only be recorded for a subject in screening."))
+    if subject.consented_at is not None:
+        raise ValidationError(_("Consent is already recorded for this subject."))
+    if consented_at > timezone.now():
+        raise ValidationError({"consented_at": _("Consent cannot be in the future.")})
+    if consented_at < subject.screened_at - dt.timedelta(days=1):
+        raise ValidationError(
+            {"consented_at": _("Consent cannot be more than a day before screening.")}
+        )
+    subject.consented_at = consented_at
+    subject.consent_signed_by = signed_by
+    subject.consent_form_version = form_version.strip()
+    identity = SubjectIdentity.objects.filter(subject=subject).first()
+    if identity is not None:
+        subject.age_at_consent = age_in_years(
+            identity.birth_date, schedule.local_date(consented_at, subject.site.zone)
+        )
+    _save(subject, user=user, reason=_("Informed consent"))
+    window = schedule.screening_window(schedule.local_date(consented_at, subject.site.zone))
     _save(
         Visit(
             subject=subject,
@@ -81,23 +174,53 @@ def subject_screen(*, site: Site, consented_at: dt.datetime, user: User) -> Subj
 
 
 @transaction.atomic
-def subject_enrol(
-    *, subject: Subject, subject_id: str, randomized_at: dt.datetime, user: User
+def randomization_allocate(
+    *, subject: Subject, stratum: str, randomized_at: dt.datetime, user: User
 ) -> Subject:
-    """Mark a screened subject randomized and create the visit schedule, Day 1 being the
-    randomization date in the site's time zone (PROTOCOL.md, Visit schedule)."""
+    """Allocate the next free row of the subject's stratum (site × NIHSS band), assign the
+    subject ID and the three kits, and create the visit schedule, Day 1 being the randomization
+    date in the site's time zone.
+
+    Eligibility is checked by the caller, ``forms.services.subject_randomize``, which is the
+    only entry point. Randomizations at one site are serialized by a lock on the site's row, so
+    two simultaneous randomizations can never draw the same list row.
+    """
     subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)
+    _require(user, Action.RANDOMIZE, subject.site)
+    Site.objects.select_for_update().get(pk=subject.site_id)
     if subject.status != SubjectStatus.SCREENING:
         raise ValidationError(
             _("Only a subject in screening can be randomized (this one is %(status)s).")
             % {"status": subject.get_status_display()}
         )
+    if subject.consented_at is None:
+        raise ValidationError(_("Informed consent must be recorded before randomization."))
     if randomized_at > timezone.now():
         raise ValidationError({"randomized_at": _("Randomization cannot be in the future.")})
-    subject.subject_id = subject_id
+    slot = (
+        RandomizationSlot.objects.filter(site=subject.site, stratum=stratum, subject=None)
+        .order_by("sequence")
+        .first()
+    )
+    if slot is None:
+        raise ValidationError(
+            _("The randomization list has no free row for NIHSS stratum %(stratum)s at this "
+              "site. Contact the data manager.") % {"stratum": stratum}
+        )
+    randomized_here = Subject.objects.filter(
+        site=subject.site, subject_id__isnull=False
+    ).count()
+    subject.subject_id = f"{subject.site.code}-{randomized_here + 1:03d}"
+    subject.randomization_number = slot.randomization_number
     subject.randomized_at = randomized_at
     subject.status = SubjectStatus.RANDOMIZED
     _save(subject, user=user, reason=_("Randomized"))
+    slot.subject = subject
+    slot.allocated_at = timezone.now()
+    _save(slot, user=user, reason=_("Allocated"))
+    for number, kit in enumerate(slot.kits, start=1):
+        _save(KitAssignment(subject=subject, infusion_number=number, kit_number=kit),
+              user=user, reason=_("Allocated"))
     day1 = subject.day1
     for visit_def in SCHEDULED_AFTER_RANDOMIZATION:
         window = schedule.visit_window(visit_def, day1)
@@ -116,10 +239,19 @@ def subject_enrol(
 
 
 @transaction.atomic
-def subject_set_status(*, subject: Subject, status: str, user: User, reason: str) -> Subject:
-    """End a subject's screening or participation: screen failure, completion, withdrawal,
-    death. Needs a reason; randomization goes through :func:`subject_enrol`."""
-    subject = Subject.objects.select_for_update().get(pk=subject.pk)
+def subject_set_status(
+    *,
+    subject: Subject,
+    status: str,
+    user: User,
+    reason: str,
+    failed_criteria: list[str] | None = None,
+) -> Subject:
+    """End a subject's screening or participation: screen failure (with the criteria not met,
+    for the CONSORT flow), completion, withdrawal, death. Needs a reason; randomization goes
+    through :func:`randomization_allocate`."""
+    subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)
+    _require(user, Action.ENTER_DATA, subject.site)
     if status not in _STATUS_TRANSITIONS.get(subject.status, set()):
         raise ValidationError(
             _("A subject who is %(current)s cannot become %(new)s.")
@@ -130,6 +262,12 @@ def subject_set_status(*, subject: Subject, status: str, user: User, reason: str
         )
     if not reason.strip():
         raise ValidationError({"reason": _("Give the reason for this change of status.")})
+    if status == SubjectStatus.SCREEN_FAILED:
+        if not failed_criteria:
+            raise ValidationError(
+                {"failed_criteria": _("Choose the criteria the patient did not meet.")}
+            )
+        subject.screen_failure_criteria = sorted(set(failed_criteria))
     subject.status = status
     _save(subject, user=user, reason=reason)
     return subject
@@ -199,3 +337,41 @@ def visit_add_unscheduled(*, subject: Subject, actual_date: dt.date, user: User)
     )
     _save(visit, user=user, reason=_("Unscheduled visit"))
     return visit
+
+
+@transaction.atomic
+def randomization_list_import(*, rows, list_name: str, user: User) -> int:
+    """Load a validated randomization list (``visits.randomization.ListRow`` rows)."""
+    if not can(user, Action.LOAD_RANDOMIZATION_LIST):
+        raise PermissionDenied(_("Only the unblinded statistician loads randomization lists."))
+    sites = {site.code: site for site in Site.objects.all()}
+    for row in rows:
+        slot = RandomizationSlot(
+            site=sites[row.site_code], stratum=row.stratum, sequence=row.sequence,
+            block_number=row.block_number, block_size=row.block_size,
+            randomization_number=row.randomization_number, arm=row.arm,
+            kit_1=row.kit_numbers[0], kit_2=row.kit_numbers[1], kit_3=row.kit_numbers[2],
+            list_name=list_name,
+        )
+        _save(slot, user=user, reason=_("Randomization list %(name)s loaded") % {"name": list_name})
+    return len(rows)
+
+
+@transaction.atomic
+def subject_unblind(*, subject: Subject, user: User, reason: str) -> Unblinding:
+    """Emergency unblinding of one subject by an investigator (the password has been checked
+    by the caller). Audited; the subject is marked unblinded everywhere."""
+    subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)
+    _require(user, Action.EMERGENCY_UNBLIND, subject.site)
+    if subject.randomization_number is None:
+        raise ValidationError(_("Only a randomized subject has an allocation to reveal."))
+    if not reason.strip():
+        raise ValidationError({"reason": _("Give the medical reason for breaking the blind.")})
+    unblinding = Unblinding(subject=subject, user=user, reason=reason.strip(),
+                            unblinded_at=timezone.now())
+    _save(unblinding, user=user, reason=_("Emergency unblinding"))
+    if not subject.emergency_unblinded:
+        subject.emergency_unblinded = True
+        _save(subject, user=user, reason=_("Emergency unblinding: %(reason)s")
+              % {"reason": reason.strip()})
+    return unblinding

@@ -13,7 +13,8 @@ from edc import protocol
 from edc.models import Site, User
 from edc.roles import Role
 from visits import services
-from visits.models import Subject, SubjectStatus
+from visits.models import ConsentSigner, RandomizationSlot, Subject, SubjectStatus
+from visits.randomization import STRATA, generate_list
 
 SITES = [
     ("SZ01", "Shenzhen Second People's Hospital (demo)", "Asia/Shanghai"),
@@ -26,6 +27,7 @@ USERS = [
     ("nurse", Role.SITE_STAFF, ["SZ01"], "Li", "Na"),
     ("investigator", Role.INVESTIGATOR, ["SZ01"], "Wang", "Wei"),
     ("nurse.gz", Role.SITE_STAFF, ["GZ02"], "Chen", "Jing"),
+    ("nurse.wh", Role.SITE_STAFF, ["WH03"], "Xu", "Hui"),
     ("monitor", Role.MONITOR, ["SZ01", "GZ02"], "Zhang", "Min"),
     ("datamanager", Role.DATA_MANAGER, [], "Liu", "Yang"),
     ("pharmacist", Role.UNBLINDED_PHARMACIST, ["SZ01"], "Zhao", "Lei"),
@@ -43,6 +45,16 @@ def demo_password(username: str) -> str:
 SECOND_INFUSION = next(v.code for v in protocol.VISITS if v.infusion_number == 2)
 FIRST_FOLLOW_UP = next(v.code for v in protocol.VISITS if "barthel" in v.crfs)
 
+# Inclusion criterion on the screening NIHSS (see edc.protocol.ELIGIBILITY_CRITERIA).
+NIHSS_CRITERION = next(c.code for c in protocol.ELIGIBILITY_CRITERIA if "NIHSS" in str(c.text))
+
+DEMO_PEOPLE = [
+    ("Chen Jianguo", dt.date(1958, 3, 14)), ("Li Xiuying", dt.date(1961, 11, 2)),
+    ("Zhang Wei", dt.date(1966, 7, 21)), ("Wang Guilan", dt.date(1955, 1, 9)),
+    ("Liu Yang", dt.date(1970, 9, 30)), ("Huang Min", dt.date(1963, 5, 5)),
+    ("Zhao Lei", dt.date(1959, 12, 24)), ("Wu Fang", dt.date(1968, 2, 11)),
+]
+
 # Subjects per site: (days since consent, what happened next)
 SUBJECTS = {
     "SZ01": [
@@ -54,7 +66,8 @@ SUBJECTS = {
         (3, "screen_failed"),
         (60, "withdrawn"),
     ],
-    "GZ02": [(35, "randomized"), (12, "randomized"), (0, "screening"), (2, "screen_failed")],
+    "GZ02": [(35, "randomized"), (12, "randomized"), (0, "screening"), (2, "screen_failed"),
+             (0, "unconsented")],
     "WH03": [(5, "randomized")],
 }
 
@@ -69,10 +82,12 @@ class Command(BaseCommand):
         for username, role, site_codes, first, last in USERS:
             member_of = [sites[c] for c in site_codes]
             users[username] = self._user(username, role, member_of, first, last)
+        self._randomization_list(sites, users["statistician"])
         for code, plan in SUBJECTS.items():
             if Subject.objects.filter(site=sites[code]).exists():
                 continue
-            staff = users["nurse"] if code == "SZ01" else users["nurse.gz"]
+            staff = next(u for u in users.values()
+                         if u.role == Role.SITE_STAFF and u.sites.filter(code=code).exists())
             for days_ago, outcome in plan:
                 self._subject(sites[code], staff, days_ago, outcome)
         self.stdout.write(self.style.SUCCESS("Demo trial ready. Log in with:"))
@@ -110,10 +125,30 @@ class Command(BaseCommand):
         user.sites.set(sites)
         return user
 
+    def _randomization_list(self, sites: dict[str, Site], statistician: User) -> None:
+        if RandomizationSlot.objects.exists():
+            return
+        rows = generate_list(site_codes=sorted(sites), rows_per_stratum=24, seed=20260101)
+        services.randomization_list_import(rows=rows, list_name="demo list (seed 20260101)",
+                                           user=statistician)
+
     def _subject(self, site: Site, staff: User, days_ago: int, outcome: str) -> None:
         now = timezone.now()
         consented_at = now - dt.timedelta(days=days_ago, hours=2)
-        subject = services.subject_screen(site=site, consented_at=consented_at, user=staff)
+        number = Subject.objects.filter(site=site).count()
+        name, born = DEMO_PEOPLE[(number + len(site.code) * 3) % len(DEMO_PEOPLE)]
+        subject = services.subject_screen(
+            site=site, screened_at=consented_at - dt.timedelta(minutes=40), user=staff,
+            identity={"full_name": name, "birth_date": born,
+                      "hospital_record_number": f"{site.code}{880000 + number}",
+                      "phone": f"1380000{number:04d}"},
+        )
+        if outcome == "unconsented":
+            return
+        subject = services.subject_consent(
+            subject=subject, consented_at=consented_at, signed_by=ConsentSigner.SUBJECT,
+            form_version="v2.0 2026-01-15", user=staff,
+        )
         today = timezone.localdate(now, site.zone)
         screening = subject.visits.get()
         if screening.planned_date < today:
@@ -125,17 +160,16 @@ class Command(BaseCommand):
                 subject=subject,
                 status=SubjectStatus.SCREEN_FAILED,
                 user=staff,
-                reason="NIHSS 6 at screening (inclusion: 8-20)",
+                reason="NIHSS 6 at screening",
+                failed_criteria=[NIHSS_CRITERION],
             )
             return
         if outcome == "screening":
             return
-        randomized_at = consented_at + dt.timedelta(hours=1)
-        number = Subject.objects.filter(site=site, subject_id__isnull=False).count() + 1
-        subject = services.subject_enrol(
+        subject = services.randomization_allocate(
             subject=subject,
-            subject_id=f"{site.code}-{number:03d}",
-            randomized_at=randomized_at,
+            stratum=STRATA[number % len(STRATA)],
+            randomized_at=consented_at + dt.timedelta(hours=1),
             user=staff,
         )
         # Visits planned before today took place on their planned date, with the exceptions

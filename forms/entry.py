@@ -1,0 +1,102 @@
+"""Data-entry forms built from the CRF models: scales as labelled radio buttons, dates with the
+browser's date pickers, a missing-data reason beside every required item."""
+
+from django import forms
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from forms.models import CRF, Missing
+
+MISSING_PREFIX = "missing__"
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+def _widget_for(field: models.Field):
+    if field.choices and not isinstance(field, models.BooleanField):
+        return forms.RadioSelect
+    if isinstance(field, models.DateTimeField):
+        return forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_FORMAT)
+    if isinstance(field, models.DateField):
+        return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    if isinstance(field, models.BooleanField) and field.null:
+        return forms.RadioSelect(choices=[(True, _("Yes")), (False, _("No"))])
+    if isinstance(field, models.TextField):
+        return forms.Textarea(attrs={"rows": 3})
+    return None
+
+
+class CRFEntryForm(forms.Form):
+    """The entered items of one CRF, the missing-data marks, and the save controls."""
+
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    not_done_reason = forms.ChoiceField(
+        label=_("Whole form not done"), required=False,
+        choices=[("", _("— the form was done —")), *Missing.choices],
+    )
+    reason = forms.CharField(
+        label=_("Reason for change"), required=False, max_length=500,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        help_text=_("Required when changing a form that was complete."),
+    )
+
+    model: type[CRF]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if isinstance(field.widget, forms.RadioSelect) and hasattr(field, "choices"):
+                field.choices = [c for c in field.choices if c[0] not in ("", None)]
+            unit = self.model.units.get(name)
+            if unit:
+                field.widget.attrs.setdefault("aria-describedby", f"unit_{name}")
+            if isinstance(field, forms.DecimalField | forms.IntegerField):
+                field.widget.attrs.setdefault("inputmode", "decimal")
+
+    def item_rows(self):
+        """(bound field, missing-reason bound field or None, unit) per entered item."""
+        for name in self.model.entry_items():
+            missing = self[MISSING_PREFIX + name] if name in self.model.required_items else None
+            yield self[name], missing, self.model.units.get(name, "")
+
+    def item_values(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in self.model.entry_items()}
+
+    def missing_values(self) -> dict[str, str]:
+        return {
+            name: self.cleaned_data.get(MISSING_PREFIX + name)
+            for name in self.model.required_items
+            if self.cleaned_data.get(MISSING_PREFIX + name)
+        }
+
+
+def crf_form_class(model: type[CRF]) -> type[CRFEntryForm]:
+    items = model.entry_items()
+    widgets = {name: w for name in items if (w := _widget_for(model._meta.get_field(name)))}
+    fields = forms.fields_for_model(model, fields=items, widgets=widgets)
+    for name in items:
+        fields[name].required = False
+        model_field = model._meta.get_field(name)
+        if isinstance(model_field, models.BooleanField) and not model_field.null:
+            fields[name] = forms.BooleanField(label=fields[name].label, required=False)
+        elif isinstance(model_field, models.BooleanField):
+            fields[name] = forms.TypedChoiceField(
+                label=fields[name].label, required=False, widget=forms.RadioSelect,
+                choices=[("True", _("Yes")), ("False", _("No"))],
+                coerce=lambda v: {"True": True, "False": False}.get(v), empty_value=None,
+            )
+    for name in model.required_items:
+        fields[MISSING_PREFIX + name] = forms.ChoiceField(
+            label=_("No value because"), required=False,
+            choices=[("", "—"), *Missing.choices],
+        )
+    return type(f"{model.__name__}EntryForm", (CRFEntryForm,), {**fields, "model": model})
+
+
+def initial_for(crf: CRF) -> dict:
+    initial = {name: getattr(crf, name) for name in crf.entry_items()}
+    for name, value in list(initial.items()):
+        if isinstance(value, bool):
+            initial[name] = str(value)
+    initial |= {MISSING_PREFIX + name: why for name, why in (crf.missing_items or {}).items()}
+    initial |= {"version": crf.version, "not_done_reason": crf.not_done_reason}
+    return initial

@@ -1,0 +1,97 @@
+"""What every case report form shares: its subject and visit, status, missing-data marks,
+optimistic-locking version and history.
+
+A CRF row exists from its first save (status *in progress*); "not started" is the absence of a
+row. Concrete CRFs declare their items as fields, their required items, their units and the
+items derived from others; the service layer (``forms.services``) does every write.
+"""
+
+from typing import ClassVar
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from visits.models import Subject, Visit
+
+
+class CRFStatus(models.TextChoices):
+    NOT_STARTED = "not_started", _("Not started")
+    IN_PROGRESS = "in_progress", _("In progress")
+    COMPLETE = "complete", _("Complete")
+
+
+class Missing(models.TextChoices):
+    """Why a form or an item has no value: distinct from a blank not yet entered."""
+
+    NOT_DONE = "not_done", _("Not done")
+    UNKNOWN = "unknown", _("Unknown")
+    NOT_APPLICABLE = "not_applicable", _("Not applicable")
+
+
+class CRF(models.Model):
+    """Abstract base of every case report form."""
+
+    # The protocol's CRF code (``edc.protocol.CRFS``).
+    crf_code: ClassVar[str]
+    # Items that must have a value (or a missing-data reason) before the form is complete.
+    required_items: ClassVar[tuple[str, ...]] = ()
+    # Items computed from others, never typed.
+    derived_items: ClassVar[tuple[str, ...]] = ()
+    # Units shown beside values, by item.
+    units: ClassVar[dict[str, str]] = {}
+
+    subject = models.ForeignKey(
+        Subject, verbose_name=_("subject"), on_delete=models.PROTECT, related_name="+"
+    )
+    visit = models.ForeignKey(
+        Visit, verbose_name=_("visit"), on_delete=models.PROTECT, related_name="+",
+        null=True, blank=True,
+    )
+    status = models.CharField(
+        _("status"), max_length=20, choices=CRFStatus.choices, default=CRFStatus.IN_PROGRESS
+    )
+    not_done_reason = models.CharField(
+        _("form not done"), max_length=20, choices=Missing.choices, blank=True,
+        help_text=_("Mark the whole form as not done, and why."),
+    )
+    missing_items = models.JSONField(
+        _("items without a value"), default=dict, blank=True,
+        help_text=_("Item name → reason it has no value."),
+    )
+    version = models.PositiveIntegerField(_("version"), default=0)
+    ever_completed = models.BooleanField(_("ever marked complete"), default=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("last saved"), auto_now=True)
+
+    history = HistoricalRecords(inherit=True)
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def item_names(cls) -> list[str]:
+        """The form's own items, in declaration order."""
+        base = {f.name for f in CRF._meta.get_fields()} | {"id"}
+        return [
+            f.name for f in cls._meta.concrete_fields if f.name not in base
+        ]
+
+    @classmethod
+    def entry_items(cls) -> list[str]:
+        return [name for name in cls.item_names() if name not in cls.derived_items]
+
+    def derive(self) -> None:
+        """Compute the derived items from the entered ones (pure arithmetic)."""
+
+    def hard_errors(self) -> dict[str, list[str]]:
+        """Impossible values: the save is refused and every error shown at once."""
+        return {}
+
+
+def one_per_visit(name: str) -> models.UniqueConstraint:
+    return models.UniqueConstraint(fields=["visit"], name=f"{name}_one_per_visit")
+
+
+def one_per_subject(name: str) -> models.UniqueConstraint:
+    return models.UniqueConstraint(fields=["subject"], name=f"{name}_one_per_subject")

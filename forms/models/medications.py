@@ -1,0 +1,67 @@
+"""Concomitant medications log, with the prednisone-equivalent daily dose of corticosteroids
+(PROTOCOL.md: exclusion above 10 mg/day within 14 days before dosing or during the trial)."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from forms import derivations
+from forms.models.base import CRF
+
+CORTICOSTEROID_CHOICES = [("", _("Not a systemic corticosteroid"))] + [
+    (name, name.capitalize()) for name in derivations.PREDNISONE_EQUIVALENT_MG
+]
+
+
+class ConcomitantMedication(CRF):
+    crf_code = "concomitant_medication"
+    units = {"dose": "mg", "prednisone_equivalent": "mg/day"}
+    derived_items = ("prednisone_equivalent",)
+    required_items = ("medication", "indication", "start_date")
+
+    medication = models.CharField(_("medication"), max_length=200, blank=True)
+    corticosteroid = models.CharField(
+        _("systemic corticosteroid"), max_length=20, blank=True,
+        choices=CORTICOSTEROID_CHOICES,
+        help_text=_("Choose the steroid to compute its prednisone-equivalent dose."),
+    )
+    indication = models.CharField(_("indication"), max_length=200, blank=True)
+    dose = models.DecimalField(_("dose per administration"), max_digits=8, decimal_places=2,
+                               null=True, blank=True)
+    doses_per_day = models.DecimalField(_("administrations per day"), max_digits=4,
+                                        decimal_places=1, null=True, blank=True)
+    route = models.CharField(
+        _("route"), max_length=12, blank=True,
+        choices=[("oral", _("Oral")), ("iv", _("Intravenous")), ("im", _("Intramuscular")),
+                 ("sc", _("Subcutaneous")), ("inhaled", _("Inhaled")),
+                 ("topical", _("Topical")), ("other", _("Other"))],
+    )
+    start_date = models.DateField(_("start date"), null=True, blank=True)
+    end_date = models.DateField(_("end date"), null=True, blank=True)
+    ongoing = models.BooleanField(_("ongoing"), default=False)
+    prednisone_equivalent = models.DecimalField(
+        _("prednisone equivalent (computed)"), max_digits=8, decimal_places=2, null=True,
+        blank=True,
+    )
+
+    class Meta:
+        verbose_name = _("concomitant medication")
+        verbose_name_plural = _("concomitant medications")
+        ordering = ["start_date", "pk"]
+
+    def derive(self) -> None:
+        self.prednisone_equivalent = None
+        if self.corticosteroid and self.dose is not None:
+            per_day = derivations.prednisone_equivalent_mg_per_day(
+                self.corticosteroid, self.dose, self.doses_per_day or 1
+            )
+            self.prednisone_equivalent = round(per_day, 2)
+
+    def hard_errors(self) -> dict[str, list[str]]:
+        errors: dict[str, list[str]] = {}
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            errors["end_date"] = [str(_("The end date cannot be before the start date."))]
+        if self.ongoing and self.end_date:
+            errors["ongoing"] = [str(_("An ongoing medication has no end date."))]
+        if self.corticosteroid and self.dose is None:
+            errors["dose"] = [str(_("Give the dose of the corticosteroid."))]
+        return errors

@@ -1,0 +1,133 @@
+"""Reads across subjects, visits and CRFs: the casebook and the site matrix. Each reads every
+CRF table once, whatever the number of subjects (pinned by query-count tests)."""
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from edc import protocol
+from edc.models import User
+from forms.models import CRF_MODELS, CRFStatus
+from visits import schedule
+from visits.models import Subject, Visit
+from visits.selectors import subjects_for_user
+
+# CRFs entered at an unscheduled visit (any assessment may be repeated).
+UNSCHEDULED_CRFS = ("nihss", "mrs", "barthel", "vital_signs", "labs")
+VISIT_FORM_CODES = [c.code for c in protocol.CRFS if not c.is_log and c.code in CRF_MODELS]
+LOG_FORM_CODES = [c.code for c in protocol.LOG_FORMS if c.code in CRF_MODELS]
+
+
+def expected_crfs(visit: Visit) -> tuple[str, ...]:
+    if visit.code == protocol.UNSCHEDULED_VISIT_CODE:
+        return UNSCHEDULED_CRFS
+    return protocol.visit_def(visit.code).crfs
+
+
+def crf_status_map(subject_ids) -> dict[tuple[int, int | None, str], tuple[str, int]]:
+    """(subject id, visit id, CRF code) → (status, pk) for every visit form of these subjects.
+    One query per CRF table."""
+    result = {}
+    for code in VISIT_FORM_CODES:
+        model = CRF_MODELS[code]
+        rows = model.objects.filter(subject_id__in=subject_ids).values_list(
+            "subject_id", "visit_id", "status", "pk"
+        )
+        for subject_id, visit_id, status, pk in rows:
+            result[(subject_id, visit_id, code)] = (status, pk)
+    return result
+
+
+@dataclass
+class FormCell:
+    code: str
+    label: str
+    status: str
+    pk: int | None
+
+
+@dataclass
+class VisitRow:
+    visit: Visit
+    status: schedule.VisitStatus
+    forms: list[FormCell] = field(default_factory=list)
+
+    @property
+    def complete(self) -> int:
+        return sum(1 for f in self.forms if f.status == CRFStatus.COMPLETE)
+
+
+def _form_status(status_map, subject: Subject, visit: Visit, code: str) -> tuple[str, int | None]:
+    if code == "consent":
+        return (CRFStatus.COMPLETE if subject.has_consented else CRFStatus.NOT_STARTED), None
+    return status_map.get((subject.pk, visit.pk, code), (CRFStatus.NOT_STARTED, None))
+
+
+def casebook_rows(subject: Subject, *, now: dt.datetime | None = None) -> list[VisitRow]:
+    now = now or timezone.now()
+    today = schedule.local_date(now, subject.site.zone)
+    status_map = crf_status_map([subject.pk])
+    rows = []
+    for visit in subject.visits.all():
+        row = VisitRow(visit=visit, status=visit.status_on(today))
+        for code in expected_crfs(visit):
+            status, pk = _form_status(status_map, subject, visit, code)
+            row.forms.append(FormCell(code, protocol.crf(code).label, status, pk))
+        rows.append(row)
+    return rows
+
+
+def log_entries(subject: Subject) -> dict[str, list]:
+    return {
+        code: list(CRF_MODELS[code].objects.filter(subject=subject).order_by("pk"))
+        for code in LOG_FORM_CODES
+    }
+
+
+@dataclass
+class MatrixCell:
+    visit: Visit | None
+    status: str  # a VisitStatus value, or "" when the subject has no such visit
+    forms_complete: int = 0
+    forms_expected: int = 0
+
+
+@dataclass
+class MatrixRow:
+    subject: Subject
+    cells: list[MatrixCell]
+
+
+def site_matrix(user: User, *, site_code: str = "", visit_status: str = "",
+                now: dt.datetime | None = None) -> list[MatrixRow]:
+    """Subjects × scheduled visits with a status per cell, in a constant number of queries."""
+    now = now or timezone.now()
+    subjects = subjects_for_user(user)
+    if site_code:
+        subjects = subjects.filter(site__code=site_code)
+    subjects = list(subjects)
+    status_map = crf_status_map([s.pk for s in subjects])
+    complete_by_visit: dict[tuple[int, int], int] = defaultdict(int)
+    for (subject_id, visit_id, _code), (status, _pk) in status_map.items():
+        if status == CRFStatus.COMPLETE:
+            complete_by_visit[(subject_id, visit_id)] += 1
+    rows = []
+    for subject in subjects:
+        today = schedule.local_date(now, subject.site.zone)
+        by_code = {v.code: v for v in subject.visits.all()}
+        cells = []
+        for visit_def in protocol.VISITS:
+            visit = by_code.get(visit_def.code)
+            if visit is None:
+                cells.append(MatrixCell(None, ""))
+                continue
+            done = complete_by_visit[(subject.pk, visit.pk)]
+            if "consent" in visit_def.crfs and subject.has_consented:
+                done += 1
+            cells.append(MatrixCell(visit, visit.status_on(today), done, len(visit_def.crfs)))
+        if visit_status and not any(c.status == visit_status for c in cells):
+            continue
+        rows.append(MatrixRow(subject, cells))
+    return rows

@@ -1,0 +1,321 @@
+"""Every write to case report forms, and randomization (which needs the eligibility CRF).
+
+``crf_save`` is the one path by which clinical data change: it checks the user's role and site,
+that consent exists, that nobody saved the form since it was opened (optimistic locking), the
+hard checks, the required items when completing, and that a change to a form once complete
+gives a reason; it then derives the computed items and saves with the author and reason on
+the history row, all in one transaction.
+"""
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from edc import protocol
+from edc.models import User
+from edc.roles import Action, can
+from forms import eligibility as eligibility_rules
+from forms.models import (
+    CRF,
+    ConcomitantMedication,
+    CRFStatus,
+    Demographics,
+    EligibilityChecklist,
+    LabPanel,
+    MedicalHistory,
+    Missing,
+    StrokeEvent,
+)
+from forms.models.labs import reference_ranges
+from forms.models.nihss import NIHSS
+from forms.models.scales import MRS
+from visits import schedule
+from visits.models import Subject, SubjectStatus, Visit
+from visits.randomization import stratum_for_nihss
+from visits.services import randomization_allocate
+
+
+class EditConflict(Exception):
+    """Someone else saved the form after it was opened: the save is refused, nothing typed is
+    lost (the view shows the input again with the other person's change)."""
+
+    def __init__(self, current: CRF):
+        super().__init__(_("This form was changed by someone else while you were editing it."))
+        self.current = current
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or value == "" or value == {} or value == []
+
+
+def _future_errors(crf: CRF, subject: Subject) -> dict[str, list[str]]:
+    now = timezone.now()
+    today = schedule.local_date(now, subject.site.zone)
+    errors: dict[str, list[str]] = {}
+    for field in crf._meta.concrete_fields:
+        value = getattr(crf, field.attname)
+        if value is None or field.name in ("created_at", "updated_at"):
+            continue
+        if isinstance(field, models.DateTimeField) and value > now:
+            errors[field.name] = [_("A date and time in the future is not possible.")]
+        elif (isinstance(field, models.DateField)
+              and not isinstance(field, models.DateTimeField) and value > today):
+            errors[field.name] = [_("A date in the future is not possible.")]
+    return errors
+
+
+def crf_instance(*, model: type[CRF], subject: Subject, visit: Visit | None = None,
+                 pk: int | None = None) -> CRF:
+    """The saved form for this subject and visit (or log entry ``pk``), or a new unsaved one."""
+    queryset = model.objects.filter(subject=subject)
+    if pk is not None:
+        return queryset.get(pk=pk)
+    if visit is not None:
+        found = queryset.filter(visit=visit).first()
+        if found is not None:
+            return found
+    return model(subject=subject, visit=visit)
+
+
+def crf_derive(crf: CRF) -> None:
+    """Compute the derived items. Labs need the site lab's ranges on the sample date and the
+    subject's sex and age; every other form derives from its own items."""
+    if isinstance(crf, LabPanel):
+        subject = crf.subject
+        sex = Demographics.objects.filter(subject=subject).values_list("sex", flat=True).first()
+        on = (schedule.local_date(crf.sampled_at, subject.site.zone) if crf.sampled_at
+              else timezone.localdate(timezone.now(), subject.site.zone))
+        ranges = reference_ranges(subject.site, sex or "", on)
+        crf.apply_reference(ranges=ranges, sex=sex or None, age=subject.age_at_consent)
+    else:
+        crf.derive()
+
+
+def _snapshot(crf: CRF) -> dict[str, Any]:
+    return {name: getattr(crf, name) for name in crf.item_names()} | {
+        "missing_items": crf.missing_items, "not_done_reason": crf.not_done_reason,
+    }
+
+
+@transaction.atomic
+def crf_save(
+    *,
+    crf: CRF,
+    values: dict[str, Any],
+    user: User,
+    expected_version: int,
+    complete: bool = False,
+    missing_items: dict[str, str] | None = None,
+    not_done_reason: str = "",
+    reason: str = "",
+) -> CRF:
+    subject = Subject.objects.select_related("site").get(pk=crf.subject_id)
+    if not can(user, Action.ENTER_DATA, subject.site):
+        raise PermissionDenied(_("Your role does not allow data entry at this site."))
+    if not subject.has_consented:
+        raise ValidationError(
+            _("No clinical data can be saved for a subject before informed consent is recorded.")
+        )
+    model = type(crf)
+    if crf.pk:
+        crf = model.objects.select_for_update().get(pk=crf.pk)
+        if crf.version != expected_version:
+            raise EditConflict(crf)
+    elif expected_version != 0:
+        raise EditConflict(crf)
+    crf.subject = subject
+    before = _snapshot(crf) if crf.pk else None
+
+    entry = set(model.entry_items())
+    for name, value in values.items():
+        if name in entry:
+            setattr(crf, name, value)
+    allowed_reasons = set(Missing.values)
+    crf.missing_items = {
+        name: why for name, why in (missing_items or {}).items()
+        if name in entry and why in allowed_reasons
+    }
+    crf.not_done_reason = not_done_reason if not_done_reason in allowed_reasons else ""
+
+    errors: dict[str, list[str]] = {}
+    for name in crf.missing_items:
+        if not _is_blank(getattr(crf, name)):
+            errors.setdefault(name, []).append(
+                _("An item with a value cannot also be marked as missing.")
+            )
+    for name, messages in (_future_errors(crf, subject) | crf.hard_errors()).items():
+        errors.setdefault(name, []).extend(str(m) for m in messages)
+    if complete and not crf.not_done_reason:
+        for name in model.required_items:
+            if _is_blank(getattr(crf, name)) and name not in crf.missing_items:
+                errors.setdefault(name, []).append(
+                    _("Required to complete the form: enter a value or mark it missing.")
+                )
+    if errors:
+        raise ValidationError(errors)
+
+    crf_derive(crf)
+    changed = before is not None and before != _snapshot(crf)
+    if crf.ever_completed and changed and not reason.strip():
+        raise ValidationError(
+            {"reason": _("This form was complete: give the reason for the change.")}
+        )
+    crf.status = CRFStatus.COMPLETE if complete else CRFStatus.IN_PROGRESS
+    crf.ever_completed = crf.ever_completed or complete
+    crf.version += 1
+    crf.full_clean()
+    crf._history_user = user
+    if reason.strip():
+        crf._change_reason = reason.strip()
+    crf.save()
+    return crf
+
+
+# --- Eligibility and randomization ------------------------------------------------------------
+
+
+def _screening_form(model: type[CRF], subject: Subject) -> CRF | None:
+    return model.objects.filter(
+        subject=subject, visit__code=protocol.SCREENING_VISIT.code
+    ).first()
+
+
+def eligibility_inputs(subject: Subject, checklist: EligibilityChecklist | None):
+    """Everything the eligibility rules derive from, read from the entered screening data."""
+    nihss = _screening_form(NIHSS, subject)
+    mrs = _screening_form(MRS, subject)
+    labs = _screening_form(LabPanel, subject)
+    stroke = StrokeEvent.objects.filter(subject=subject).first()
+    planned = checklist.planned_first_infusion_at if checklist else None
+    steroid_doses = ConcomitantMedication.objects.filter(
+        subject=subject, prednisone_equivalent__isnull=False
+    )
+    if planned is not None:
+        window_start = schedule.local_date(planned, subject.site.zone) - dt.timedelta(days=14)
+        steroid_doses = steroid_doses.filter(
+            models.Q(end_date__isnull=True) | models.Q(end_date__gte=window_start)
+        )
+    max_steroid = max(
+        (float(d) for d in steroid_doses.values_list("prednisone_equivalent", flat=True)),
+        default=None,
+    )
+    uln = (labs.ranges_used if labs else {}) or {}
+    return eligibility_rules.EligibilityInputs(
+        age_at_consent=subject.age_at_consent,
+        onset_at=stroke.onset_at if stroke else None,
+        planned_first_infusion_at=planned,
+        nihss_total=nihss.total if nihss else None,
+        nihss_1a=nihss.items()["1a"] if nihss and nihss.loc not in ("", "UN") else None,
+        prestroke_mrs=mrs.score if mrs else None,
+        ast=labs.ast if labs else None,
+        alt=labs.alt if labs else None,
+        ast_uln=float(uln["ast"][1]) if "ast" in uln else None,
+        alt_uln=float(uln["alt"][1]) if "alt" in uln else None,
+        egfr=labs.egfr if labs else None,
+        max_prednisone_equivalent_mg_per_day=max_steroid,
+        thrombolysis_or_thrombectomy=(
+            None if stroke is None or not (stroke.thrombolysis and stroke.thrombectomy)
+            else stroke.thrombolysis != "no" or stroke.thrombectomy != "no"
+        ),
+        intracranial_hemorrhage=(
+            None if stroke is None or not stroke.hemorrhage
+            else stroke.hemorrhage in ("transformation", "ich")
+        ),
+        midline_shift_mm=float(stroke.midline_shift) if stroke and stroke.midline_shift
+        is not None else None,
+    )
+
+
+def eligibility_review(subject: Subject):
+    """The derived value of every derivable criterion and the verdict with the investigator's
+    confirmations as saved."""
+    checklist = EligibilityChecklist.objects.filter(subject=subject).first()
+    derived = eligibility_rules.evaluate(eligibility_inputs(subject, checklist))
+    confirmations = checklist.confirmations if checklist else {}
+    verdict = eligibility_rules.verdict(derived, confirmations)
+    return checklist, derived, verdict
+
+
+@transaction.atomic
+def eligibility_confirm(
+    *,
+    subject: Subject,
+    user: User,
+    planned_first_infusion_at: dt.datetime | None,
+    confirmations: dict[str, bool | None],
+    expected_version: int,
+    reason: str = "",
+) -> EligibilityChecklist:
+    """Save the investigator's confirmations; derived values and the verdict are recomputed
+    from the data and stored with them, so the record shows what the decision rested on."""
+    if not can(user, Action.ENTER_DATA, subject.site):
+        raise PermissionDenied(_("Your role does not allow data entry at this site."))
+    checklist = crf_instance(model=EligibilityChecklist, subject=subject,
+                             visit=subject.visits.get(code=protocol.SCREENING_VISIT.code))
+    known = {c.code for c in eligibility_rules.CRITERIA}
+    confirmations = {code: value for code, value in confirmations.items() if code in known}
+    everything_answered = all(confirmations.get(code) is not None for code in known)
+    checklist = crf_save(
+        crf=checklist,
+        values={"planned_first_infusion_at": planned_first_infusion_at,
+                "confirmations": confirmations},
+        user=user, expected_version=expected_version, complete=everything_answered,
+        reason=reason,
+    )
+    derived = eligibility_rules.evaluate(eligibility_inputs(subject, checklist))
+    verdict = eligibility_rules.verdict(derived, confirmations)
+    checklist.derived = {
+        code: {"value": str(d.value_display), "met": d.met} for code, d in derived.items()
+    }
+    checklist.contradictions = sorted(verdict.contradictions)
+    checklist.eligible = verdict.eligible
+    if user.role == "investigator":
+        checklist.confirmed_by = user
+        checklist.confirmed_at = timezone.now()
+    checklist._history_user = user
+    checklist._change_reason = _("Eligibility derived from entered data")
+    checklist.save()
+    return checklist
+
+
+@transaction.atomic
+def subject_randomize(*, subject: Subject, user: User) -> Subject:
+    """Randomize an eligible subject: every criterion met and confirmed by an investigator, no
+    contradiction between derived values and confirmations, and still within 72 hours of
+    stroke onset. Allocation is done by ``visits.services.randomization_allocate``."""
+    subject = Subject.objects.select_related("site").get(pk=subject.pk)
+    if not can(user, Action.RANDOMIZE, subject.site):
+        raise PermissionDenied(_("Your role does not allow randomization at this site."))
+    if subject.status != SubjectStatus.SCREENING:
+        raise ValidationError(_("Only a subject in screening can be randomized."))
+    checklist, _derived, verdict = eligibility_review(subject)
+    if checklist is None or not verdict.eligible or checklist.confirmed_by_id is None:
+        raise ValidationError(
+            _("The subject is not confirmed eligible: every criterion must be met and "
+              "confirmed by an investigator.")
+        )
+    stroke = StrokeEvent.objects.get(subject=subject)
+    now = timezone.now()
+    hours = (now - stroke.onset_at).total_seconds() / 3600
+    if hours > protocol.MAX_ONSET_TO_FIRST_INFUSION_HOURS:
+        raise ValidationError(
+            _("Stroke onset was %(hours).1f hours ago: randomization is only possible within "
+              "%(limit)d hours.") % {"hours": hours,
+                                     "limit": protocol.MAX_ONSET_TO_FIRST_INFUSION_HOURS}
+        )
+    nihss = _screening_form(NIHSS, subject)
+    stratum = stratum_for_nihss(nihss.total)
+    return randomization_allocate(subject=subject, stratum=stratum, randomized_at=now, user=user)
+
+
+def screening_forms_status(subject: Subject) -> dict[str, str]:
+    """Status of each one-per-subject screening form (for the eligibility page)."""
+    result = {}
+    for model in (Demographics, MedicalHistory, StrokeEvent):
+        status = model.objects.filter(subject=subject).values_list("status", flat=True).first()
+        result[model.crf_code] = status or CRFStatus.NOT_STARTED
+    return result

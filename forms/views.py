@@ -1,0 +1,247 @@
+"""Data entry, the subject casebook, the site matrix, eligibility and randomization pages.
+
+Views parse input and render; every write goes through ``forms.services``.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from edc import protocol
+from edc.models import Site
+from edc.roles import Action, can, scope_to_user
+from forms import eligibility as eligibility_rules
+from forms import services
+from forms.entry import crf_form_class, initial_for
+from forms.models import CRF_MODELS, CRFStatus
+from forms.selectors import (
+    LOG_FORM_CODES,
+    casebook_rows,
+    expected_crfs,
+    log_entries,
+    site_matrix,
+)
+from visits.models import SubjectStatus
+from visits.schedule import VisitStatus
+from visits.selectors import subjects_for_user
+
+
+def _subject_for(request: HttpRequest, subject_pk: int):
+    if not can(request.user, Action.VIEW_SUBJECTS):
+        raise PermissionDenied
+    subject = get_object_or_404(subjects_for_user(request.user), pk=subject_pk)
+    timezone.activate(subject.site.zone)
+    return subject
+
+
+def _apply_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for name, errors in error.message_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, error.messages)
+
+
+@login_required
+def casebook(request: HttpRequest, subject_pk: int) -> HttpResponse:
+    subject = _subject_for(request, subject_pk)
+    logs = log_entries(subject)
+    return render(request, "forms/casebook.html", {
+        "subject": subject,
+        "visit_rows": casebook_rows(subject),
+        "log_forms": [(code, protocol.crf(code).label, logs[code]) for code in LOG_FORM_CODES],
+        "can_enter": can(request.user, Action.ENTER_DATA, subject.site),
+        "can_randomize": can(request.user, Action.RANDOMIZE, subject.site)
+        and subject.status == SubjectStatus.SCREENING and subject.has_consented,
+        "can_see_identity": can(request.user, Action.VIEW_IDENTIFIERS, subject.site),
+        "can_unblind": can(request.user, Action.EMERGENCY_UNBLIND, subject.site)
+        and subject.randomization_number is not None,
+        "kits": list(subject.kits.all()),
+    })
+
+
+@login_required
+def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
+             visit_pk: int | None = None, pk: int | None = None) -> HttpResponse:
+    subject = _subject_for(request, subject_pk)
+    model = CRF_MODELS.get(crf_code)
+    if model is None or crf_code == "eligibility":
+        raise Http404
+    is_log = protocol.crf(crf_code).is_log
+    visit = None
+    if not is_log:
+        if visit_pk is None:
+            raise Http404
+        visit = get_object_or_404(subject.visits, pk=visit_pk)
+        if crf_code not in expected_crfs(visit):
+            raise Http404
+    crf = (services.crf_instance(model=model, subject=subject, visit=visit, pk=pk)
+           if pk is None or is_log else None)
+    if crf is None:
+        raise Http404
+    form_class = crf_form_class(model)
+    can_enter = can(request.user, Action.ENTER_DATA, subject.site)
+    conflict = None
+    if request.method == "POST":
+        if not can_enter:
+            raise PermissionDenied
+        form = form_class(request.POST)
+        if form.is_valid():
+            try:
+                saved = services.crf_save(
+                    crf=crf,
+                    values=form.item_values(),
+                    user=request.user,
+                    expected_version=form.cleaned_data["version"],
+                    complete=request.POST.get("action") == "complete",
+                    missing_items=form.missing_values(),
+                    not_done_reason=form.cleaned_data["not_done_reason"],
+                    reason=form.cleaned_data["reason"],
+                )
+            except services.EditConflict as clash:
+                conflict = clash.current
+                data = request.POST.copy()
+                data["version"] = conflict.version
+                form = form_class(data)
+                form.is_valid()
+                form.add_error(None, _(
+                    "Someone else saved this form while you were editing it. Your input is "
+                    "still below; the saved values that differ are shown beside it. Review, "
+                    "then save again to keep your version."))
+            except ValidationError as error:
+                _apply_errors(form, error)
+            else:
+                messages.success(request, _("%(form)s saved (%(status)s).") % {
+                    "form": protocol.crf(crf_code).label,
+                    "status": saved.get_status_display()})
+                if is_log:
+                    return redirect("forms:casebook", subject_pk=subject.pk)
+                return redirect(request.path)
+        status = 409 if conflict is not None else 400
+    else:
+        form = form_class(initial=initial_for(crf))
+        status = 200
+    differing = {}
+    if conflict is not None:
+        for name in model.entry_items():
+            saved_value = getattr(conflict, name)
+            if form.cleaned_data.get(name) != saved_value:
+                differing[name] = saved_value
+    return render(request, "forms/crf_form.html", {
+        "subject": subject, "visit": visit, "crf": crf, "form": form,
+        "crf_label": protocol.crf(crf_code).label, "crf_code": crf_code,
+        "can_enter": can_enter, "conflict": conflict, "differing": differing,
+        "derived": [(model._meta.get_field(n).verbose_name, getattr(crf, n),
+                     model.units.get(n, "")) for n in model.derived_items
+                    if n not in ("ranges_used", "derived", "contradictions")],
+    }, status=status)
+
+
+@login_required
+def matrix(request: HttpRequest) -> HttpResponse:
+    if not can(request.user, Action.VIEW_SUBJECTS):
+        raise PermissionDenied
+    site_code = request.GET.get("site", "")
+    visit_status = request.GET.get("status", "")
+    if visit_status and visit_status not in VisitStatus.__members__.values():
+        visit_status = ""
+    return render(request, "forms/matrix.html", {
+        "rows": site_matrix(request.user, site_code=site_code, visit_status=visit_status),
+        "visits": protocol.VISITS,
+        "sites": scope_to_user(Site.objects.all(), request.user, site_field="pk"),
+        "site_code": site_code, "visit_status": visit_status,
+        "statuses": list(VisitStatus),
+    })
+
+
+@login_required
+def eligibility(request: HttpRequest, subject_pk: int) -> HttpResponse:
+    subject = _subject_for(request, subject_pk)
+    can_enter = can(request.user, Action.ENTER_DATA, subject.site)
+    if not subject.has_consented:
+        messages.error(request, _("Record informed consent before the eligibility checklist."))
+        return redirect("forms:casebook", subject_pk=subject.pk)
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        if not can_enter:
+            raise PermissionDenied
+        confirmations = {}
+        for criterion in eligibility_rules.CRITERIA:
+            answer = request.POST.get(f"confirm_{criterion.code}", "")
+            confirmations[criterion.code] = {"yes": True, "no": False}.get(answer)
+        planned_raw = request.POST.get("planned_first_infusion_at", "")
+        planned = None
+        if planned_raw:
+            try:
+                planned = timezone.make_aware(
+                    timezone.datetime.fromisoformat(planned_raw), subject.site.zone)
+            except ValueError:
+                errors["planned_first_infusion_at"] = [_("Enter a valid date and time.")]
+        if not errors:
+            try:
+                services.eligibility_confirm(
+                    subject=subject, user=request.user, planned_first_infusion_at=planned,
+                    confirmations=confirmations,
+                    expected_version=int(request.POST.get("version", "0") or 0),
+                    reason=request.POST.get("reason", ""),
+                )
+            except services.EditConflict:
+                errors["__all__"] = [_("Someone else saved this checklist while you were "
+                                       "editing it: reload and review.")]
+            except ValidationError as error:
+                errors = error.message_dict if hasattr(error, "error_dict") else {
+                    "__all__": error.messages}
+            else:
+                messages.success(request, _("Eligibility checklist saved."))
+                return redirect("forms:eligibility", subject_pk=subject.pk)
+    checklist, derived, verdict = services.eligibility_review(subject)
+    posted = request.POST if request.method == "POST" else None
+    rows = []
+    for criterion in eligibility_rules.CRITERIA:
+        confirmed = (checklist.confirmations.get(criterion.code) if checklist else None)
+        if posted is not None:
+            confirmed = {"yes": True, "no": False}.get(posted.get(f"confirm_{criterion.code}"))
+        rows.append({
+            "criterion": criterion, "derived": derived.get(criterion.code),
+            "confirmed": confirmed,
+            "contradiction": criterion.code in verdict.contradictions,
+        })
+    planned_value = (posted.get("planned_first_infusion_at") if posted else
+                     timezone.localtime(checklist.planned_first_infusion_at, subject.site.zone)
+                     .strftime("%Y-%m-%dT%H:%M")
+                     if checklist and checklist.planned_first_infusion_at else "")
+    return render(request, "forms/eligibility.html", {
+        "subject": subject, "checklist": checklist, "rows": rows, "verdict": verdict,
+        "can_enter": can_enter, "errors": errors, "planned_value": planned_value,
+        "version": checklist.version if checklist else 0,
+        "needs_reason": bool(checklist and checklist.ever_completed),
+    }, status=400 if errors else 200)
+
+
+@login_required
+def randomize(request: HttpRequest, subject_pk: int) -> HttpResponse:
+    subject = _subject_for(request, subject_pk)
+    if not can(request.user, Action.RANDOMIZE, subject.site):
+        raise PermissionDenied
+    checklist, _derived, verdict = services.eligibility_review(subject)
+    error = None
+    if request.method == "POST":
+        try:
+            subject = services.subject_randomize(subject=subject, user=request.user)
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            messages.success(request, _(
+                "%(subject)s randomized: randomization number %(number)s.") % {
+                "subject": subject.subject_id, "number": subject.randomization_number})
+            return redirect(reverse("forms:casebook", kwargs={"subject_pk": subject.pk}))
+    return render(request, "forms/randomize.html", {
+        "subject": subject, "checklist": checklist, "verdict": verdict, "error": error,
+        "confirmed": bool(checklist and checklist.confirmed_by_id),
+        "complete": bool(checklist and checklist.status == CRFStatus.COMPLETE),
+    }, status=400 if error else 200)
