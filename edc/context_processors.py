@@ -1,7 +1,7 @@
 from django.conf import settings
 
 from edc import protocol
-from edc.roles import Action, can
+from edc.roles import Action, Role, can
 
 
 def trial(request) -> dict:
@@ -10,6 +10,7 @@ def trial(request) -> dict:
     return {
         "trial_name": settings.TRIAL_NAME,
         "trial_registry_id": protocol.TRIAL_REGISTRY_ID,
+        "role_label": Role(user.role).label if signed_in and user.role else "",
         "nav_subjects": signed_in and can(user, Action.VIEW_SUBJECTS),
         "nav_pharmacy": signed_in and can(user, Action.VIEW_ALLOCATION)
         and can(user, Action.VIEW_SUBJECTS),

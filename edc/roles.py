@@ -32,6 +32,7 @@ class Action(StrEnum):
     ENTER_DATA = "enter_data"
     RANDOMIZE = "randomize"
     ANSWER_QUERY = "answer_query"
+    CONFIRM_ELIGIBILITY = "confirm_eligibility"
     SIGN_CASEBOOK = "sign_casebook"
     EMERGENCY_UNBLIND = "emergency_unblind"
     RAISE_QUERY = "raise_query"
@@ -61,7 +62,12 @@ _SITE_DATA_ENTRY = frozenset(
 PERMISSIONS: dict[str, frozenset[Action]] = {
     Role.SITE_STAFF: _SITE_DATA_ENTRY,
     Role.INVESTIGATOR: _SITE_DATA_ENTRY
-    | {Action.SIGN_CASEBOOK, Action.EMERGENCY_UNBLIND, Action.VIEW_AUDIT},
+    | {
+        Action.CONFIRM_ELIGIBILITY,
+        Action.SIGN_CASEBOOK,
+        Action.EMERGENCY_UNBLIND,
+        Action.VIEW_AUDIT,
+    },
     Role.MONITOR: frozenset(
         {
             Action.VIEW_SUBJECTS,

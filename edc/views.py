@@ -27,7 +27,6 @@ _JOB_HEALTH_ROLES = {Role.DATA_MANAGER, Role.ADMINISTRATOR}
 def home(request: HttpRequest) -> HttpResponse:
     user: User = request.user
     context: dict = {
-        "role_label": Role(user.role).label if user.role else "",
         "sites": user.sites.all() if not has_all_sites(user) else None,
         "all_sites": has_all_sites(user),
     }

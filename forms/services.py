@@ -199,9 +199,10 @@ def eligibility_inputs(subject: Subject, checklist: EligibilityChecklist | None)
         steroid_doses = steroid_doses.filter(
             models.Q(end_date__isnull=True) | models.Q(end_date__gte=window_start)
         )
+    # The concomitant-medication log is the record of steroid use: none recorded is 0 mg/day.
     max_steroid = max(
         (float(d) for d in steroid_doses.values_list("prednisone_equivalent", flat=True)),
-        default=None,
+        default=0.0,
     )
     uln = (labs.ranges_used if labs else {}) or {}
     return eligibility_rules.EligibilityInputs(
@@ -273,9 +274,13 @@ def eligibility_confirm(
     }
     checklist.contradictions = sorted(verdict.contradictions)
     checklist.eligible = verdict.eligible
-    if user.role == "investigator":
+    if can(user, Action.CONFIRM_ELIGIBILITY, subject.site):
         checklist.confirmed_by = user
         checklist.confirmed_at = timezone.now()
+    else:
+        # Saved by someone who may not confirm: it awaits an investigator again.
+        checklist.confirmed_by = None
+        checklist.confirmed_at = None
     checklist._history_user = user
     checklist._change_reason = _("Eligibility derived from entered data")
     checklist.save()

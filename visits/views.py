@@ -274,3 +274,50 @@ def _notify_unblinding(subject: Subject, user: User, reason: str) -> None:
     transaction.on_commit(lambda: mail_send(subject=subject_line, body=body,
                                             recipients=recipients))
 
+
+
+class VisitDateForm(forms.Form):
+    actual_date = forms.DateField(label=gettext_lazy("Visit date"), widget=DATE_WIDGET,
+                                  required=False)
+    missed_reason = forms.CharField(
+        label=gettext_lazy("Or: the visit did not take place, because"), required=False,
+        widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(label=gettext_lazy("Reason for changing a recorded date"),
+                             required=False, max_length=300)
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("actual_date") and not (data.get("missed_reason") or "").strip():
+            raise forms.ValidationError(
+                _("Enter the visit date, or why the visit did not take place."))
+        if data.get("actual_date") and (data.get("missed_reason") or "").strip():
+            raise forms.ValidationError(
+                _("A visit either took place (date) or was missed (reason), not both."))
+        return data
+
+
+@login_required
+def visit_update(request: HttpRequest, subject_pk: int, visit_pk: int) -> HttpResponse:
+    subject = _subject_for(request, subject_pk)
+    if not can(request.user, Action.ENTER_DATA, subject.site):
+        raise PermissionDenied
+    visit = get_object_or_404(subject.visits, pk=visit_pk)
+    form = VisitDateForm(request.POST or None, initial={
+        "actual_date": visit.actual_date, "missed_reason": visit.missed_reason})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["actual_date"]:
+                services.visit_record_date(visit=visit, actual_date=data["actual_date"],
+                                           user=request.user, reason=data["reason"])
+            else:
+                services.visit_mark_missed(visit=visit, reason=data["missed_reason"],
+                                           user=request.user)
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, _("%(visit)s updated.") % {"visit": visit.label})
+            return redirect("forms:casebook", subject_pk=subject.pk)
+    return render(request, "visits/visit_update.html", {
+        "subject": subject, "visit": visit, "form": form,
+    }, status=400 if form.errors else 200)
