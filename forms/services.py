@@ -58,7 +58,7 @@ def _future_errors(crf: CRF, subject: Subject) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     for field in crf._meta.concrete_fields:
         value = getattr(crf, field.attname)
-        if value is None or field.name in ("created_at", "updated_at"):
+        if value is None or field.name in ("created_at", "updated_at", *crf.future_items):
             continue
         if isinstance(field, models.DateTimeField) and value > now:
             errors[field.name] = [_("A date and time in the future is not possible.")]
@@ -150,7 +150,7 @@ def crf_save(
     for name, messages in (_future_errors(crf, subject) | crf.hard_errors()).items():
         errors.setdefault(name, []).extend(str(m) for m in messages)
     if complete and not crf.not_done_reason:
-        for name in model.required_items:
+        for name in crf.required_for_completion():
             if _is_blank(getattr(crf, name)) and name not in crf.missing_items:
                 errors.setdefault(name, []).append(
                     _("Required to complete the form: enter a value or mark it missing.")

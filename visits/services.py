@@ -185,7 +185,8 @@ def randomization_allocate(
     only entry point. Randomizations at one site are serialized by a lock on the site's row, so
     two simultaneous randomizations can never draw the same list row.
     """
-    subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)
+    subject = (Subject.objects.select_for_update(of=("self",)).select_related("site")
+               .get(pk=subject.pk))
     _require(user, Action.RANDOMIZE, subject.site)
     Site.objects.select_for_update().get(pk=subject.site_id)
     if subject.status != SubjectStatus.SCREENING:

@@ -38,6 +38,8 @@ class CRF(models.Model):
     required_items: ClassVar[tuple[str, ...]] = ()
     # Items computed from others, never typed.
     derived_items: ClassVar[tuple[str, ...]] = ()
+    # Dates that may lie in the future (a planned date); every other date may not.
+    future_items: ClassVar[tuple[str, ...]] = ()
     # Units shown beside values, by item.
     units: ClassVar[dict[str, str]] = {}
 
@@ -80,6 +82,11 @@ class CRF(models.Model):
     @classmethod
     def entry_items(cls) -> list[str]:
         return [name for name in cls.item_names() if name not in cls.derived_items]
+
+    def required_for_completion(self) -> tuple[str, ...]:
+        """The required items for this form's answers (a form may need fewer, e.g. an
+        infusion not given needs only the reason)."""
+        return self.required_items
 
     def derive(self) -> None:
         """Compute the derived items from the entered ones (pure arithmetic)."""

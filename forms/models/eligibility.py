@@ -12,6 +12,7 @@ class EligibilityChecklist(CRF):
     crf_code = "eligibility"
     derived_items = ("derived", "eligible", "contradictions")
     required_items = ("planned_first_infusion_at",)
+    future_items = ("planned_first_infusion_at",)
 
     planned_first_infusion_at = models.DateTimeField(
         _("planned first infusion"), null=True, blank=True,
