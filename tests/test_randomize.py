@@ -146,7 +146,7 @@ def test_simultaneous_randomizations_never_share_a_row(site, nurse, monkeypatch)
             barrier.wait()
             visit_services.randomization_allocate(
                 subject=subject, stratum="8-14", randomized_at=timezone.now(), user=nurse)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             failures.append(exc)
         finally:
             connection.close()
