@@ -41,9 +41,12 @@ class CRFEntryForm(forms.Form):
 
     model: type[CRF]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, subject=None, **kwargs):
         super().__init__(*args, **kwargs)
         for name, field in self.fields.items():
+            if isinstance(field, forms.ModelChoiceField):
+                # Links to other records (an adverse event) offer this subject's only.
+                field.queryset = field.queryset.filter(subject=subject)
             if isinstance(field.widget, forms.RadioSelect) and hasattr(field, "choices"):
                 field.choices = [c for c in field.choices if c[0] not in ("", None)]
             unit = self.model.units.get(name)

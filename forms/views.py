@@ -90,7 +90,7 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
     if request.method == "POST":
         if not can_enter:
             raise PermissionDenied
-        form = form_class(request.POST)
+        form = form_class(request.POST, subject=subject)
         if form.is_valid():
             try:
                 saved = services.crf_save(
@@ -107,7 +107,7 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
                 conflict = clash.current
                 data = request.POST.copy()
                 data["version"] = conflict.version
-                form = form_class(data)
+                form = form_class(data, subject=subject)
                 form.is_valid()
                 form.add_error(None, _(
                     "Someone else saved this form while you were editing it. Your input is "
@@ -124,7 +124,7 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
                 return redirect(request.path)
         status = 409 if conflict is not None else 400
     else:
-        form = form_class(initial=initial_for(crf))
+        form = form_class(initial=initial_for(crf), subject=subject)
         status = 200
     differing = {}
     if conflict is not None:

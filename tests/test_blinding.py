@@ -65,8 +65,7 @@ def arm_leaks(html: str, slots) -> list[str]:
 def trial(site, nurse):
     """A site with randomized subjects, one in screening with data, and an unblinding."""
     investigator = UserFactory(username="inv", role=Role.INVESTIGATOR, sites=[site])
-    for _ in range(3):
-        randomized_subject(site=site, user=nurse)
+    randomized_subject(site=site, user=nurse)
     screening = screened_subject(site=site, user=nurse)
     enter_screening_data(screening, nurse)
     confirm_all(screening, investigator)

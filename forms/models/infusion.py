@@ -117,8 +117,9 @@ class Infusion(CRF):
         ]
 
     def required_for_completion(self) -> tuple[str, ...]:
+        """An infusion not given needs only that answer and its reason (a hard check)."""
         if self.given is False:
-            return ("given", "not_given_reason")
+            return ("given",)
         return self.required_items
 
     def derive(self) -> None:

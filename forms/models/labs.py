@@ -4,7 +4,7 @@ computed, never typed."""
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from django.db import models
 from django.db.models import Q
@@ -188,7 +188,9 @@ class LabPanel(CRF):
             value, reference = getattr(self, code), ranges.get(code)
             ratio = None
             if value is not None and reference is not None:
-                ratio = Decimal(str(round(derivations.times_uln(value, reference.high), 2)))
+                # Rounded up: a value above 2.5 × ULN never shows as 2.50.
+                ratio = (Decimal(value) / Decimal(reference.high)).quantize(
+                    Decimal("0.01"), rounding=ROUND_CEILING)
             setattr(self, f"{code}_x_uln", ratio)
         self.egfr = None
         if self.creatinine is not None and sex and age is not None:

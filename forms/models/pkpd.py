@@ -63,8 +63,10 @@ class PKPDSample(CRF):
         ]
 
     def required_for_completion(self) -> tuple[str, ...]:
+        """A sample not collected needs only the time point, that answer and its reason (a
+        hard check)."""
         if self.collected is False:
-            return ("timepoint", "collected", "not_collected_reason")
+            return ("timepoint", "collected")
         return self.required_items
 
     def hard_errors(self) -> dict[str, list[str]]:

@@ -5,7 +5,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from edc.protocol import INFUSIONS_PER_SUBJECT
-from forms.models.adverse_events import AdverseEvent, Relationship
+from forms.models.adverse_events import INFUSION_NUMBER_CHOICES, AdverseEvent, Relationship
 from forms.models.base import CRF, one_per_subject, one_per_visit
 
 
@@ -18,9 +18,7 @@ class EndReason(models.TextChoices):
     OTHER = "other", _("Other")
 
 
-LAST_DOSE_CHOICES = [(0, _("None given"))] + [
-    (n, _("Infusion %(number)d") % {"number": n}) for n in range(1, INFUSIONS_PER_SUBJECT + 1)
-]
+LAST_DOSE_CHOICES = [(0, _("None given")), *INFUSION_NUMBER_CHOICES]
 
 
 class EndOfStudy(CRF):
@@ -40,11 +38,6 @@ class EndOfStudy(CRF):
         verbose_name = _("end of study")
         verbose_name_plural = _("end of study")
         constraints = [one_per_visit("end_of_study")]
-
-    def required_for_completion(self) -> tuple[str, ...]:
-        if self.completed is False:
-            return (*self.required_items, "reason_not_completed")
-        return self.required_items
 
     def hard_errors(self) -> dict[str, list[str]]:
         if self.completed is False and not self.reason_not_completed:
