@@ -21,13 +21,17 @@ demo: install
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-# System tools the tests use that pip cannot install: the compose CLI (to validate
-# docker-compose.yml). Installed with apt-get where missing.
+# System tools the tests use that pip cannot install, from Debian's packages where missing:
+# the compose CLI (to validate docker-compose.yml) and Chromium (browser tests; Playwright
+# drives it and downloads no browser of its own).
+APT_INSTALL = apt-get install -y -qq $(1) >/dev/null 2>&1 || \
+	{ apt-get update -qq && apt-get install -y -qq $(1) >/dev/null; }
 system-tools:
 	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || { \
 	  echo "Installing docker-compose with apt-get (the tests validate docker-compose.yml)"; \
-	  apt-get install -y -qq docker-compose >/dev/null 2>&1 || \
-	  { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }; }
+	  $(call APT_INSTALL,docker-compose); }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing chromium with apt-get (browser tests)"; $(call APT_INSTALL,chromium); }
 
 ## Lint, check migrations are complete, run the whole test suite.
 test: install system-tools
