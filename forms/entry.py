@@ -55,11 +55,14 @@ class CRFEntryForm(forms.Form):
             if isinstance(field, forms.DecimalField | forms.IntegerField):
                 field.widget.attrs.setdefault("inputmode", "decimal")
 
+    # Study day of each saved date item (set by the view when the subject has a Day 1).
+    study_days: dict[str, int] = {}
+
     def item_rows(self):
-        """(bound field, missing-reason bound field or None, unit) per entered item."""
+        """(bound field, missing-reason field or None, unit, study day or None) per item."""
         for name in self.model.entry_items():
             missing = self[MISSING_PREFIX + name] if name in self.model.required_items else None
-            yield self[name], missing, self.model.units.get(name, "")
+            yield self[name], missing, self.model.units.get(name, ""), self.study_days.get(name)
 
     def item_values(self) -> dict:
         return {name: self.cleaned_data.get(name) for name in self.model.entry_items()}

@@ -55,6 +55,13 @@ class VisitRow:
     forms: list[FormCell] = field(default_factory=list)
 
     @property
+    def study_day(self) -> int | None:
+        day1 = self.visit.subject.day1
+        if day1 is None or self.visit.actual_date is None:
+            return None
+        return schedule.study_day(day1, self.visit.actual_date)
+
+    @property
     def complete(self) -> int:
         return sum(1 for f in self.forms if f.status == CRFStatus.COMPLETE)
 

@@ -3,6 +3,8 @@
 Views parse input and render; every write goes through ``forms.services``.
 """
 
+import datetime as dt
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -26,6 +28,7 @@ from forms.selectors import (
     log_entries,
     site_matrix,
 )
+from visits import schedule
 from visits.models import SubjectStatus
 from visits.schedule import VisitStatus
 from visits.selectors import subjects_for_user
@@ -37,6 +40,21 @@ def _subject_for(request: HttpRequest, subject_pk: int):
     subject = get_object_or_404(subjects_for_user(request.user), pk=subject_pk)
     timezone.activate(subject.site.zone)
     return subject
+
+
+def study_days(crf) -> dict[str, int]:
+    """The study day of every saved date of a CRF (derived, never typed)."""
+    day1 = crf.subject.day1
+    if day1 is None or not crf.pk:
+        return {}
+    days = {}
+    for name in crf.entry_items():
+        value = getattr(crf, name)
+        if isinstance(value, dt.datetime):
+            value = schedule.local_date(value, crf.subject.site.zone)
+        if isinstance(value, dt.date):
+            days[name] = schedule.study_day(day1, value)
+    return days
 
 
 def _apply_errors(form, error: ValidationError) -> None:
@@ -126,6 +144,7 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
     else:
         form = form_class(initial=initial_for(crf), subject=subject)
         status = 200
+    form.study_days = study_days(crf)
     differing = {}
     if conflict is not None:
         for name in model.entry_items():

@@ -259,3 +259,16 @@ def test_links_to_adverse_events_offer_only_this_subjects_events(client, site, n
     html = client.get(reverse("forms:visit_crf", args=[mine.pk, d1.pk, "infusion"])).content
     assert b"Headache" in html
     assert b"Rash of another subject" not in html
+
+
+def test_every_saved_date_shows_its_study_day(client, subject, nurse):
+    d2 = visit(subject, "D2")
+    day1 = subject.day1
+    measured = timezone.make_aware(dt.datetime.combine(day1 + dt.timedelta(days=1),
+                                                       dt.time(9, 0)), subject.site.zone)
+    save(VitalSigns, subject, nurse, good_vitals() | {"measured_at": min(measured, NOW())},
+         visit=d2)
+    client.force_login(nurse)
+    html = client.get(reverse("forms:visit_crf", args=[subject.pk, d2.pk, "vital_signs"]))
+    expected = 2 if measured <= NOW() else 1
+    assert f"Study day {expected}" in html.content.decode()
