@@ -22,7 +22,7 @@ PRINT_SETTINGS = (
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items()
              if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "EMAIL_HOST",
-                          "ALLOWED_HOSTS"}}
+                          "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT,
         env={**clean, "DJANGO_SETTINGS_MODULE": "edc.settings", **env},
