@@ -19,6 +19,7 @@ from edc import protocol
 from edc.models import User
 from edc.roles import Action, can
 from forms import eligibility as eligibility_rules
+from forms.checks.runner import checks_apply, hard_check_errors
 from forms.models import (
     CRF,
     ConcomitantMedication,
@@ -30,10 +31,12 @@ from forms.models import (
     Missing,
     StrokeEvent,
 )
+from forms.models.base import SDVStatus
 from forms.models.labs import reference_ranges
 from forms.models.nihss import NIHSS
 from forms.models.scales import MRS
 from visits import schedule
+from visits import services as visit_services
 from visits.models import Subject, SubjectStatus, Visit
 from visits.randomization import stratum_for_nihss
 from visits.services import randomization_allocate
@@ -147,8 +150,9 @@ def crf_save(
             errors.setdefault(name, []).append(
                 _("An item with a value cannot also be marked as missing.")
             )
-    for name, messages in (_future_errors(crf, subject) | crf.hard_errors()).items():
-        errors.setdefault(name, []).extend(str(m) for m in messages)
+    for found in (_future_errors(crf, subject), crf.hard_errors(), hard_check_errors(crf)):
+        for name, messages in found.items():
+            errors.setdefault(name, []).extend(str(m) for m in messages)
     if complete and not crf.not_done_reason:
         for name in crf.required_for_completion():
             if _is_blank(getattr(crf, name)) and name not in crf.missing_items:
@@ -164,6 +168,8 @@ def crf_save(
         raise ValidationError(
             {"reason": _("This form was complete: give the reason for the change.")}
         )
+    if changed and (crf.sdv_status == SDVStatus.VERIFIED or crf.verified_fields):
+        crf.sdv_status = SDVStatus.CHANGED  # forms.sdv: verified data changed
     crf.status = CRFStatus.COMPLETE if complete else CRFStatus.IN_PROGRESS
     crf.ever_completed = crf.ever_completed or complete
     crf.version += 1
@@ -172,7 +178,24 @@ def crf_save(
     if reason.strip():
         crf._change_reason = reason.strip()
     crf.save()
+    checks_apply(subject)
     return crf
+
+
+@transaction.atomic
+def visit_record(*, visit: Visit, actual_date: dt.date, user: User, reason: str = "") -> Visit:
+    """Record a visit date and run the edit checks that read it (window, sample dates)."""
+    visit = visit_services.visit_record_date(visit=visit, actual_date=actual_date, user=user,
+                                             reason=reason)
+    checks_apply(visit.subject)
+    return visit
+
+
+@transaction.atomic
+def visit_missed(*, visit: Visit, reason: str, user: User) -> Visit:
+    visit = visit_services.visit_mark_missed(visit=visit, reason=reason, user=user)
+    checks_apply(visit.subject)
+    return visit
 
 
 # --- Eligibility and randomization ------------------------------------------------------------

@@ -1,10 +1,20 @@
 from django.urls import path
 
-from forms import views
+from forms import query_views, views
 
 app_name = "forms"
 urlpatterns = [
     path("matrix/", views.matrix, name="matrix"),
+    path("edit-checks/", views.edit_checks, name="edit_checks"),
+    path("queries/", query_views.query_list, name="query_list"),
+    path("queries/<int:query_pk>/<str:action>/", query_views.query_act, name="query_act"),
+    path("subjects/<int:subject_pk>/queries/<str:kind>/<int:pk>/", query_views.query_new,
+         name="query_new"),
+    path("subjects/<int:subject_pk>/verify/<str:crf_code>/<int:pk>/", query_views.crf_verify,
+         name="crf_verify"),
+    path("source-data-verification/", query_views.sdv_progress, name="sdv_progress"),
+    path("subjects/<int:subject_pk>/visits/<int:visit_pk>/", views.visit_update,
+         name="visit_update"),
     path("subjects/<int:subject_pk>/", views.casebook, name="casebook"),
     path("subjects/<int:subject_pk>/eligibility/", views.eligibility, name="eligibility"),
     path("subjects/<int:subject_pk>/randomize/", views.randomize, name="randomize"),

@@ -3,8 +3,10 @@
 Views parse input and render; every write goes through ``forms.services``.
 """
 
+import csv
 import datetime as dt
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,14 +15,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from edc import protocol
 from edc.models import Site
 from edc.roles import Action, can, scope_to_user
 from forms import eligibility as eligibility_rules
 from forms import services
+from forms.checks import ALL_CHECKS, VISIT
 from forms.entry import crf_form_class, initial_for
 from forms.models import CRF_MODELS, CRFStatus
+from forms.queries import queries_for_target
 from forms.selectors import (
     LOG_FORM_CODES,
     casebook_rows,
@@ -40,6 +45,27 @@ def _subject_for(request: HttpRequest, subject_pk: int):
     subject = get_object_or_404(subjects_for_user(request.user), pk=subject_pk)
     timezone.activate(subject.site.zone)
     return subject
+
+
+def query_context(user, subject, target, kind: str) -> dict:
+    """The queries on each item of a saved record, and what this user may do with them."""
+    field_queries: dict[str, list] = {}
+    if target.pk:
+        for query in (queries_for_target(target).select_related("raised_by")
+                      .prefetch_related("messages__author").order_by("raised_at")):
+            field_queries.setdefault(query.field_name, []).append(query)
+    return {
+        "field_queries": field_queries,
+        "open_query_count": sum(1 for qs in field_queries.values() for q in qs
+                                if q.status in ("open", "answered")),
+        "can_raise": can(user, Action.RAISE_QUERY, subject.site),
+        "can_answer": can(user, Action.ANSWER_QUERY, subject.site),
+        "can_close": can(user, Action.CLOSE_QUERY, subject.site),
+        "can_verify": can(user, Action.VERIFY_SOURCE, subject.site),
+        "target_kind": kind, "target_pk": target.pk,
+        "crf_complete": getattr(target, "status", "") == "complete",
+        "verified_fields": getattr(target, "verified_fields", None) or {},
+    }
 
 
 def study_days(crf) -> dict[str, int]:
@@ -155,9 +181,10 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
         "subject": subject, "visit": visit, "crf": crf, "form": form,
         "crf_label": protocol.crf(crf_code).label, "crf_code": crf_code,
         "can_enter": can_enter, "conflict": conflict, "differing": differing,
-        "derived": [(model._meta.get_field(n).verbose_name, getattr(crf, n),
+        "derived": [(n, model._meta.get_field(n).verbose_name, getattr(crf, n),
                      model.units.get(n, "")) for n in model.derived_items
                     if n not in ("ranges_used", "derived", "contradictions")],
+        **query_context(request.user, subject, crf, crf_code),
     }, status=status)
 
 
@@ -264,3 +291,75 @@ def randomize(request: HttpRequest, subject_pk: int) -> HttpResponse:
         "confirmed": bool(checklist and checklist.confirmed_by_id),
         "complete": bool(checklist and checklist.status == CRFStatus.COMPLETE),
     }, status=400 if error else 200)
+
+DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class VisitDateForm(forms.Form):
+    actual_date = forms.DateField(label=gettext_lazy("Visit date"), widget=DATE_WIDGET,
+                                  required=False)
+    missed_reason = forms.CharField(
+        label=gettext_lazy("Or: the visit did not take place, because"), required=False,
+        widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(label=gettext_lazy("Reason for changing a recorded date"),
+                             required=False, max_length=300)
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("actual_date") and not (data.get("missed_reason") or "").strip():
+            raise forms.ValidationError(
+                _("Enter the visit date, or why the visit did not take place."))
+        if data.get("actual_date") and (data.get("missed_reason") or "").strip():
+            raise forms.ValidationError(
+                _("A visit either took place (date) or was missed (reason), not both."))
+        return data
+
+
+@login_required
+def visit_update(request: HttpRequest, subject_pk: int, visit_pk: int) -> HttpResponse:
+    subject = _subject_for(request, subject_pk)
+    if not can(request.user, Action.ENTER_DATA, subject.site):
+        raise PermissionDenied
+    visit = get_object_or_404(subject.visits, pk=visit_pk)
+    form = VisitDateForm(request.POST or None, initial={
+        "actual_date": visit.actual_date, "missed_reason": visit.missed_reason})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["actual_date"]:
+                services.visit_record(visit=visit, actual_date=data["actual_date"],
+                                      user=request.user, reason=data["reason"])
+            else:
+                services.visit_missed(visit=visit, reason=data["missed_reason"],
+                                      user=request.user)
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, _("%(visit)s updated.") % {"visit": visit.label})
+            return redirect("forms:casebook", subject_pk=subject.pk)
+    return render(request, "forms/visit_update.html", {
+        "subject": subject, "visit": visit, "form": form,
+    }, status=400 if form.errors else 200)
+
+
+@login_required
+def edit_checks(request: HttpRequest) -> HttpResponse:
+    """The edit-check specification, generated from the check library (page or CSV)."""
+    rows = [{
+        "code": check.code,
+        "form": (_("Visit") if check.form == VISIT else _("Every form") if check.form == "*"
+                 else protocol.crf(check.form).label),
+        "fields": ", ".join(check.fields) or str(check.description),
+        "severity": check.severity,
+        "message": check.message,
+    } for check in ALL_CHECKS]
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="edit-checks.csv"'
+        writer = csv.writer(response, lineterminator="\n")
+        writer.writerow(["code", "form", "fields", "severity", "message"])
+        for row in rows:
+            writer.writerow([str(row[key]) for key in
+                             ("code", "form", "fields", "severity", "message")])
+        return response
+    return render(request, "forms/edit_checks.html", {"rows": rows})

@@ -9,6 +9,5 @@ urlpatterns = [
     path("<int:subject_pk>/identity/", views.identity, name="identity"),
     path("<int:subject_pk>/screen-failure/", views.screen_fail, name="screen_fail"),
     path("<int:subject_pk>/unblind/", views.unblind, name="unblind"),
-    path("<int:subject_pk>/visits/<int:visit_pk>/", views.visit_update, name="visit_update"),
     path("pharmacy/", views.pharmacy, name="pharmacy"),
 ]

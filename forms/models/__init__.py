@@ -15,6 +15,9 @@ from forms.models.screening import Demographics, MedicalHistory, StrokeEvent
 from forms.models.study_end import Death, EarlyTermination, EndOfStudy
 from forms.models.vitals import VitalSigns
 
+# Queries live with their services in ``forms.queries``; imported here so Django registers them.
+from forms.queries import Query, QueryMessage
+
 CRF_MODELS: dict[str, type[CRF]] = {
     model.crf_code: model
     for model in (
@@ -28,5 +31,5 @@ __all__ = [
     "CRF", "CRF_MODELS", "MRS", "NIHSS", "AdverseEvent", "Barthel", "CRFStatus",
     "ConcomitantMedication", "Death", "Demographics", "EarlyTermination", "EligibilityChecklist",
     "EndOfStudy", "Infusion", "LabPanel", "LabReferenceRange", "MedicalHistory", "Missing",
-    "PKPDSample", "ProtocolDeviation", "StrokeEvent", "VitalSigns",
+    "PKPDSample", "ProtocolDeviation", "Query", "QueryMessage", "StrokeEvent", "VitalSigns",
 ]

@@ -165,8 +165,6 @@ class AdverseEvent(CRF):
         def add(field: str, message) -> None:
             errors.setdefault(field, []).append(str(message))
 
-        if self.start_date and self.end_date and self.end_date < self.start_date:
-            add("end_date", _("The end date cannot be before the start date."))
         if self.ongoing and self.end_date:
             add("ongoing", _("An ongoing event has no end date."))
         if self.ctcae_grade == FATAL_GRADE and self.outcome and self.outcome != Outcome.FATAL:

@@ -1,5 +1,5 @@
 """What every case report form shares: its subject and visit, status, missing-data marks,
-optimistic-locking version and history.
+optimistic-locking version, source data verification and history.
 
 A CRF row exists from its first save (status *in progress*); "not started" is the absence of a
 row. Concrete CRFs declare their items as fields, their required items, their units and the
@@ -8,6 +8,7 @@ items derived from others; the service layer (``forms.services``) does every wri
 
 from typing import ClassVar
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -19,6 +20,14 @@ class CRFStatus(models.TextChoices):
     NOT_STARTED = "not_started", _("Not started")
     IN_PROGRESS = "in_progress", _("In progress")
     COMPLETE = "complete", _("Complete")
+
+
+class SDVStatus(models.TextChoices):
+    """Source data verification of the whole form (``forms.sdv``)."""
+
+    NOT_VERIFIED = "not_verified", _("Not verified")
+    VERIFIED = "verified", _("Source data verified")
+    CHANGED = "changed_since_verified", _("Changed since verified")
 
 
 class Missing(models.TextChoices):
@@ -65,6 +74,20 @@ class CRF(models.Model):
     ever_completed = models.BooleanField(_("ever marked complete"), default=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("last saved"), auto_now=True)
+    sdv_status = models.CharField(
+        _("source data verification"), max_length=24, choices=SDVStatus.choices,
+        default=SDVStatus.NOT_VERIFIED,
+    )
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("verified by"), on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )
+    verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
+    verified_fields = models.JSONField(
+        _("items verified singly"), default=dict, blank=True,
+        help_text=_('Item name → {"by": user id, "at": ISO time}, for critical items verified '
+                    "one by one."),
+    )
 
     history = HistoricalRecords(inherit=True)
 

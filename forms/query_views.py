@@ -1,0 +1,165 @@
+"""Queries and source data verification: raising, answering, re-querying, closing and
+cancelling queries, the query list, and marking forms verified."""
+
+from collections import Counter
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+
+from edc import protocol
+from edc.models import Site
+from edc.roles import Action, can, scope_to_user
+from forms import queries as query_services
+from forms import sdv
+from forms.checks import ALL_CHECKS
+from forms.models import CRF_MODELS
+from forms.queries import QueryStatus
+from visits.models import Visit
+from visits.selectors import subjects_for_user
+
+AGE_BANDS = ((0, 7), (8, 14), (15, 30), (31, None))
+ACTIONS = {
+    "answer": query_services.query_answer,
+    "requery": query_services.query_requery,
+    "close": query_services.query_close,
+    "cancel": query_services.query_cancel,
+}
+
+
+def _back(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return fallback
+
+
+def _target(subject, kind: str, pk: int):
+    if kind == "visit":
+        return get_object_or_404(Visit, pk=pk, subject=subject)
+    model = CRF_MODELS.get(kind)
+    if model is None:
+        raise Http404
+    return get_object_or_404(model, pk=pk, subject=subject)
+
+
+@login_required
+def query_new(request: HttpRequest, subject_pk: int, kind: str, pk: int) -> HttpResponse:
+    if request.method != "POST":
+        raise Http404
+    subject = get_object_or_404(subjects_for_user(request.user), pk=subject_pk)
+    target = _target(subject, kind, pk)
+    try:
+        query_services.query_raise(target=target, field_name=request.POST.get("field", ""),
+                                   text=request.POST.get("text", ""), user=request.user)
+    except PermissionDenied:
+        raise
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("Query raised."))
+    return redirect(_back(request, subject_url(subject)))
+
+
+def subject_url(subject) -> str:
+    from django.urls import reverse
+
+    return reverse("forms:casebook", args=[subject.pk])
+
+
+@login_required
+def query_act(request: HttpRequest, query_pk: int, action: str) -> HttpResponse:
+    if request.method != "POST" or action not in ACTIONS:
+        raise Http404
+    query = get_object_or_404(query_services.queries_for_user(request.user), pk=query_pk)
+    text = request.POST.get("text", "")
+    try:
+        if action == "close":
+            ACTIONS[action](query=query, user=request.user, text=text)
+        else:
+            ACTIONS[action](query=query, text=text, user=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, {
+            "answer": _("Answer sent."), "requery": _("Query re-opened."),
+            "close": _("Query closed."), "cancel": _("Query cancelled."),
+        }[action])
+    return redirect(_back(request, subject_url(query.subject)))
+
+
+@login_required
+def query_list(request: HttpRequest) -> HttpResponse:
+    if not can(request.user, Action.VIEW_SUBJECTS):
+        raise PermissionDenied
+    now = timezone.now()
+    all_queries = query_services.queries_for_user(request.user)
+    site = request.GET.get("site", "")
+    status = request.GET.get("status", "open")
+    form = request.GET.get("form", "")
+    check = request.GET.get("check", "")
+    min_age = request.GET.get("min_age", "")
+    shown = all_queries
+    if site:
+        shown = shown.filter(subject__site__code=site)
+    if status == "open":
+        shown = shown.filter(status__in=[QueryStatus.OPEN, QueryStatus.ANSWERED])
+    elif status in QueryStatus.values:
+        shown = shown.filter(status=status)
+    if form:
+        shown = shown.filter(crf_code=form)
+    if check == "manual":
+        shown = shown.filter(check_code="")
+    elif check:
+        shown = shown.filter(check_code=check)
+    if min_age.isdigit():
+        shown = shown.filter(raised_at__lte=now - timezone.timedelta(days=int(min_age)))
+    rows = [(q, query_services.query_age_days(q, now)) for q in shown.order_by("raised_at")]
+    open_ages = [query_services.query_age_days(q, now) for q in all_queries.filter(
+        status__in=[QueryStatus.OPEN, QueryStatus.ANSWERED]).only("raised_at")]
+    ageing = []
+    for low, high in AGE_BANDS:
+        label = f"{low}–{high}" if high is not None else f"> {low - 1}"
+        ageing.append((label, sum(1 for age in open_ages
+                                  if age >= low and (high is None or age <= high))))
+    return render(request, "forms/query_list.html", {
+        "rows": rows,
+        "counts": Counter(all_queries.values_list("status", flat=True)),
+        "ageing": ageing,
+        "sites": scope_to_user(Site.objects.all(), request.user, site_field="pk"),
+        "forms_list": [(c.code, c.label) for c in protocol.CRFS if c.code in CRF_MODELS],
+        "checks": [c.code for c in ALL_CHECKS],
+        "statuses": QueryStatus.choices,
+        "filters": {"site": site, "status": status, "form": form, "check": check,
+                    "min_age": min_age},
+    })
+
+
+@login_required
+def crf_verify(request: HttpRequest, subject_pk: int, crf_code: str, pk: int) -> HttpResponse:
+    if request.method != "POST":
+        raise Http404
+    subject = get_object_or_404(subjects_for_user(request.user), pk=subject_pk)
+    crf = _target(subject, crf_code, pk)
+    field = request.POST.get("field") or None
+    try:
+        sdv.crf_verify(crf=crf, user=request.user, fields=[field] if field else None)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("Source data verified."))
+    return redirect(_back(request, subject_url(subject)))
+
+
+@login_required
+def sdv_progress(request: HttpRequest) -> HttpResponse:
+    if not can(request.user, Action.VIEW_SUBJECTS):
+        raise PermissionDenied
+    return render(request, "forms/sdv_progress.html", {
+        "by_site": sdv.sdv_progress_by_site(request.user),
+    })
