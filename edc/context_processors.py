@@ -12,6 +12,9 @@ def trial(request) -> dict:
         "trial_registry_id": protocol.TRIAL_REGISTRY_ID,
         "role_label": Role(user.role).label if signed_in and user.role else "",
         "nav_subjects": signed_in and can(user, Action.VIEW_SUBJECTS),
+        "nav_queries": signed_in and (can(user, Action.RAISE_QUERY)
+                                      or can(user, Action.ANSWER_QUERY)),
+        "nav_sdv": signed_in and (can(user, Action.VERIFY_SOURCE) or can(user, Action.LOCK_DATA)),
         "nav_pharmacy": signed_in and can(user, Action.VIEW_ALLOCATION)
         and can(user, Action.VIEW_SUBJECTS),
     }

@@ -93,6 +93,11 @@ def query_act(request: HttpRequest, query_pk: int, action: str) -> HttpResponse:
     return redirect(_back(request, subject_url(query.subject)))
 
 
+def _status_counts(queries) -> list[tuple[str, int]]:
+    counts = Counter(queries.values_list("status", flat=True))
+    return [(label, counts[value]) for value, label in QueryStatus.choices]
+
+
 @login_required
 def query_list(request: HttpRequest) -> HttpResponse:
     if not can(request.user, Action.VIEW_SUBJECTS):
@@ -120,8 +125,8 @@ def query_list(request: HttpRequest) -> HttpResponse:
     if min_age.isdigit():
         shown = shown.filter(raised_at__lte=now - timezone.timedelta(days=int(min_age)))
     rows = [(q, query_services.query_age_days(q, now)) for q in shown.order_by("raised_at")]
-    open_ages = [query_services.query_age_days(q, now) for q in all_queries.filter(
-        status__in=[QueryStatus.OPEN, QueryStatus.ANSWERED]).only("raised_at")]
+    open_ages = [(now - raised_at).days for raised_at in all_queries.filter(
+        status__in=[QueryStatus.OPEN, QueryStatus.ANSWERED]).values_list("raised_at", flat=True)]
     ageing = []
     for low, high in AGE_BANDS:
         label = f"{low}–{high}" if high is not None else f"> {low - 1}"
@@ -129,7 +134,7 @@ def query_list(request: HttpRequest) -> HttpResponse:
                                   if age >= low and (high is None or age <= high))))
     return render(request, "forms/query_list.html", {
         "rows": rows,
-        "counts": Counter(all_queries.values_list("status", flat=True)),
+        "counts": _status_counts(all_queries),
         "ageing": ageing,
         "sites": scope_to_user(Site.objects.all(), request.user, site_field="pk"),
         "forms_list": [(c.code, c.label) for c in protocol.CRFS if c.code in CRF_MODELS],

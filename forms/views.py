@@ -65,6 +65,8 @@ def query_context(user, subject, target, kind: str) -> dict:
         "target_kind": kind, "target_pk": target.pk,
         "crf_complete": getattr(target, "status", "") == "complete",
         "verified_fields": getattr(target, "verified_fields", None) or {},
+        "item_names": (type(target).item_names() if hasattr(type(target), "item_names")
+                       else ["actual_date"]),
     }
 
 
@@ -318,7 +320,8 @@ class VisitDateForm(forms.Form):
 @login_required
 def visit_update(request: HttpRequest, subject_pk: int, visit_pk: int) -> HttpResponse:
     subject = _subject_for(request, subject_pk)
-    if not can(request.user, Action.ENTER_DATA, subject.site):
+    can_enter = can(request.user, Action.ENTER_DATA, subject.site)
+    if request.method == "POST" and not can_enter:
         raise PermissionDenied
     visit = get_object_or_404(subject.visits, pk=visit_pk)
     form = VisitDateForm(request.POST or None, initial={
@@ -338,7 +341,8 @@ def visit_update(request: HttpRequest, subject_pk: int, visit_pk: int) -> HttpRe
             messages.success(request, _("%(visit)s updated.") % {"visit": visit.label})
             return redirect("forms:casebook", subject_pk=subject.pk)
     return render(request, "forms/visit_update.html", {
-        "subject": subject, "visit": visit, "form": form,
+        "subject": subject, "visit": visit, "form": form, "can_enter": can_enter,
+        **query_context(request.user, subject, visit, "visit"),
     }, status=400 if form.errors else 200)
 
 
