@@ -26,6 +26,7 @@ from forms.checks import ALL_CHECKS, VISIT
 from forms.entry import crf_form_class, initial_for
 from forms.models import CRF_MODELS, CRFStatus
 from forms.queries import queries_for_target
+from forms.sdv import sdv_progress_for_subject
 from forms.selectors import (
     LOG_FORM_CODES,
     casebook_rows,
@@ -108,6 +109,8 @@ def casebook(request: HttpRequest, subject_pk: int) -> HttpResponse:
         "can_unblind": can(request.user, Action.EMERGENCY_UNBLIND, subject.site)
         and subject.randomization_number is not None,
         "kits": list(subject.kits.all()),
+        "sdv": sdv_progress_for_subject(subject),
+        "open_queries": subject.queries.filter(status__in=("open", "answered")).count(),
     })
 
 

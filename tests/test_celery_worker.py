@@ -12,6 +12,8 @@ from edc.celery import app
 from edc.models import JobRun
 from edc.services import last_heartbeat
 from edc.tasks import heartbeat
+from forms.models import VitalSigns
+from forms.tasks import edit_checks_rerun
 
 needs_redis = pytest.mark.skipif(
     not settings.REDIS_URL and not os.environ.get("CI"),
@@ -28,10 +30,30 @@ def test_a_real_worker_runs_the_heartbeat_through_redis():
     with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
         result = heartbeat.delay()
         pk = result.get(timeout=30)
+        rerun = edit_checks_rerun.delay().get(timeout=60)
     run = JobRun.objects.get(pk=pk)
     assert run.succeeded
     assert run.worker and run.worker != "in-process"
     assert last_heartbeat() == run
+    assert rerun == {"subjects": 0, "opened": 0, "closed": 0}
+
+
+@needs_redis
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_edit_check_rerun_through_a_real_worker_opens_queries(site, nurse):
+    from forms.queries import Query
+    from tests.factories import randomized_subject
+
+    subject = randomized_subject(site=site, user=nurse)
+    # A value saved before a check existed: written directly, as data loaded by an older
+    # version would be, so only the re-run can find it.
+    VitalSigns.objects.create(subject=subject, visit=subject.visits.get(code="D2"),
+                              status="complete", heart_rate=150)
+    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
+        counts = edit_checks_rerun.delay().get(timeout=60)
+    assert counts["opened"] >= 1
+    assert Query.objects.filter(check_code="VS-003", status="open").count() == 1
 
 
 @pytest.mark.django_db
