@@ -15,6 +15,7 @@ def trial(request) -> dict:
         "nav_queries": signed_in and (can(user, Action.RAISE_QUERY)
                                       or can(user, Action.ANSWER_QUERY)),
         "nav_sdv": signed_in and (can(user, Action.VERIFY_SOURCE) or can(user, Action.LOCK_DATA)),
+        "nav_locks": signed_in and can(user, Action.LOCK_DATA),
         "nav_pharmacy": signed_in and can(user, Action.VIEW_ALLOCATION)
         and can(user, Action.VIEW_SUBJECTS),
     }

@@ -20,6 +20,7 @@ from edc.models import User
 from edc.roles import Action, can
 from forms import eligibility as eligibility_rules
 from forms.checks.runner import checks_apply, hard_check_errors
+from forms.locks import refuse_if_locked
 from forms.models import (
     CRF,
     ConcomitantMedication,
@@ -35,6 +36,7 @@ from forms.models.base import SDVStatus
 from forms.models.labs import reference_ranges
 from forms.models.nihss import NIHSS
 from forms.models.scales import MRS
+from forms.signatures import signatures_break
 from visits import schedule
 from visits import services as visit_services
 from visits.models import Subject, SubjectStatus, Visit
@@ -130,6 +132,7 @@ def crf_save(
             raise EditConflict(crf)
     elif expected_version != 0:
         raise EditConflict(crf)
+    refuse_if_locked(subject=subject, visit=crf.visit, record=crf)
     crf.subject = subject
     before = _snapshot(crf) if crf.pk else None
 
@@ -178,6 +181,8 @@ def crf_save(
     if reason.strip():
         crf._change_reason = reason.strip()
     crf.save()
+    if before is None or changed:
+        signatures_break(crf=crf, user=user)
     checks_apply(subject)
     return crf
 
@@ -185,6 +190,7 @@ def crf_save(
 @transaction.atomic
 def visit_record(*, visit: Visit, actual_date: dt.date, user: User, reason: str = "") -> Visit:
     """Record a visit date and run the edit checks that read it (window, sample dates)."""
+    refuse_if_locked(subject=visit.subject, visit=visit)
     visit = visit_services.visit_record_date(visit=visit, actual_date=actual_date, user=user,
                                              reason=reason)
     checks_apply(visit.subject)
@@ -193,6 +199,7 @@ def visit_record(*, visit: Visit, actual_date: dt.date, user: User, reason: str 
 
 @transaction.atomic
 def visit_missed(*, visit: Visit, reason: str, user: User) -> Visit:
+    refuse_if_locked(subject=visit.subject, visit=visit)
     visit = visit_services.visit_mark_missed(visit=visit, reason=reason, user=user)
     checks_apply(visit.subject)
     return visit
@@ -335,6 +342,7 @@ def subject_randomize(*, subject: Subject, user: User) -> Subject:
               "%(limit)d hours.") % {"hours": hours,
                                      "limit": protocol.MAX_ONSET_TO_FIRST_INFUSION_HOURS}
         )
+    refuse_if_locked(subject=subject)
     nihss = _screening_form(NIHSS, subject)
     stratum = stratum_for_nihss(nihss.total)
     return randomization_allocate(subject=subject, stratum=stratum, randomized_at=now, user=user)

@@ -24,6 +24,7 @@ from forms import eligibility as eligibility_rules
 from forms import services
 from forms.checks import ALL_CHECKS, VISIT
 from forms.entry import crf_form_class, initial_for
+from forms.locks import active_lock
 from forms.models import CRF_MODELS, CRFStatus
 from forms.queries import queries_for_target
 from forms.sdv import sdv_progress_for_subject
@@ -110,6 +111,10 @@ def casebook(request: HttpRequest, subject_pk: int) -> HttpResponse:
         and subject.randomization_number is not None,
         "kits": list(subject.kits.all()),
         "sdv": sdv_progress_for_subject(subject),
+        "signatures": list(subject.signatures.select_related("visit")),
+        "can_sign": can(request.user, Action.SIGN_CASEBOOK, subject.site),
+        "can_lock": can(request.user, Action.LOCK_DATA, subject.site),
+        "subject_lock": active_lock(subject=subject),
         "open_queries": subject.queries.filter(status__in=("open", "answered")).count(),
     })
 
@@ -190,6 +195,8 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
                      model.units.get(n, "")) for n in model.derived_items
                     if n not in ("ranges_used", "derived", "contradictions")],
         **query_context(request.user, subject, crf, crf_code),
+        "lock": active_lock(subject=subject, visit=visit, record=crf) if crf.pk else None,
+        "can_lock": can(request.user, Action.LOCK_DATA, subject.site),
     }, status=status)
 
 

@@ -11,6 +11,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 
 from forms.checks import ALL_CHECKS, HARD, SOFT, VISIT, Check, SubjectData, checks_for
+from forms.locks import active_lock
 from forms.models import CRF_MODELS
 from forms.queries import (
     Query,
@@ -19,7 +20,7 @@ from forms.queries import (
     query_close_system,
     query_open_system,
 )
-from visits.models import Subject
+from visits.models import Subject, Visit
 
 
 def load_subject_data(subject: Subject) -> SubjectData:
@@ -90,6 +91,13 @@ class Report:
         return [*rows, total]
 
 
+def _locked(subject: Subject, record) -> bool:
+    """Locked forms take no new queries."""
+    if isinstance(record, Visit):
+        return active_lock(subject=subject, visit=record) is not None
+    return active_lock(subject=subject, visit=record.visit, record=record) is not None
+
+
 @transaction.atomic
 def checks_apply(subject: Subject) -> Report:
     """Run every soft check over one subject's data and reconcile the system queries."""
@@ -109,7 +117,7 @@ def checks_apply(subject: Subject) -> Report:
         .values_list("content_type_id", "object_id", "field_name", "check_code")
     )
     for key, (check, record) in failures.items():
-        if key not in existing and key not in settled:
+        if key not in existing and key not in settled and not _locked(subject, record):
             _query, created = query_open_system(target=record, field_name=key[2],
                                                 check_code=check.code, text=str(check.message))
             if created:

@@ -12,6 +12,7 @@ from forms.models.nihss import NIHSS
 from forms.models.pkpd import PKPDSample
 from forms.models.scales import MRS, Barthel
 from forms.models.screening import Demographics, MedicalHistory, StrokeEvent
+from forms.models.signoff import Lock, LockScope, Signature
 from forms.models.study_end import Death, EarlyTermination, EndOfStudy
 from forms.models.vitals import VitalSigns
 
@@ -28,8 +29,31 @@ CRF_MODELS: dict[str, type[CRF]] = {
 }
 
 __all__ = [
-    "CRF", "CRF_MODELS", "MRS", "NIHSS", "AdverseEvent", "Barthel", "CRFStatus",
-    "ConcomitantMedication", "Death", "Demographics", "EarlyTermination", "EligibilityChecklist",
-    "EndOfStudy", "Infusion", "LabPanel", "LabReferenceRange", "MedicalHistory", "Missing",
-    "PKPDSample", "ProtocolDeviation", "Query", "QueryMessage", "StrokeEvent", "VitalSigns",
+    "CRF",
+    "CRF_MODELS",
+    "MRS",
+    "NIHSS",
+    "AdverseEvent",
+    "Barthel",
+    "CRFStatus",
+    "ConcomitantMedication",
+    "Death",
+    "Demographics",
+    "EarlyTermination",
+    "EligibilityChecklist",
+    "EndOfStudy",
+    "Infusion",
+    "LabPanel",
+    "LabReferenceRange",
+    "Lock",
+    "LockScope",
+    "MedicalHistory",
+    "Missing",
+    "PKPDSample",
+    "ProtocolDeviation",
+    "Query",
+    "QueryMessage",
+    "Signature",
+    "StrokeEvent",
+    "VitalSigns",
 ]

@@ -1,0 +1,99 @@
+"""Sign-off records: electronic signatures and data locks. Their rules live in
+``forms.signatures`` and ``forms.locks``."""
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from simple_history.models import HistoricalRecords
+
+from edc.models import Site
+from visits.models import Subject, Visit
+
+
+class Signature(models.Model):
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="signatures")
+    visit = models.ForeignKey(
+        Visit, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text=gettext_lazy("Empty: the whole casebook."),
+    )
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                               related_name="+")
+    printed_name = models.CharField(gettext_lazy("printed name"), max_length=200)
+    meaning = models.TextField(gettext_lazy("meaning of the signature"))
+    signed_at = models.DateTimeField(gettext_lazy("signed at"))
+    fingerprint = models.CharField(gettext_lazy("fingerprint of the signed data"), max_length=64)
+    is_broken = models.BooleanField(gettext_lazy("broken by a later change"), default=False)
+    broken_at = models.DateTimeField(null=True, blank=True)
+    broken_reason = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-signed_at"]
+        constraints = [
+            models.CheckConstraint(
+                name="signature_broken_has_time",
+                condition=models.Q(is_broken=False) | models.Q(broken_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.visit.label if self.visit_id else _("casebook")
+        return f"{self.subject} {scope} signed by {self.printed_name}"
+
+
+class LockScope(models.TextChoices):
+    FORM = "form", gettext_lazy("Form")
+    VISIT = "visit", gettext_lazy("Visit")
+    SUBJECT = "subject", gettext_lazy("Subject")
+    SITE = "site", gettext_lazy("Site")
+    TRIAL = "trial", gettext_lazy("Whole trial (database lock)")
+
+
+class Lock(models.Model):
+    scope = models.CharField(gettext_lazy("scope"), max_length=10, choices=LockScope.choices)
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, null=True, blank=True,
+                             related_name="+")
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="+")
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, null=True, blank=True,
+                              related_name="+")
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, null=True,
+                                     blank=True)
+    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    form = GenericForeignKey("content_type", "object_id")
+    locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                  related_name="+")
+    locked_at = models.DateTimeField(gettext_lazy("locked at"))
+    reason = models.TextField(gettext_lazy("reason"), blank=True)
+    unlocked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                    null=True, blank=True, related_name="+")
+    unlocked_at = models.DateTimeField(gettext_lazy("unlocked at"), null=True, blank=True)
+    unlock_reason = models.TextField(gettext_lazy("reason for unlocking"), blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-locked_at"]
+        constraints = [
+            models.CheckConstraint(
+                name="lock_unlock_has_reason",
+                condition=Q(unlocked_at__isnull=True) | ~Q(unlock_reason=""),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = {
+            LockScope.TRIAL: _("whole trial"), LockScope.SITE: str(self.site),
+            LockScope.SUBJECT: str(self.subject), LockScope.VISIT: str(self.visit),
+            LockScope.FORM: str(self.form),
+        }[self.scope]
+        return f"{self.get_scope_display()}: {target}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.unlocked_at is None

@@ -1,0 +1,114 @@
+"""Signing casebooks and locking data."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+
+from edc.models import Site
+from edc.roles import Action, can, scope_to_user
+from forms import locks, signatures
+from forms.models import CRF_MODELS
+from forms.models.signoff import Lock, LockScope
+from visits.selectors import subjects_for_user
+
+
+def _subject(request: HttpRequest, subject_pk: int):
+    subject = get_object_or_404(subjects_for_user(request.user), pk=subject_pk)
+    timezone.activate(subject.site.zone)
+    return subject
+
+
+@login_required
+def sign(request: HttpRequest, subject_pk: int, visit_pk: int | None = None) -> HttpResponse:
+    subject = _subject(request, subject_pk)
+    if not can(request.user, Action.SIGN_CASEBOOK, subject.site):
+        raise PermissionDenied
+    visit = get_object_or_404(subject.visits, pk=visit_pk) if visit_pk else None
+    error = None
+    if request.method == "POST":
+        try:
+            signatures.casebook_sign(subject=subject, visit=visit, user=request.user,
+                                     password=request.POST.get("password", ""))
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            messages.success(request, _("Signed."))
+            return redirect("forms:casebook", subject_pk=subject.pk)
+    return render(request, "forms/sign.html", {
+        "subject": subject, "visit": visit, "meaning": signatures.MEANING,
+        "now": timezone.now(), "incomplete": signatures.incomplete_forms(subject, visit),
+        "error": error,
+    }, status=400 if error else 200)
+
+
+def _back(request: HttpRequest) -> str:
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return reverse("forms:locks")
+
+
+def _lock_target(request: HttpRequest, scope: str):
+    if scope == LockScope.TRIAL:
+        return None
+    if scope == LockScope.SITE:
+        return get_object_or_404(scope_to_user(Site.objects.all(), request.user,
+                                               site_field="pk"), pk=request.POST.get("pk"))
+    subject = get_object_or_404(subjects_for_user(request.user), pk=request.POST.get("subject"))
+    if scope == LockScope.SUBJECT:
+        return subject
+    if scope == LockScope.VISIT:
+        return get_object_or_404(subject.visits, pk=request.POST.get("pk"))
+    model = CRF_MODELS.get(request.POST.get("crf_code", ""))
+    if model is None:
+        raise Http404
+    return get_object_or_404(model, pk=request.POST.get("pk"), subject=subject)
+
+
+@login_required
+def lock(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        raise Http404
+    scope = request.POST.get("scope", "")
+    if scope not in LockScope.values:
+        raise Http404
+    try:
+        locks.lock_create(user=request.user, scope=scope,
+                          target=_lock_target(request, scope),
+                          reason=request.POST.get("reason", ""))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Locked."))
+    return redirect(_back(request))
+
+
+@login_required
+def locks_page(request: HttpRequest) -> HttpResponse:
+    if not can(request.user, Action.LOCK_DATA):
+        raise PermissionDenied
+    errors = None
+    if request.method == "POST":
+        lock_row = get_object_or_404(Lock, pk=request.POST.get("lock"))
+        try:
+            locks.lock_release(lock=lock_row, user=request.user,
+                               reason=request.POST.get("reason", ""))
+        except ValidationError as exc:
+            errors = " ".join(exc.messages)
+        else:
+            messages.success(request, _("Unlocked."))
+            return redirect("forms:locks")
+    return render(request, "forms/locks.html", {
+        "active": Lock.objects.filter(unlocked_at__isnull=True).select_related(
+            "site", "subject", "visit", "locked_by"),
+        "released": Lock.objects.filter(unlocked_at__isnull=False).select_related(
+            "site", "subject", "visit", "locked_by", "unlocked_by")[:100],
+        "sites": scope_to_user(Site.objects.all(), request.user, site_field="pk"),
+        "error": errors,
+    }, status=400 if errors else 200)
