@@ -1,8 +1,10 @@
 """Django admin is for administrators configuring sites and accounts, never clinical data."""
 
-from django.contrib import admin
+from axes.utils import reset as axes_reset
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from edc.models import JobRun, Site, User
@@ -47,10 +49,28 @@ class UserAdmin(SimpleHistoryAdmin, BaseUserAdmin):
         ),
     )
     readonly_fields = ["last_login", "date_joined"]
+    actions = ["unlock"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A username names one person for ever (21 CFR 11.100(a)): renaming would free it.
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "username"] if obj is not None else fields
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        # Users are deactivated, never deleted, so every record keeps its author.
+        # Users are deactivated, never deleted, so every record keeps its author and no
+        # username is ever given to someone else.
         return False
+
+    @admin.action(description=_("Unlock after failed logins"))
+    def unlock(self, request, queryset) -> None:
+        for user in queryset:
+            axes_reset(username=user.get_username())
+        count = len(queryset)
+        self.message_user(
+            request,
+            ngettext("%d account unlocked.", "%d accounts unlocked.", count) % count,
+            messages.SUCCESS,
+        )
 
 
 @admin.register(JobRun)

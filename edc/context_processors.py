@@ -2,6 +2,7 @@ from django.conf import settings
 
 from edc import protocol
 from edc.roles import Action, Role, can
+from forms.audit import may_view_audit
 
 
 def trial(request) -> dict:
@@ -16,6 +17,7 @@ def trial(request) -> dict:
                                       or can(user, Action.ANSWER_QUERY)),
         "nav_sdv": signed_in and (can(user, Action.VERIFY_SOURCE) or can(user, Action.LOCK_DATA)),
         "nav_locks": signed_in and can(user, Action.LOCK_DATA),
+        "nav_audit": signed_in and may_view_audit(user),
         "nav_pharmacy": signed_in and can(user, Action.VIEW_ALLOCATION)
         and can(user, Action.VIEW_SUBJECTS),
     }

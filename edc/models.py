@@ -1,11 +1,14 @@
-"""Study-wide core: sites, users with their role and sites, and the background-job log."""
+"""Study-wide core: sites, users with their role and sites, the background-job log and the
+audit trail of workflow and account events."""
 
 import zoneinfo
 from functools import cached_property
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -98,3 +101,134 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- Audit trail (edc.audit) ------------------------------------------------------------------
+# Append-only tables: the database refuses UPDATE and DELETE on them (edc.audit.audit_install).
+
+
+class AuditAction(models.TextChoices):
+    LOGIN = "login", _("Logged in")
+    LOGIN_FAILED = "login_failed", _("Login failed")
+    LOGOUT = "logout", _("Logged out")
+    USER_CREATED = "user_created", _("Account created")
+    USER_CHANGED = "user_changed", _("Account changed")
+    ROLE_CHANGED = "role_changed", _("Role changed")
+    SITES_CHANGED = "sites_changed", _("Sites changed")
+    USER_DEACTIVATED = "user_deactivated", _("Account deactivated")
+    RANDOMIZED = "randomized", _("Randomized")
+    LIST_LOADED = "list_loaded", _("Randomization list loaded")
+    UNBLINDED = "unblinded", _("Emergency unblinding")
+    SOURCE_VERIFIED = "source_verified", _("Source data verified")
+    QUERY_RAISED = "query_raised", _("Query raised")
+    QUERY_ANSWERED = "query_answered", _("Query answered")
+    QUERY_REQUERIED = "query_requeried", _("Query re-queried")
+    QUERY_CLOSED = "query_closed", _("Query closed")
+    QUERY_CANCELLED = "query_cancelled", _("Query cancelled")
+    QUERY_AUTO_CLOSED = "query_auto_closed", _("Query closed: resolved by data change")
+    SIGNED = "signed", _("Casebook signed")
+    SIGNATURE_BROKEN = "signature_broken", _("Signature invalidated by a change")
+    LOCKED = "locked", _("Data locked")
+    UNLOCKED = "unlocked", _("Data unlocked")
+    EXPORTED = "exported", _("Data exported")
+
+
+class AuditEvent(models.Model):
+    """A workflow or account event (ICH E6(R3) 4.2.2(a); 21 CFR 11.10(e)). Written only by
+    ``edc.audit.audit_event``; chained like the history tables. Never holds the treatment
+    arm: a randomization is recorded by its randomization number."""
+
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+        help_text=_("Empty for a failed login or an action of the system."),
+    )
+    username_attempted = models.CharField(_("user name tried"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=32, choices=AuditAction.choices,
+                              db_index=True)
+    object_type = models.CharField(_("record type"), max_length=100, blank=True)
+    object_id = models.CharField(_("record id"), max_length=64, blank=True)
+    subject = models.ForeignKey(
+        "visits.Subject", verbose_name=_("subject"), on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )
+    site = models.ForeignKey(
+        Site, verbose_name=_("site"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        indexes = [
+            models.Index(fields=["subject", "at"], name="auditevent_subject_at"),
+            models.Index(fields=["site", "at"], name="auditevent_site_at"),
+            models.Index(fields=["user", "at"], name="auditevent_user_at"),
+            models.Index(fields=["object_type", "object_id"], name="auditevent_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditChainHead(models.Model):
+    """One row per chained table, locked (``SELECT ... FOR UPDATE``) by each writer so that
+    concurrent transactions append to the table's chain one after the other. Never updated."""
+
+    table = models.CharField(_("table"), max_length=100, unique=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("audit chain head")
+        verbose_name_plural = _("audit chain heads")
+
+    def __str__(self) -> str:
+        return self.table
+
+
+class AuditRowLayout(models.Model):
+    """The columns a table had when its rows were hashed: a column added later by a migration
+    does not change the hash of rows written before it."""
+
+    table = models.CharField(_("table"), max_length=100)
+    columns = models.JSONField(_("columns"))
+    digest = models.CharField(_("digest"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("audit row layout")
+        verbose_name_plural = _("audit row layouts")
+
+    def __str__(self) -> str:
+        return f"{self.table} ({len(self.columns)} columns)"
+
+
+class AuditChainLink(models.Model):
+    """Tamper evidence for one row of a history table (or of ``AuditEvent``): the SHA-256 of
+    the row's canonical JSON chained to the previous link of the same table
+    (``edc.audit.row_hash``). ``manage.py verify_audit`` recomputes every link."""
+
+    table = models.CharField(_("table"), max_length=100)
+    history_id = models.BigIntegerField(_("row id"))
+    sequence = models.PositiveBigIntegerField(_("sequence"))
+    layout = models.ForeignKey(AuditRowLayout, on_delete=models.PROTECT, related_name="+")
+    prev_hash = models.CharField(_("previous hash"), max_length=64)
+    row_hash = models.CharField(_("row hash"), max_length=64)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        ordering = ["table", "sequence"]
+        verbose_name = _("audit chain link")
+        verbose_name_plural = _("audit chain links")
+        constraints = [
+            # A second writer that somehow read the same chain tip cannot fork the chain.
+            models.UniqueConstraint(fields=["table", "sequence"], name="auditlink_one_per_seq"),
+            models.UniqueConstraint(fields=["table", "history_id"], name="auditlink_one_per_row"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.table} #{self.sequence} (row {self.history_id})"

@@ -99,8 +99,9 @@ PERMISSIONS: dict[str, frozenset[Action]] = {
             Action.EXPORT_UNBLINDED,
         }
     ),
-    # Configures sites and accounts; sees no clinical data and no allocation.
-    Role.ADMINISTRATOR: frozenset({Action.MANAGE_USERS, Action.VIEW_AUDIT}),
+    # Configures sites and accounts; sees no clinical data (so no clinical audit trail) and no
+    # allocation. Account events are in Django admin.
+    Role.ADMINISTRATOR: frozenset({Action.MANAGE_USERS}),
 }
 
 # Roles whose work spans the whole trial; everyone else works at the sites they are assigned to.

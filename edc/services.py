@@ -37,10 +37,11 @@ def heartbeat_is_stale(run: JobRun | None, *, now: dt.datetime | None = None) ->
     return age > settings.HEARTBEAT_STALE_AFTER_SECONDS
 
 
-def password_confirms(user: User, password: str) -> bool:
+def password_confirms(user: User, password: str, request=None) -> bool:
     """Re-authentication for signatures and unblinding: the password is asked again, never
-    taken from the session (21 CFR 11.200)."""
-    return authenticate(username=user.get_username(), password=password) is not None
+    taken from the session (21 CFR 11.200). With the request, wrong passwords count towards
+    the account lockout like failed logins."""
+    return authenticate(request, username=user.get_username(), password=password) is not None
 
 
 def mail_send(*, subject: str, body: str, recipients: list[str]) -> bool:

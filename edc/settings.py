@@ -7,6 +7,7 @@ See https://docs.djangoproject.com/en/5.2/ref/settings/ and the deployment check
 https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/.
 """
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -52,6 +53,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "simple_history",
+    "axes",
     "edc",
     "visits",
     "forms",
@@ -70,6 +72,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "edc.middleware.SiteTimezoneMiddleware",
+    # Last, as django-axes asks: turns a lockout into the "account locked" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "edc.urls"
@@ -114,15 +118,44 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # --- Authentication and sessions (21 CFR 11.300: controls on identification codes) ------------
 
+# Password policy: at least 12 characters, not the username nor close to the person's name or
+# e-mail, not a common or an all-digit password.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
         "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": 10},
+        "OPTIONS": {"min_length": 12},
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "edc.accounts.UsernameNotInPasswordValidator"},
 ]
+# Argon2 for every password set from now on; older PBKDF2 hashes still verify and are rehashed
+# with Argon2 at the next login. https://docs.djangoproject.com/en/5.2/topics/auth/passwords/
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+# Lockout after repeated failed logins (django-axes, https://django-axes.readthedocs.io/).
+# Locked per username, not per IP: a ward shares one workstation and one address, and a
+# colleague's typos must not lock everybody out. The lock lifts after the cool-off or when an
+# administrator unlocks the account (user list action "Unlock", or axes_reset_username).
+AUTHENTICATION_BACKENDS = [
+    "edc.accounts.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = dt.timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "30")))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes warns when the IP is not a lockout parameter. Counting per username already counts every
+# attempt whatever the address or browser; spraying one password over many usernames from one
+# address is for the reverse proxy's rate limit, not for a lock that would shut out a ward.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "edc.accounts.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -21,6 +21,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from edc.audit import AuditAction, audit_event
 from edc.models import User
 from edc.roles import Action, can, scope_to_user
 from forms.models.base import CRF
@@ -250,6 +251,8 @@ def query_raise(*, target: CRF | Visit, field_name: str, text: str, user: User) 
     )
     _save(query, user, MessageKind.RAISED)
     _message(query, MessageKind.RAISED, text, user, now)
+    audit_event(action=AuditAction.QUERY_RAISED, user=user, obj=query, subject=subject,
+                detail={"form": crf_code, "item": field_name})
     return query
 
 
@@ -268,6 +271,7 @@ def query_answer(*, query: Query, text: str, user: User) -> Query:
     query.answered_at = now
     _save(query, user, MessageKind.ANSWERED)
     _message(query, MessageKind.ANSWERED, text, user, now)
+    audit_event(action=AuditAction.QUERY_ANSWERED, user=user, obj=query, subject=query.subject)
     return query
 
 
@@ -282,6 +286,7 @@ def query_requery(*, query: Query, text: str, user: User) -> Query:
     query.status = QueryStatus.OPEN
     _save(query, user, MessageKind.REQUERIED)
     _message(query, MessageKind.REQUERIED, text, user, timezone.now())
+    audit_event(action=AuditAction.QUERY_REQUERIED, user=user, obj=query, subject=query.subject)
     return query
 
 
@@ -303,8 +308,10 @@ def query_close(*, query: Query, user: User, text: str = "") -> Query:
     if not can(user, Action.CLOSE_QUERY, query.subject.site):
         raise PermissionDenied(gettext("Your role does not allow closing queries at this site."))
     _require_status(query, ACTIVE_STATUSES, gettext("closed"))
-    return _end(query, status=QueryStatus.CLOSED, resolution=Resolution.CLOSED_BY_RAISER,
-                kind=MessageKind.CLOSED, text=(text or "").strip(), user=user)
+    query = _end(query, status=QueryStatus.CLOSED, resolution=Resolution.CLOSED_BY_RAISER,
+                 kind=MessageKind.CLOSED, text=(text or "").strip(), user=user)
+    audit_event(action=AuditAction.QUERY_CLOSED, user=user, obj=query, subject=query.subject)
+    return query
 
 
 @transaction.atomic
@@ -317,8 +324,10 @@ def query_cancel(*, query: Query, user: User, text: str) -> Query:
         raise PermissionDenied(gettext("Only the person who raised a query may cancel it."))
     _require_status(query, ACTIVE_STATUSES, gettext("cancelled"))
     text = _required_text(text)
-    return _end(query, status=QueryStatus.CANCELLED, resolution=Resolution.CANCELLED,
-                kind=MessageKind.CANCELLED, text=text, user=user)
+    query = _end(query, status=QueryStatus.CANCELLED, resolution=Resolution.CANCELLED,
+                 kind=MessageKind.CANCELLED, text=text, user=user)
+    audit_event(action=AuditAction.QUERY_CANCELLED, user=user, obj=query, subject=query.subject)
+    return query
 
 
 def _active_system_query(target: CRF | Visit, field_name: str, check_code: str) -> Query | None:
@@ -360,6 +369,8 @@ def query_open_system(
         # Another run opened it between our look-up and our insert.
         return _active_system_query(target, field_name, check_code), False
     _message(query, MessageKind.RAISED, text, None, now)
+    audit_event(action=AuditAction.QUERY_RAISED, obj=query, subject=subject,
+                detail={"form": crf_code, "item": field_name, "check": check_code})
     return query, True
 
 
@@ -370,9 +381,12 @@ def query_close_system(*, query: Query) -> Query:
     if not query.is_system:
         raise ValidationError(gettext("Only a query raised by an edit check closes itself."))
     _require_status(query, ACTIVE_STATUSES, gettext("closed"))
-    return _end(query, status=QueryStatus.CLOSED, resolution=Resolution.RESOLVED_BY_DATA_CHANGE,
-                kind=MessageKind.AUTO_CLOSED, text=gettext("Resolved by data change."),
-                user=None)
+    query = _end(query, status=QueryStatus.CLOSED, resolution=Resolution.RESOLVED_BY_DATA_CHANGE,
+                 kind=MessageKind.AUTO_CLOSED, text=gettext("Resolved by data change."),
+                 user=None)
+    audit_event(action=AuditAction.QUERY_AUTO_CLOSED, obj=query, subject=query.subject,
+                detail={"check": query.check_code})
+    return query
 
 
 # --- Selectors ---------------------------------------------------------------------------------

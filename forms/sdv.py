@@ -14,6 +14,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from edc.audit import AuditAction, audit_event
 from edc.models import Site, User
 from edc.roles import Action, can, scope_to_user
 from forms.models import CRF, CRF_MODELS, CRFStatus
@@ -57,6 +58,8 @@ def crf_verify(*, crf: CRF, user: User, fields: list[str] | None = None) -> CRF:
     current._history_user = user
     current._change_reason = _("Source data verified")
     current.save()
+    audit_event(action=AuditAction.SOURCE_VERIFIED, user=user, obj=current, subject=subject,
+                detail={"form": model.crf_code, "items": fields})
     return current
 
 

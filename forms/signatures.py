@@ -65,10 +65,10 @@ def incomplete_forms(subject: Subject, visit: Visit | None) -> list[str]:
 
 @transaction.atomic
 def casebook_sign(*, subject: Subject, user: User, password: str,
-                  visit: Visit | None = None) -> Signature:
+                  visit: Visit | None = None, request=None) -> Signature:
     if not can(user, Action.SIGN_CASEBOOK, subject.site):
         raise PermissionDenied(_("Only an investigator of this site signs casebooks."))
-    if not password_confirms(user, password):
+    if not password_confirms(user, password, request):
         raise ValidationError({"password": _("The password is not correct.")})
     missing = incomplete_forms(subject, visit)
     if missing:

@@ -1,5 +1,7 @@
 """Signing casebooks and locking data."""
 
+import hashlib
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,6 +15,8 @@ from django.utils.translation import gettext as _
 from edc.models import Site
 from edc.roles import Action, can, scope_to_user
 from forms import locks, signatures
+from forms.audit import audit_rows
+from forms.casebook_pdf import casebook_pdf as render_casebook_pdf
 from forms.models import CRF_MODELS
 from forms.models.signoff import Lock, LockScope
 from visits.selectors import subjects_for_user
@@ -34,7 +38,8 @@ def sign(request: HttpRequest, subject_pk: int, visit_pk: int | None = None) -> 
     if request.method == "POST":
         try:
             signatures.casebook_sign(subject=subject, visit=visit, user=request.user,
-                                     password=request.POST.get("password", ""))
+                                     password=request.POST.get("password", ""),
+                                     request=request)
         except ValidationError as exc:
             error = " ".join(exc.messages)
         else:
@@ -112,3 +117,18 @@ def locks_page(request: HttpRequest) -> HttpResponse:
         "sites": scope_to_user(Site.objects.all(), request.user, site_field="pk"),
         "error": errors,
     }, status=400 if errors else 200)
+
+
+@login_required
+def casebook_pdf(request: HttpRequest, subject_pk: int) -> HttpResponse:
+    """The casebook as a PDF, with queries, audit trail and signatures."""
+    subject = _subject(request, subject_pk)
+    if not can(request.user, Action.VIEW_AUDIT, subject.site):
+        raise PermissionDenied
+    content = render_casebook_pdf(subject=subject,
+                                  audit=audit_rows(user=request.user, subject=subject))
+    response = HttpResponse(content, content_type="application/pdf")
+    name = f"casebook-{subject.subject_id or subject.screening_number}.pdf"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["X-Content-SHA256"] = hashlib.sha256(content).hexdigest()
+    return response

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from forms import query_views, signoff_views, views
+from forms import audit_views, query_views, signoff_views, views
 
 app_name = "forms"
 urlpatterns = [
@@ -12,11 +12,14 @@ urlpatterns = [
          name="query_new"),
     path("subjects/<int:subject_pk>/verify/<str:crf_code>/<int:pk>/", query_views.crf_verify,
          name="crf_verify"),
+    path("audit-trail/", audit_views.audit_trail, name="audit_trail"),
     path("source-data-verification/", query_views.sdv_progress, name="sdv_progress"),
     path("subjects/<int:subject_pk>/sign/", signoff_views.sign, name="sign"),
     path("subjects/<int:subject_pk>/visits/<int:visit_pk>/sign/", signoff_views.sign,
          name="sign_visit"),
     path("locks/", signoff_views.locks_page, name="locks"),
+    path("subjects/<int:subject_pk>/casebook.pdf", signoff_views.casebook_pdf,
+         name="casebook_pdf"),
     path("locks/new/", signoff_views.lock, name="lock"),
     path("subjects/<int:subject_pk>/visits/<int:visit_pk>/", views.visit_update,
          name="visit_update"),

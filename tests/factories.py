@@ -65,7 +65,7 @@ def screened_subject(
     return subject
 
 
-def randomization_list(site: Site, *, rows_per_stratum: int = 60, seed: int = 7) -> None:
+def randomization_list(site: Site, *, rows_per_stratum: int = 12, seed: int = 7) -> None:
     """Test data: a generated list for one site, saved directly."""
     for row in generate_list(site_codes=[site.code], rows_per_stratum=rows_per_stratum,
                              seed=seed + site.pk):

@@ -25,7 +25,7 @@ TRIAL_WIDE = {  # roles working across all sites
                         A.LOCK_DATA, A.UNLOCK_DATA, A.EXPORT_BLINDED},
     Role.UNBLINDED_STATISTICIAN: {A.VIEW_ALLOCATION, A.LOAD_RANDOMIZATION_LIST, A.EXPORT_BLINDED,
                                   A.EXPORT_UNBLINDED},
-    Role.ADMINISTRATOR: {A.MANAGE_USERS, A.VIEW_AUDIT},
+    Role.ADMINISTRATOR: {A.MANAGE_USERS},
 }
 
 

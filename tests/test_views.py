@@ -5,7 +5,13 @@ from django.urls import reverse
 
 from edc.roles import Role
 from edc.services import job_heartbeat
-from tests.factories import PASSWORD, UserFactory, randomized_subject, screened_subject
+from tests.factories import (
+    PASSWORD,
+    UserFactory,
+    randomization_list,
+    randomized_subject,
+    screened_subject,
+)
 
 
 def login(client, user):
@@ -111,6 +117,7 @@ def test_home_page_query_count_does_not_grow_with_subjects(
     client, site, nurse, django_assert_max_num_queries
 ):
     login(client, nurse)
+    randomization_list(site, rows_per_stratum=15)
     for _ in range(3):
         randomized_subject(site=site, user=nurse)
     with django_assert_max_num_queries(12) as small:

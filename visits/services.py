@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from edc.audit import AuditAction, audit_event
 from edc.models import Site, User
 from edc.protocol import (
     SCHEDULED_AFTER_RANDOMIZATION,
@@ -236,6 +237,8 @@ def randomization_allocate(
             user=user,
             reason=_("Scheduled at randomization"),
         )
+    audit_event(action=AuditAction.RANDOMIZED, user=user, obj=subject, subject=subject,
+                detail={"randomization_number": slot.randomization_number})
     return subject
 
 
@@ -355,6 +358,8 @@ def randomization_list_import(*, rows, list_name: str, user: User) -> int:
             list_name=list_name,
         )
         _save(slot, user=user, reason=_("Randomization list %(name)s loaded") % {"name": list_name})
+    audit_event(action=AuditAction.LIST_LOADED, user=user,
+                detail={"list_name": list_name, "rows": len(rows)})
     return len(rows)
 
 
@@ -375,4 +380,6 @@ def subject_unblind(*, subject: Subject, user: User, reason: str) -> Unblinding:
         subject.emergency_unblinded = True
         _save(subject, user=user, reason=_("Emergency unblinding: %(reason)s")
               % {"reason": reason.strip()})
+    audit_event(action=AuditAction.UNBLINDED, user=user, obj=unblinding, subject=subject,
+                detail={"reason": reason.strip()})
     return unblinding

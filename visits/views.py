@@ -237,7 +237,7 @@ def unblind(request: HttpRequest, subject_pk: int) -> HttpResponse:
     form = UnblindForm(request.POST or None)
     revealed = None
     if request.method == "POST" and form.is_valid():
-        if not password_confirms(request.user, form.cleaned_data["password"]):
+        if not password_confirms(request.user, form.cleaned_data["password"], request):
             form.add_error("password", _("The password is not correct."))
         else:
             try:

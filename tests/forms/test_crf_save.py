@@ -16,7 +16,12 @@ from forms import services
 from forms.models import CRF_MODELS, NIHSS, CRFStatus, LabPanel, LabReferenceRange, VitalSigns
 from forms.models.screening import Demographics
 from tests.eligible import NIHSS_12, lab_ranges, save
-from tests.factories import UserFactory, randomized_subject, screened_subject
+from tests.factories import (
+    UserFactory,
+    randomization_list,
+    randomized_subject,
+    screened_subject,
+)
 from visits.models import Subject
 
 NOW = timezone.now
@@ -221,6 +226,7 @@ def test_sex_specific_reference_range_in_force_on_the_sample_date(subject, nurse
 
 
 def _matrix_subjects(site, nurse, count):
+    randomization_list(site, rows_per_stratum=count)
     for _ in range(count):
         randomized_subject(site=site, user=nurse)
 

@@ -1,0 +1,68 @@
+"""The casebook PDF: every CRF with its values, the queries, the audit trail and the
+signatures, and never the allocation (issue 6, item 7)."""
+
+import datetime as dt
+import hashlib
+import io
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from pypdf import PdfReader
+
+from edc import protocol
+from edc.roles import Role
+from forms import queries, services, signatures
+from forms.models import CRF_MODELS, VitalSigns
+from tests.factories import PASSWORD, UserFactory, randomized_subject
+
+
+def pdf_text(content: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+
+
+@pytest.fixture
+def subject(site, nurse):
+    return randomized_subject(site=site, user=nurse,
+                              randomized_at=timezone.now() - dt.timedelta(days=5))
+
+
+def test_casebook_pdf_holds_values_queries_audit_and_signatures(client, site, subject, nurse):
+    investigator = UserFactory(role=Role.INVESTIGATOR, sites=[site], first_name="Wang",
+                               last_name="Wei")
+    monitor = UserFactory(role=Role.MONITOR, sites=[site])
+    visit = subject.visits.get(code="D2")
+    services.visit_record(visit=visit, actual_date=visit.planned_date, user=nurse)
+    vitals = services.crf_save(crf=VitalSigns(subject=subject, visit=visit), user=nurse,
+                               expected_version=0, values={"heart_rate": 131})
+    queries.query_raise(target=vitals, field_name="spo2", text="Was oxygen given?",
+                        user=monitor)
+    services.crf_save(crf=vitals, user=nurse, expected_version=1,
+                      values={"heart_rate": 118}, reason="Source says 118")
+    for code in protocol.visit_def("D2").crfs:
+        crf = services.crf_instance(model=CRF_MODELS[code], subject=subject,
+                                    visit=visit)
+        services.crf_save(crf=crf, values={}, user=nurse, expected_version=crf.version,
+                          complete=True, not_done_reason="not_done", reason="Not done")
+    signatures.casebook_sign(subject=subject, visit=visit, user=investigator,
+                             password=PASSWORD)
+
+    client.force_login(investigator)
+    response = client.get(reverse("forms:casebook_pdf", args=[subject.pk]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response["X-Content-SHA256"] == hashlib.sha256(response.content).hexdigest()
+    text = pdf_text(response.content)
+    assert subject.subject_id in text
+    assert "Vital signs" in text or "vital signs" in text
+    assert "Was oxygen given?" in text
+    assert "Source says 118" in text  # the reason in the audit trail
+    assert "Wang Wei" in text and "accurate and complete" in text
+    for arm in protocol.ARMS:
+        assert str(arm.label) not in text
+    assert "placebo" not in text.lower()
+
+
+def test_site_staff_cannot_export_the_casebook(client, subject, nurse):
+    client.force_login(nurse)
+    assert client.get(reverse("forms:casebook_pdf", args=[subject.pk])).status_code == 403
