@@ -3,6 +3,7 @@
 
 import csv
 import datetime as dt
+import hashlib
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -13,7 +14,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from edc.models import User
+from edc.audit import audit_event
+from edc.models import AuditAction, User
 from edc.roles import scope_to_user
 from forms import audit
 from visits.models import Subject
@@ -69,7 +71,11 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
         until=_start_of(date_to + dt.timedelta(days=1)) if date_to else None,
     )
     if params.get("format") == "csv":
-        return _csv(rows, subject)
+        response = _csv(rows, subject)
+        audit_event(action=AuditAction.EXPORTED, user=user, subject=subject, detail={
+            "what": "audit trail CSV", "filters": {k: v for k, v in filters.items() if v},
+            "rows": len(rows), "sha256": hashlib.sha256(response.content).hexdigest()})
+        return response
     page = Paginator(rows, ROWS_PER_PAGE).get_page(params.get("page"))
     return render(request, "audit/audit_trail.html", {
         "page": page,

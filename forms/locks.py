@@ -10,7 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from edc.models import User
+from edc.audit import audit_event
+from edc.models import AuditAction, User
 from edc.roles import Action, can
 from forms.models.signoff import Lock, LockScope
 from visits.models import Subject, Visit
@@ -63,6 +64,8 @@ def lock_create(*, user: User, scope: str, target=None, reason: str = "") -> Loc
     lock._history_user = user
     lock._change_reason = _("Locked")
     lock.save()
+    audit_event(action=AuditAction.LOCKED, user=user, obj=lock, site=site,
+                detail={"scope": scope, "lock": str(lock)})
     return lock
 
 
@@ -82,4 +85,6 @@ def lock_release(*, lock: Lock, user: User, reason: str) -> Lock:
     lock._history_user = user
     lock._change_reason = reason.strip()
     lock.save()
+    audit_event(action=AuditAction.UNLOCKED, user=user, obj=lock, site=lock.site,
+                detail={"scope": lock.scope, "lock": str(lock), "reason": reason.strip()})
     return lock

@@ -12,7 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from edc.models import User
+from edc.audit import audit_event
+from edc.models import AuditAction, User
 from edc.roles import Action, can
 from edc.services import password_confirms
 from forms.models import CRF, CRF_MODELS, CRFStatus
@@ -85,6 +86,9 @@ def casebook_sign(*, subject: Subject, user: User, password: str,
     signature._history_user = user
     signature._change_reason = _("Signed")
     signature.save()
+    audit_event(action=AuditAction.SIGNED, user=user, obj=signature,
+                detail={"scope": visit.code if visit else "casebook",
+                        "fingerprint": signature.fingerprint})
     return signature
 
 
@@ -104,5 +108,7 @@ def signatures_break(*, crf: CRF, user: User) -> list[Signature]:
         signature._history_user = user
         signature._change_reason = _("Signature broken by a change to signed data")
         signature.save()
+        audit_event(action=AuditAction.SIGNATURE_BROKEN, user=user, obj=signature,
+                    detail={"changed": f"{crf.crf_code}:{crf.pk}"})
         broken.append(signature)
     return broken

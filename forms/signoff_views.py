@@ -12,7 +12,8 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
-from edc.models import Site
+from edc.audit import audit_event
+from edc.models import AuditAction, Site
 from edc.roles import Action, can, scope_to_user
 from forms import locks, signatures
 from forms.audit import audit_rows
@@ -130,5 +131,8 @@ def casebook_pdf(request: HttpRequest, subject_pk: int) -> HttpResponse:
     response = HttpResponse(content, content_type="application/pdf")
     name = f"casebook-{subject.subject_id or subject.screening_number}.pdf"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
-    response["X-Content-SHA256"] = hashlib.sha256(content).hexdigest()
+    checksum = hashlib.sha256(content).hexdigest()
+    response["X-Content-SHA256"] = checksum
+    audit_event(action=AuditAction.EXPORTED, user=request.user, subject=subject,
+                detail={"what": "casebook PDF", "file": name, "sha256": checksum})
     return response

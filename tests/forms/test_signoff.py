@@ -157,3 +157,21 @@ def test_locked_forms_take_no_new_system_queries(subject, nurse, data_manager):
     locks.lock_create(user=data_manager, scope=LockScope.FORM, target=vitals)
     checks_rerun()
     assert not Query.objects.filter(object_id=vitals.pk).exists()
+
+
+def test_signing_locking_and_exports_are_audit_events(client, subject, nurse, investigator,
+                                                     data_manager):
+    from edc.models import AuditEvent
+
+    visit = complete_visit(subject, nurse)
+    signatures.casebook_sign(subject=subject, visit=visit, user=investigator,
+                             password=PASSWORD)
+    lock = locks.lock_create(user=data_manager, scope=LockScope.SUBJECT, target=subject)
+    locks.lock_release(lock=lock, user=data_manager, reason="Re-opened for a query")
+    client.force_login(investigator)
+    client.get(reverse("forms:casebook_pdf", args=[subject.pk]))
+    events = {e.action: e for e in AuditEvent.objects.filter(subject=subject)}
+    assert events["signed"].user == investigator
+    assert events["locked"].user == data_manager
+    assert events["unlocked"].detail["reason"] == "Re-opened for a query"
+    assert len(events["exported"].detail["sha256"]) == 64
