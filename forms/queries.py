@@ -243,6 +243,11 @@ def query_raise(*, target: CRF | Visit, field_name: str, text: str, user: User) 
         raise PermissionDenied(gettext("Your role does not allow raising queries at this site."))
     _check_field(target, field_name, system=False)
     text = _required_text(text)
+    # Imported here: the lock rules build on the CRF models, which register this module.
+    from forms.locks import refuse_if_locked
+
+    refuse_if_locked(subject=subject, visit=visit,
+                     record=None if isinstance(target, Visit) else target)
     now = timezone.now()
     query = Query(
         subject=subject, content_type=ContentType.objects.get_for_model(target),

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from edc.protocol import visit_def
 from edc.roles import Role
-from forms import locks, services, signatures
+from forms import locks, queries, services, signatures
 from forms.models import CRF_MODELS, VitalSigns
 from forms.models.adverse_events import AdverseEvent
 from forms.models.signoff import LockScope
@@ -175,3 +175,14 @@ def test_signing_locking_and_exports_are_audit_events(client, subject, nurse, in
     assert events["locked"].user == data_manager
     assert events["unlocked"].detail["reason"] == "Re-opened for a query"
     assert len(events["exported"].detail["sha256"]) == 64
+
+
+def test_locked_forms_take_no_manual_queries(subject, nurse, data_manager, site):
+    monitor = UserFactory(role=Role.MONITOR, sites=[site])
+    visit = subject.visits.get(code="D2")
+    vitals = services.crf_save(crf=VitalSigns(subject=subject, visit=visit),
+                               values={"heart_rate": 70}, user=nurse, expected_version=0)
+    locks.lock_create(user=data_manager, scope=LockScope.VISIT, target=visit)
+    with pytest.raises(ValidationError, match="locked"):
+        queries.query_raise(target=vitals, field_name="heart_rate", text="Check?",
+                            user=monitor)
