@@ -9,12 +9,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from edc import protocol
 from edc.models import Site
 from edc.roles import Action, can, scope_to_user
+from edc.web import next_url
 from forms import queries as query_services
 from forms import sdv
 from forms.checks import ALL_CHECKS
@@ -30,13 +30,6 @@ ACTIONS = {
     "close": query_services.query_close,
     "cancel": query_services.query_cancel,
 }
-
-
-def _back(request: HttpRequest, fallback: str) -> str:
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        return target
-    return fallback
 
 
 def _target(subject, kind: str, pk: int):
@@ -63,7 +56,7 @@ def query_new(request: HttpRequest, subject_pk: int, kind: str, pk: int) -> Http
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, _("Query raised."))
-    return redirect(_back(request, subject_url(subject)))
+    return redirect(next_url(request, subject_url(subject)))
 
 
 def subject_url(subject) -> str:
@@ -90,7 +83,7 @@ def query_act(request: HttpRequest, query_pk: int, action: str) -> HttpResponse:
             "answer": _("Answer sent."), "requery": _("Query re-opened."),
             "close": _("Query closed."), "cancel": _("Query cancelled."),
         }[action])
-    return redirect(_back(request, subject_url(query.subject)))
+    return redirect(next_url(request, subject_url(query.subject)))
 
 
 def _status_counts(queries) -> list[tuple[str, int]]:
@@ -158,7 +151,7 @@ def crf_verify(request: HttpRequest, subject_pk: int, crf_code: str, pk: int) ->
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, _("Source data verified."))
-    return redirect(_back(request, subject_url(subject)))
+    return redirect(next_url(request, subject_url(subject)))
 
 
 @login_required

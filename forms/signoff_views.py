@@ -9,12 +9,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from edc.audit import audit_event
 from edc.models import AuditAction, Site
 from edc.roles import Action, can, scope_to_user
+from edc.web import next_url
 from forms import locks, signatures
 from forms.audit import audit_rows
 from forms.casebook_pdf import casebook_pdf as render_casebook_pdf
@@ -53,13 +53,6 @@ def sign(request: HttpRequest, subject_pk: int, visit_pk: int | None = None) -> 
     }, status=400 if error else 200)
 
 
-def _back(request: HttpRequest) -> str:
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        return target
-    return reverse("forms:locks")
-
-
 def _lock_target(request: HttpRequest, scope: str):
     if scope == LockScope.TRIAL:
         return None
@@ -92,7 +85,7 @@ def lock(request: HttpRequest) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, _("Locked."))
-    return redirect(_back(request))
+    return redirect(next_url(request, reverse("forms:locks")))
 
 
 @login_required

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy
 from edc import protocol
 from edc.models import Site
 from edc.roles import Action, can, scope_to_user
+from edc.web import apply_errors
 from forms import eligibility as eligibility_rules
 from forms import services
 from forms.checks import ALL_CHECKS, VISIT
@@ -85,14 +86,6 @@ def study_days(crf) -> dict[str, int]:
         if isinstance(value, dt.date):
             days[name] = schedule.study_day(day1, value)
     return days
-
-
-def _apply_errors(form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for name, errors in error.message_dict.items():
-            form.add_error(name if name in form.fields else None, errors)
-    else:
-        form.add_error(None, error.messages)
 
 
 @login_required
@@ -168,7 +161,7 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
                     "still below; the saved values that differ are shown beside it. Review, "
                     "then save again to keep your version."))
             except ValidationError as error:
-                _apply_errors(form, error)
+                apply_errors(form, error)
             else:
                 messages.success(request, _("%(form)s saved (%(status)s).") % {
                     "form": protocol.crf(crf_code).label,
@@ -346,7 +339,7 @@ def visit_update(request: HttpRequest, subject_pk: int, visit_pk: int) -> HttpRe
                 services.visit_missed(visit=visit, reason=data["missed_reason"],
                                       user=request.user)
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_errors(form, error)
         else:
             messages.success(request, _("%(visit)s updated.") % {"visit": visit.label})
             return redirect("forms:casebook", subject_pk=subject.pk)

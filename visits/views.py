@@ -19,6 +19,7 @@ from edc import protocol
 from edc.models import Site, User
 from edc.roles import Action, Role, can, scope_to_user
 from edc.services import mail_send, password_confirms
+from edc.web import apply_errors
 from visits import services
 from visits.models import (
     ConsentSigner,
@@ -31,14 +32,6 @@ from visits.selectors import subjects_for_user
 
 DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-
-
-def _apply_errors(form: forms.Form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for name, errors in error.message_dict.items():
-            form.add_error(name if name in form.fields else None, errors)
-    else:
-        form.add_error(None, error.messages)
 
 
 def _criteria_choices():
@@ -107,7 +100,7 @@ def screening_log(request: HttpRequest) -> HttpResponse:
                         "full_name", "birth_date", "hospital_record_number", "phone")},
                 )
             except ValidationError as error:
-                _apply_errors(form, error)
+                apply_errors(form, error)
             else:
                 messages.success(request, _("Screening number %(number)s assigned.") % {
                     "number": subject.screening_number})
@@ -146,7 +139,7 @@ def consent(request: HttpRequest, subject_pk: int) -> HttpResponse:
                                      signed_by=form.cleaned_data["signed_by"],
                                      form_version=form.cleaned_data["form_version"])
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_errors(form, error)
         else:
             messages.success(request, _("Informed consent recorded; the screening visit is "
                                         "open."))
@@ -169,7 +162,7 @@ def screen_fail(request: HttpRequest, subject_pk: int) -> HttpResponse:
                 failed_criteria=form.cleaned_data["failed_criteria"],
             )
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_errors(form, error)
         else:
             messages.success(request, _("Screen failure recorded."))
             return redirect("visits:screening_log")
@@ -203,7 +196,7 @@ def identity(request: HttpRequest, subject_pk: int) -> HttpResponse:
             services.subject_identity_save(subject=subject, user=request.user,
                                            **form.cleaned_data)
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_errors(form, error)
         else:
             messages.success(request, _("Identifiers saved."))
             return redirect("forms:casebook", subject_pk=subject.pk)
@@ -244,7 +237,7 @@ def unblind(request: HttpRequest, subject_pk: int) -> HttpResponse:
                 services.subject_unblind(subject=subject, user=request.user,
                                          reason=form.cleaned_data["reason"])
             except ValidationError as error:
-                _apply_errors(form, error)
+                apply_errors(form, error)
             else:
                 _notify_unblinding(subject, request.user, form.cleaned_data["reason"])
                 revealed = protocol.arm(
