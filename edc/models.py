@@ -103,6 +103,59 @@ class JobRun(models.Model):
         return f"{self.name} @ {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
+class NotificationLog(models.Model):
+    """One reminder delivered to one recipient. The unique constraint is what makes every job
+    exactly-once: a job claims (kind, key, recipient) by inserting this row and sends only if
+    its insert succeeded, so a second run, or a second worker racing the first, sends nothing
+    (``edc.notifications.notify``)."""
+
+    kind = models.CharField(_("kind"), max_length=40)
+    key = models.CharField(_("key"), max_length=200)
+    recipient = models.CharField(
+        _("recipient"), max_length=254, help_text=_("user:<id>, or an e-mail address.")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )
+    created_at = models.DateTimeField(_("sent"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("notification log entry")
+        verbose_name_plural = _("notification log")
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "key", "recipient"],
+                                    name="notificationlog_once_per_recipient"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key} → {self.recipient}"
+
+
+class Notification(models.Model):
+    """A reminder as the user sees it in the web application, until they mark it read."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.PROTECT,
+        related_name="notifications",
+    )
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("body"), blank=True)
+    link = models.CharField(_("link"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    read_at = models.DateTimeField(_("read"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        indexes = [models.Index(fields=["user", "read_at"], name="notification_user_read")]
+
+    def __str__(self) -> str:
+        return f"{self.title} → {self.user_id}"
+
+
 # --- Audit trail (edc.audit) ------------------------------------------------------------------
 # Append-only tables: the database refuses UPDATE and DELETE on them (edc.audit.audit_install).
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -259,9 +260,31 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     # Proves the worker and beat are alive; its record is shown to data managers.
     "heartbeat": {"task": "edc.tasks.heartbeat", "schedule": 300.0},
+    # One digest per site staff member per site-local day (the log keeps it to one); 23:00 UTC
+    # is 07:00 in China, before the morning round.
+    "visit-reminders": {
+        "task": "visits.tasks.visit_reminders",
+        "schedule": crontab(minute=0, hour=int(os.environ.get("VISIT_REMINDER_HOUR_UTC", "23"))),
+    },
+    # Serious adverse events: the 24-hour clock needs a short period.
+    "sae-reminders": {"task": "forms.tasks.sae_reminders", "schedule": 900.0},
+    "query-reminders": {
+        "task": "forms.tasks.query_reminders",
+        "schedule": crontab(minute=30, hour=int(os.environ.get("QUERY_REMINDER_HOUR_UTC", "0"))),
+    },
 }
 # A heartbeat older than this is shown as a warning: reminders are not being sent.
 HEARTBEAT_STALE_AFTER_SECONDS = int(os.environ.get("HEARTBEAT_STALE_AFTER_SECONDS", "900"))
+
+# --- Reminders (edc.notifications, visits.reminders, forms.reminders) -------------------------
+# A due visit is flagged as closing when its window ends within this many days.
+VISIT_REMINDER_DAYS_BEFORE_WINDOW_END = int(os.environ.get("VISIT_REMINDER_DAYS", "2"))
+# ICH E2A: a serious adverse event reaches the sponsor within 24 hours of site awareness.
+SAE_REPORT_HOURS = 24
+# The site is reminded when fewer than these many hours are left before the SAE deadline.
+SAE_REMINDER_HOURS_LEFT = (12, 4)
+QUERY_OPEN_REMIND_AFTER_DAYS = int(os.environ.get("QUERY_OPEN_REMIND_AFTER_DAYS", "7"))
+QUERY_ANSWERED_REMIND_AFTER_DAYS = int(os.environ.get("QUERY_ANSWERED_REMIND_AFTER_DAYS", "5"))
 
 # --- Logging ---------------------------------------------------------------------------------
 

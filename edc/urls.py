@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from edc import views
+from edc import notification_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,6 +12,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("notifications/", notification_views.notifications, name="notifications"),
     path("screening/", include("visits.urls")),
     path("casebook/", include("forms.urls")),
     path("admin/", admin.site.urls),

@@ -36,6 +36,7 @@ from forms.models.base import SDVStatus
 from forms.models.labs import reference_ranges
 from forms.models.nihss import NIHSS
 from forms.models.scales import MRS
+from forms.reminders import sae_saved
 from forms.signatures import signatures_break
 from visits import schedule
 from visits import services as visit_services
@@ -181,6 +182,7 @@ def crf_save(
     if reason.strip():
         crf._change_reason = reason.strip()
     crf.save()
+    sae_saved(crf)
     if before is None or changed:
         signatures_break(crf=crf, user=user)
     checks_apply(subject)

@@ -1,8 +1,19 @@
 """Background jobs about CRF data. Thin: each calls a service."""
 
+from smtplib import SMTPException
+
 from celery import shared_task
 
+from edc.notifications import job_run, worker_name
+from forms import reminders
 from forms.checks.runner import checks_rerun
+
+SAE_NOTIFY = "sae-notify"
+SAE_REMINDERS = "sae-reminders"
+QUERY_REMINDERS = "query-reminders"
+# A mail server that is down: retried with exponential backoff (1, 2, 4, ... seconds, jittered).
+MAIL_RETRY = {"autoretry_for": (SMTPException, OSError), "retry_backoff": True,
+              "max_retries": 5}
 
 
 @shared_task(name="forms.tasks.edit_checks_rerun")
@@ -11,3 +22,26 @@ def edit_checks_rerun() -> dict[str, int]:
     report = checks_rerun()
     return {"subjects": report.subjects, "opened": sum(report.opened.values()),
             "closed": sum(report.closed.values())}
+
+
+@shared_task(name="forms.tasks.sae_notify", **MAIL_RETRY)
+def sae_notify(ae_id: int) -> str:
+    """Tell the sponsor and the data managers of a serious adverse event just saved."""
+    def job(*, now, dry_run):
+        return reminders.sae_notify_initial(ae_id=ae_id, now=now, dry_run=dry_run)
+
+    return job_run(SAE_NOTIFY, job, worker=worker_name(sae_notify.request)).summary()
+
+
+@shared_task(name="forms.tasks.sae_reminders", **MAIL_RETRY)
+def sae_reminders() -> str:
+    """Serious adverse events: catch-up notices, reminders before, escalation after 24 h."""
+    return job_run(SAE_REMINDERS, reminders.sae_reminders_send,
+                   worker=worker_name(sae_reminders.request)).summary()
+
+
+@shared_task(name="forms.tasks.query_reminders", **MAIL_RETRY)
+def query_reminders() -> str:
+    """Open queries to the site, answered queries to their raiser, once they have aged."""
+    return job_run(QUERY_REMINDERS, reminders.query_reminders_send,
+                   worker=worker_name(query_reminders.request)).summary()

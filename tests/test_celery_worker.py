@@ -12,7 +12,7 @@ from edc.celery import app
 from edc.models import JobRun
 from edc.services import last_heartbeat
 from edc.tasks import heartbeat
-from forms.models import VitalSigns
+from forms.models import AdverseEvent, VitalSigns
 from forms.tasks import edit_checks_rerun
 
 needs_redis = pytest.mark.skipif(
@@ -65,3 +65,51 @@ def test_without_redis_tasks_run_in_process(settings):
     finally:
         app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
     assert JobRun.objects.get(pk=pk).worker == "in-process"
+
+
+@needs_redis
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_reminder_jobs_through_a_real_worker_send_the_mails_once(site, nurse, settings):
+    import datetime as dt
+
+    import time_machine
+    from django.core import mail
+
+    from edc import protocol
+    from edc.roles import Role
+    from forms import queries
+    from forms.tasks import query_reminders, sae_reminders
+    from tests.factories import UserFactory, randomized_subject
+    from visits.tasks import visit_reminders
+
+    settings.SPONSOR_CONTACT_EMAIL = "safety@sponsor.example"
+    nurse.email = "nurse@site.example"
+    nurse.save()
+    monitor = UserFactory(username="monitor", role=Role.MONITOR, sites=[site])
+    UserFactory(username="dm", role=Role.DATA_MANAGER, email="dm@trial.example")
+    start = dt.datetime(2026, 3, 2, 4, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        subject = randomized_subject(site=site, user=nurse, randomized_at=start)
+        AdverseEvent.objects.create(subject=subject, term="Pulmonary embolism",
+                                    is_serious=True, site_aware_at=start)
+        queries.query_raise(target=subject.visits.get(code="D1"), field_name="actual_date",
+                            text="Please enter the visit date", user=monitor)
+    with (time_machine.travel(start + dt.timedelta(days=8), tick=False),
+          start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING")):
+        for _ in range(2):  # the second round finds everything sent
+            for task in (visit_reminders, sae_reminders, query_reminders):
+                task.delay().get(timeout=60)
+    sent = sorted((m.to[0], m.subject.split(":")[0]) for m in mail.outbox)
+    assert ("nurse@site.example", "Open queries to answer") in sent
+    assert ("safety@sponsor.example", "Serious adverse event at SZ01") in sent
+    assert ("dm@trial.example", "SAE report overdue") in sent
+    assert any(who == "nurse@site.example" and what.startswith("Visits to do")
+               for who, what in sent)
+    assert len(sent) == len(set(sent)) == 5
+    for message in mail.outbox:
+        assert not any(str(arm.label) in message.body for arm in protocol.ARMS)
+    runs = JobRun.objects.exclude(name="heartbeat")
+    assert [(r.succeeded, r.worker) for r in runs
+            if not r.succeeded or r.worker == "in-process"] == []
+    assert runs.count() == 6
