@@ -139,6 +139,8 @@ def message_body(*, intro: str, lines: list[str], link: str = "") -> str:
     parts = [intro] if intro else []
     parts.append("\n".join(f"- {line}" for line in lines))
     if link:
+        if link.startswith("/"):
+            link = settings.SITE_URL.rstrip("/") + link
         parts.append(f"Open: {link}")
     parts.append(f"-- {settings.TRIAL_NAME}")
     return "\n\n".join(parts)

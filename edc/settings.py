@@ -240,6 +240,8 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=True)
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "30"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "edc@localhost")
+# The address people reach the EDC at, for links in e-mails.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 # The sponsor's safety contact: told of serious adverse events and emergency unblindings.
 SPONSOR_CONTACT_EMAIL = os.environ.get("SPONSOR_CONTACT_EMAIL", "")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

@@ -450,3 +450,11 @@ def test_users_see_their_own_notifications_and_mark_them_read(client, site, nurs
     mine.refresh_from_db()
     assert mine.read_at is not None
     assert "Mark read" not in client.get(reverse("notifications")).content.decode()
+
+
+def test_links_in_mails_are_absolute(settings):
+    from edc.notifications import message_body
+
+    settings.SITE_URL = "https://edc.example.org/"
+    body = message_body(intro="Hello", lines=["one"], link="/casebook/queries/")
+    assert "Open: https://edc.example.org/casebook/queries/" in body
