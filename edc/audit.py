@@ -50,6 +50,7 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
@@ -488,9 +489,9 @@ def audit_install(*, using: str = DEFAULT_DB_ALIAS) -> None:
             elif connection.vendor == "sqlite":
                 _install_sqlite(connection, cursor, tables)
             else:
-                raise NotImplementedError(
-                    f"append-only audit tables are implemented for PostgreSQL and SQLite, "
-                    f"not {connection.vendor}"
+                raise ImproperlyConfigured(
+                    f"The audit trail needs PostgreSQL or SQLite (append-only triggers), "
+                    f"not {connection.vendor}."
                 )
         if AuditChainLink._meta.db_table not in existing:
             return  # The chain's own migration is not applied yet.
