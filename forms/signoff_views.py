@@ -20,18 +20,12 @@ from forms.audit import audit_rows
 from forms.casebook_pdf import casebook_pdf as render_casebook_pdf
 from forms.models import CRF_MODELS
 from forms.models.signoff import Lock, LockScope
-from visits.selectors import subjects_for_user
-
-
-def _subject(request: HttpRequest, subject_pk: int):
-    subject = get_object_or_404(subjects_for_user(request.user), pk=subject_pk)
-    timezone.activate(subject.site.zone)
-    return subject
+from visits.selectors import subject_for_page, subjects_for_user
 
 
 @login_required
 def sign(request: HttpRequest, subject_pk: int, visit_pk: int | None = None) -> HttpResponse:
-    subject = _subject(request, subject_pk)
+    subject = subject_for_page(request, subject_pk)
     if not can(request.user, Action.SIGN_CASEBOOK, subject.site):
         raise PermissionDenied
     visit = get_object_or_404(subject.visits, pk=visit_pk) if visit_pk else None
@@ -116,7 +110,7 @@ def locks_page(request: HttpRequest) -> HttpResponse:
 @login_required
 def casebook_pdf(request: HttpRequest, subject_pk: int) -> HttpResponse:
     """The casebook as a PDF, with queries, audit trail and signatures."""
-    subject = _subject(request, subject_pk)
+    subject = subject_for_page(request, subject_pk)
     if not can(request.user, Action.VIEW_AUDIT, subject.site):
         raise PermissionDenied
     content = render_casebook_pdf(subject=subject,

@@ -39,15 +39,7 @@ from forms.selectors import (
 from visits import schedule
 from visits.models import SubjectStatus
 from visits.schedule import VisitStatus
-from visits.selectors import subjects_for_user
-
-
-def _subject_for(request: HttpRequest, subject_pk: int):
-    if not can(request.user, Action.VIEW_SUBJECTS):
-        raise PermissionDenied
-    subject = get_object_or_404(subjects_for_user(request.user), pk=subject_pk)
-    timezone.activate(subject.site.zone)
-    return subject
+from visits.selectors import subject_for_page
 
 
 def query_context(user, subject, target, kind: str) -> dict:
@@ -90,7 +82,7 @@ def study_days(crf) -> dict[str, int]:
 
 @login_required
 def casebook(request: HttpRequest, subject_pk: int) -> HttpResponse:
-    subject = _subject_for(request, subject_pk)
+    subject = subject_for_page(request, subject_pk)
     logs = log_entries(subject)
     return render(request, "forms/casebook.html", {
         "subject": subject,
@@ -115,7 +107,7 @@ def casebook(request: HttpRequest, subject_pk: int) -> HttpResponse:
 @login_required
 def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
              visit_pk: int | None = None, pk: int | None = None) -> HttpResponse:
-    subject = _subject_for(request, subject_pk)
+    subject = subject_for_page(request, subject_pk)
     model = CRF_MODELS.get(crf_code)
     if model is None or crf_code == "eligibility":
         raise Http404
@@ -212,7 +204,7 @@ def matrix(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def eligibility(request: HttpRequest, subject_pk: int) -> HttpResponse:
-    subject = _subject_for(request, subject_pk)
+    subject = subject_for_page(request, subject_pk)
     can_enter = can(request.user, Action.ENTER_DATA, subject.site)
     if not subject.has_consented:
         messages.error(request, _("Record informed consent before the eligibility checklist."))
@@ -276,7 +268,7 @@ def eligibility(request: HttpRequest, subject_pk: int) -> HttpResponse:
 
 @login_required
 def randomize(request: HttpRequest, subject_pk: int) -> HttpResponse:
-    subject = _subject_for(request, subject_pk)
+    subject = subject_for_page(request, subject_pk)
     if not can(request.user, Action.RANDOMIZE, subject.site):
         raise PermissionDenied
     checklist, _derived, verdict = services.eligibility_review(subject)
@@ -322,7 +314,7 @@ class VisitDateForm(forms.Form):
 
 @login_required
 def visit_update(request: HttpRequest, subject_pk: int, visit_pk: int) -> HttpResponse:
-    subject = _subject_for(request, subject_pk)
+    subject = subject_for_page(request, subject_pk)
     can_enter = can(request.user, Action.ENTER_DATA, subject.site)
     if request.method == "POST" and not can_enter:
         raise PermissionDenied

@@ -3,16 +3,29 @@
 import datetime as dt
 from dataclasses import dataclass
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from edc.models import Site, User
-from edc.roles import scope_to_user
+from edc.roles import Action, can, scope_to_user
 from visits import schedule
 from visits.models import Subject, SubjectStatus, Visit
 
 
 def subjects_for_user(user: User):
     return scope_to_user(Subject.objects.with_site_and_visits(), user)
+
+
+def subject_for_page(request, subject_pk: int) -> Subject:
+    """The subject a page is about: 403 for a role that sees no subjects, 404 for one outside
+    the user's sites; times on the page are then shown in the subject's site zone."""
+    if not can(request.user, Action.VIEW_SUBJECTS):
+        raise PermissionDenied
+    subject = get_object_or_404(subjects_for_user(request.user), pk=subject_pk)
+    timezone.activate(subject.site.zone)
+    return subject
 
 
 @dataclass(frozen=True)

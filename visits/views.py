@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -28,7 +28,7 @@ from visits.models import (
     SubjectIdentity,
     SubjectStatus,
 )
-from visits.selectors import subjects_for_user
+from visits.selectors import subject_for_page, subjects_for_user
 
 DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -119,15 +119,9 @@ def screening_log(request: HttpRequest) -> HttpResponse:
     }, status=400 if form is not None and form.errors else 200)
 
 
-def _subject_for(request: HttpRequest, subject_pk: int) -> Subject:
-    subject = get_object_or_404(subjects_for_user(request.user), pk=subject_pk)
-    timezone.activate(subject.site.zone)
-    return subject
-
-
 @login_required
 def consent(request: HttpRequest, subject_pk: int) -> HttpResponse:
-    subject = _subject_for(request, subject_pk)
+    subject = subject_for_page(request, subject_pk)
     if not can(request.user, Action.SCREEN_SUBJECT, subject.site):
         raise PermissionDenied
     form = ConsentForm(request.POST or None, initial={"consented_at": timezone.localtime(
@@ -150,7 +144,7 @@ def consent(request: HttpRequest, subject_pk: int) -> HttpResponse:
 
 @login_required
 def screen_fail(request: HttpRequest, subject_pk: int) -> HttpResponse:
-    subject = _subject_for(request, subject_pk)
+    subject = subject_for_page(request, subject_pk)
     if not can(request.user, Action.ENTER_DATA, subject.site):
         raise PermissionDenied
     form = ScreenFailForm(request.POST or None)
@@ -172,7 +166,7 @@ def screen_fail(request: HttpRequest, subject_pk: int) -> HttpResponse:
 
 @login_required
 def identity(request: HttpRequest, subject_pk: int) -> HttpResponse:
-    subject = _subject_for(request, subject_pk)
+    subject = subject_for_page(request, subject_pk)
     if not can(request.user, Action.VIEW_IDENTIFIERS, subject.site):
         raise PermissionDenied
     current = SubjectIdentity.objects.filter(subject=subject).first()
@@ -224,7 +218,7 @@ def pharmacy(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def unblind(request: HttpRequest, subject_pk: int) -> HttpResponse:
-    subject = _subject_for(request, subject_pk)
+    subject = subject_for_page(request, subject_pk)
     if not can(request.user, Action.EMERGENCY_UNBLIND, subject.site):
         raise PermissionDenied
     form = UnblindForm(request.POST or None)
