@@ -1,0 +1,324 @@
+"""The rows of each dataset, read from the live tables or, for an export "as of" a past time,
+rebuilt from the history tables: the latest history row of each record at that time, records
+deleted by then left out.
+
+Rows stream from the database in chunks (``QuerySet.iterator``); only the subjects, visits and
+user names a row refers to are held in memory, so memory grows with the number of visits, not
+with the number of form rows. Rows are ordered by record keys, so the same data give the same
+rows in the same order.
+
+Values are plain Python: ``int``, ``Decimal``, ``str``, ``bool``, ``date``, ``datetime`` (UTC)
+or ``None``; writers format them.
+"""
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import F, OuterRef, Subquery
+from django.utils.translation import gettext
+
+from edc.exports.dictionary import (
+    DATE,
+    DATETIME,
+    INTEGER,
+    Dataset,
+    Profile,
+)
+from edc.models import User
+from edc.roles import Action, can, scope_to_user
+from forms.models import CRF_MODELS
+from visits import schedule
+from visits.models import RandomizationSlot, Subject, Visit
+
+CHUNK = 2000
+
+
+def may_export(user: User, profile: Profile) -> bool:
+    action = Action.EXPORT_UNBLINDED if profile == Profile.UNBLINDED else Action.EXPORT_BLINDED
+    return can(user, action)
+
+
+@dataclass(frozen=True)
+class SubjectInfo:
+    screening_number: str
+    subject_id: str
+    site: str
+    zone: str
+    day1: dt.date | None
+    # The date study days count from: Day 1, or the screening date for a subject never
+    # randomized (de-identified exports only).
+    reference: dt.date
+
+
+@dataclass
+class ExportContext:
+    """What every dataset of one export shares: who exports, the profile, the cut-off, and
+    the subjects, visits and users rows refer to."""
+
+    user: User
+    profile: Profile = Profile.BLINDED
+    as_of: dt.datetime | None = None
+    _cache: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not may_export(self.user, self.profile):
+            raise PermissionDenied(gettext("Your role does not allow this export."))
+
+    # The records as they stood at the cut-off.
+    def current(self, model: type[models.Model]) -> models.QuerySet:
+        """``model``'s rows as of the cut-off: the live table, or the latest history row of
+        each record at ``as_of`` (records deleted by then left out). The history rows carry the
+        same column names as the live ones."""
+        if self.as_of is None:
+            return model._default_manager.all()
+        history = model.history.model
+        latest = (history.objects.filter(id=OuterRef("id"), history_date__lte=self.as_of)
+                  .order_by("-history_date", "-history_id").values("history_id")[:1])
+        return (history.objects.filter(history_date__lte=self.as_of)
+                .annotate(latest=Subquery(latest)).filter(history_id=F("latest"))
+                .exclude(history_type="-"))
+
+    @cached_property
+    def subject_pks(self) -> models.QuerySet:
+        return scope_to_user(Subject.objects.all(), self.user).values("pk")
+
+    @cached_property
+    def subjects(self) -> dict[int, SubjectInfo]:
+        from edc.models import Site
+
+        sites = {s.pk: s for s in Site.objects.all()}
+        result = {}
+        rows = (self.current(Subject).filter(id__in=self.subject_pks)
+                .values_list("id", "screening_number", "subject_id", "site_id", "randomized_at",
+                             "screened_at"))
+        for pk, screening_number, subject_id, site_id, randomized_at, screened_at in rows:
+            site = sites[site_id]
+            day1 = schedule.local_date(randomized_at, site.zone) if randomized_at else None
+            result[pk] = SubjectInfo(
+                screening_number, subject_id or "", site.code, str(site.time_zone), day1,
+                day1 or schedule.local_date(screened_at, site.zone))
+        return result
+
+    @cached_property
+    def visits(self) -> dict[int, tuple[str, dt.date | None]]:
+        return {pk: (code, actual) for pk, code, actual in
+                self.current(Visit).values_list("id", "code", "actual_date")}
+
+    @cached_property
+    def users(self) -> dict[int, str]:
+        return dict(User.objects.values_list("pk", "username"))
+
+    def study_day(self, subject: SubjectInfo, value: dt.date | None) -> int | None:
+        if value is None or subject.day1 is None:
+            return None
+        return schedule.study_day(subject.day1, value)
+
+    def as_study_day(self, subject: SubjectInfo, value) -> int | None:
+        """A date or time replaced by its study day (de-identified exports)."""
+        if value is None:
+            return None
+        if isinstance(value, dt.datetime):
+            value = schedule.local_date(value, subject.zone)
+        return schedule.study_day(subject.reference, value)
+
+
+def rows(dataset: Dataset, context: ExportContext) -> Iterator[tuple]:
+    """The rows of ``dataset``, each a tuple in the order of its variables."""
+    if dataset.crf_code:
+        records = _crf_records(dataset, context)
+    else:
+        records = _BUILDERS[dataset.name](dataset, context)
+    deidentified = context.profile == Profile.DEIDENTIFIED
+    dated = {v.name for v in dataset.variables if deidentified and v.type == INTEGER}
+    for subject, record in records:
+        if deidentified:
+            yield tuple(
+                context.as_study_day(subject, record.get(name))
+                if name in dated and isinstance(record.get(name), dt.date)
+                else record.get(name)
+                for name in dataset.names
+            )
+        else:
+            yield tuple(record.get(name) for name in dataset.names)
+
+
+def _subject_columns(subject: SubjectInfo) -> dict:
+    return {"screening_number": subject.screening_number, "subject_id": subject.subject_id,
+            "site": subject.site}
+
+
+def _source_columns(dataset: Dataset) -> list[tuple[str, str]]:
+    """(variable name, column) of the variables read straight from the record."""
+    columns = []
+    for v in dataset.variables:
+        if v.source:
+            columns.append((v.name, v.source))
+    return columns
+
+
+def _crf_records(dataset: Dataset, context: ExportContext):
+    from edc.exports.dictionary import crf_dataset
+
+    model = CRF_MODELS[dataset.crf_code]
+    full = crf_dataset(dataset.crf_code)  # every column, whatever the profile keeps
+    sources = _source_columns(full)
+    staff = {v.name for v in full.variables if v.staff}
+    json_items = {f.name for f in model._meta.concrete_fields
+                  if isinstance(f, models.JSONField) and f.name != "missing_items"}
+    columns = [
+        model._meta.get_field(src).attname if src in staff else src for _name, src in sources
+    ]
+    queryset = (context.current(model).filter(subject_id__in=context.subject_pks)
+                .order_by("subject_id", "visit_id", "id")
+                .values_list("id", "subject_id", "visit_id", "updated_at", *columns))
+    for pk, subject_pk, visit_pk, updated_at, *values in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects.get(subject_pk)
+        if subject is None:
+            continue
+        record = _subject_columns(subject)
+        code, visit_date = context.visits.get(visit_pk, ("", None))
+        record.update(record_id=pk, visit=code or None, visit_date=visit_date,
+                      study_day=context.study_day(subject, visit_date), last_saved=updated_at)
+        for (name, _src), value in zip(sources, values, strict=True):
+            if name in staff:
+                value = context.users.get(value) if value is not None else None
+            elif name == "missing_items":
+                value = "; ".join(f"{k}={v}" for k, v in sorted((value or {}).items())) or None
+            elif name in json_items:
+                value = json.dumps(value, sort_keys=True, ensure_ascii=False) \
+                    if value not in (None, {}, []) else None
+            elif value == "":
+                value = None
+            record[name] = value
+        yield subject, record
+
+
+def _subjects(dataset: Dataset, context: ExportContext):
+    arms = {}
+    strata = {}
+    slots = context.current(RandomizationSlot).filter(subject_id__isnull=False)
+    if any(v.name == "arm" for v in dataset.variables):
+        # Only an unblinded export reads the arm (``ExportContext`` checked the permission).
+        arms = dict(slots.values_list("subject_id", "arm"))
+    strata = dict(slots.values_list("subject_id", "stratum"))
+    queryset = (context.current(Subject).filter(id__in=context.subject_pks).order_by("id")
+                .values("id", "status", "screened_at", "consented_at", "consent_signed_by",
+                        "consent_form_version", "age_at_consent", "screen_failure_criteria",
+                        "randomized_at", "randomization_number", "emergency_unblinded"))
+    for values in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects[values["id"]]
+        record = _subject_columns(subject)
+        record.update({k: (None if v == "" else v) for k, v in values.items() if k != "id"})
+        record["screen_failure_criteria"] = "; ".join(values["screen_failure_criteria"] or []) \
+            or None
+        record["day1"] = subject.day1
+        record["stratum"] = strata.get(values["id"])
+        if arms:
+            record["arm"] = arms.get(values["id"])
+        yield subject, record
+
+
+def _visits(dataset: Dataset, context: ExportContext):
+    queryset = (context.current(Visit).filter(subject_id__in=context.subject_pks)
+                .order_by("subject_id", "window_start", "sequence", "id")
+                .values("id", "subject_id", "code", "sequence", "planned_date", "window_start",
+                        "window_end", "actual_date", "is_missed", "missed_reason"))
+    for values in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects.get(values["subject_id"])
+        if subject is None:
+            continue
+        record = _subject_columns(subject)
+        record.update(visit=values["code"], sequence=values["sequence"],
+                      planned_date=values["planned_date"], window_start=values["window_start"],
+                      window_end=values["window_end"], visit_date=values["actual_date"],
+                      study_day=context.study_day(subject, values["actual_date"]),
+                      is_missed=values["is_missed"], missed_reason=values["missed_reason"] or None)
+        yield subject, record
+
+
+def _queries(dataset: Dataset, context: ExportContext):
+    from forms.queries import Query
+
+    queryset = (context.current(Query).filter(subject_id__in=context.subject_pks)
+                .order_by("id")
+                .values("id", "subject_id", "visit_id", "crf_code", "object_id", "field_name",
+                        "check_code", "status", "text", "raised_by_id", "raised_at",
+                        "answered_at", "closed_at", "closed_by_id", "resolution"))
+    for values in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects.get(values["subject_id"])
+        if subject is None:
+            continue
+        record = _subject_columns(subject)
+        code, _date = context.visits.get(values["visit_id"], ("", None))
+        record.update(
+            query_id=values["id"], visit=code or None, crf_code=values["crf_code"] or None,
+            record_id=values["object_id"], item=values["field_name"] or None,
+            check_code=values["check_code"] or None, status=values["status"],
+            text=values["text"], raised_by=context.users.get(values["raised_by_id"]),
+            raised_at=values["raised_at"], answered_at=values["answered_at"],
+            closed_at=values["closed_at"], closed_by=context.users.get(values["closed_by_id"]),
+            resolution=values["resolution"] or None,
+        )
+        record["crf"] = record.pop("crf_code")
+        yield subject, record
+
+
+def _query_messages(dataset: Dataset, context: ExportContext):
+    from forms.queries import Query, QueryMessage
+
+    query_subjects = dict(context.current(Query).filter(subject_id__in=context.subject_pks)
+                          .values_list("id", "subject_id"))
+    queryset = (context.current(QueryMessage).filter(query_id__in=list(query_subjects))
+                .order_by("query_id", "at", "id")
+                .values("id", "query_id", "kind", "author_id", "at", "text"))
+    for values in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects.get(query_subjects[values["query_id"]])
+        if subject is None:
+            continue
+        yield subject, {
+            "query_id": values["query_id"], "message_id": values["id"],
+            "subject_id": subject.subject_id or subject.screening_number,
+            "kind": values["kind"], "author": context.users.get(values["author_id"]),
+            "at": values["at"], "text": values["text"] or None,
+        }
+
+
+def _audit_trail(dataset: Dataset, context: ExportContext):
+    from forms.audit import ALLOCATION, CLINICAL, SOURCES, audit_rows, may_view_audit
+
+    # Direct identifiers never leave in an export; the allocation's history only in an
+    # unblinded one.
+    gates = {CLINICAL, ALLOCATION} if context.profile == Profile.UNBLINDED else {CLINICAL}
+    keys = {source.key for source in SOURCES if source.gate in gates}
+    if not may_view_audit(context.user):
+        return
+    until = context.as_of + dt.timedelta(microseconds=1) if context.as_of else None
+    entries = audit_rows(user=context.user, until=until)
+    for row in reversed(entries):  # oldest first
+        subject = context.subjects.get(row.subject_pk)
+        if subject is None or row.source not in keys:
+            continue
+        yield subject, {
+            "time": row.when, "user": row.who, "action": row.action,
+            "record_type": row.model, "record": row.record, "field": row.field,
+            "old_value": row.old_value or None, "new_value": row.new_value or None,
+            "reason": row.reason or None,
+        }
+
+
+_BUILDERS = {
+    "subjects": _subjects,
+    "visits": _visits,
+    "queries": _queries,
+    "query_messages": _query_messages,
+    "audit_trail": _audit_trail,
+}
+
+
+def is_date_type(type_: str) -> bool:
+    return type_ in (DATE, DATETIME)
