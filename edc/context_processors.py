@@ -2,6 +2,7 @@ from django.conf import settings
 
 from edc import protocol
 from edc.roles import Action, Role, can
+from edc.exports.views import may_use_exports
 from forms.audit import may_view_audit
 
 
@@ -18,6 +19,7 @@ def trial(request) -> dict:
         "nav_sdv": signed_in and (can(user, Action.VERIFY_SOURCE) or can(user, Action.LOCK_DATA)),
         "nav_locks": signed_in and can(user, Action.LOCK_DATA),
         "nav_audit": signed_in and may_view_audit(user),
+        "nav_exports": signed_in and may_use_exports(user),
         "nav_notifications": signed_in,
         "nav_pharmacy": signed_in and can(user, Action.VIEW_ALLOCATION)
         and can(user, Action.VIEW_SUBJECTS),

@@ -103,6 +103,55 @@ class JobRun(models.Model):
         return f"{self.name} @ {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class ExportRun(models.Model):
+    """One dataset export: what was asked, its progress, and the zip it produced
+    (``edc.exports.package``). The export itself is recorded in the audit trail."""
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("requested by"), on_delete=models.PROTECT,
+        related_name="+",
+    )
+    requested_at = models.DateTimeField(_("requested"), default=timezone.now)
+    formats = models.JSONField(_("formats"), default=list)
+    profile = models.CharField(_("profile"), max_length=20)
+    as_of = models.DateTimeField(_("data as of"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=ExportStatus.choices,
+                              default=ExportStatus.QUEUED)
+    step = models.PositiveIntegerField(_("steps done"), default=0)
+    steps = models.PositiveIntegerField(_("steps"), default=0)
+    step_label = models.CharField(_("working on"), max_length=200, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    data_cut = models.DateTimeField(_("data cut"), null=True, blank=True)
+    file_name = models.CharField(_("file"), max_length=200, blank=True)
+    size = models.PositiveBigIntegerField(_("size in bytes"), null=True, blank=True)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.profile}, {self.status})"
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.step / self.steps) if self.steps else 0
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (ExportStatus.QUEUED, ExportStatus.RUNNING)
+
+
 class NotificationLog(models.Model):
     """One reminder delivered to one recipient. The unique constraint is what makes every job
     exactly-once: a job claims (kind, key, recipient) by inserting this row and sends only if
@@ -184,6 +233,7 @@ class AuditAction(models.TextChoices):
     LOCKED = "locked", _("Data locked")
     UNLOCKED = "unlocked", _("Data unlocked")
     EXPORTED = "exported", _("Data exported")
+    EXPORT_DOWNLOADED = "export_downloaded", _("Data export downloaded")
 
 
 class AuditEvent(models.Model):

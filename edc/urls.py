@@ -15,5 +15,6 @@ urlpatterns = [
     path("notifications/", notification_views.notifications, name="notifications"),
     path("screening/", include("visits.urls")),
     path("casebook/", include("forms.urls")),
+    path("exports/", include("edc.exports.urls")),
     path("admin/", admin.site.urls),
 ]
