@@ -19,6 +19,7 @@ def trial(request) -> dict:
         "nav_sdv": signed_in and (can(user, Action.VERIFY_SOURCE) or can(user, Action.LOCK_DATA)),
         "nav_locks": signed_in and can(user, Action.LOCK_DATA),
         "nav_audit": signed_in and may_view_audit(user),
+        "nav_dashboard": signed_in and can(user, Action.VIEW_DASHBOARD),
         "nav_exports": signed_in and may_use_exports(user),
         "nav_notifications": signed_in,
         "nav_pharmacy": signed_in and can(user, Action.VIEW_ALLOCATION)

@@ -46,6 +46,7 @@ class Action(StrEnum):
     VIEW_ALLOCATION = "view_allocation"
     LOAD_RANDOMIZATION_LIST = "load_randomization_list"
     MANAGE_USERS = "manage_users"
+    VIEW_DASHBOARD = "view_dashboard"
 
 
 _SITE_DATA_ENTRY = frozenset(
@@ -75,6 +76,7 @@ PERMISSIONS: dict[str, frozenset[Action]] = {
             Action.CLOSE_QUERY,
             Action.VERIFY_SOURCE,
             Action.VIEW_AUDIT,
+            Action.VIEW_DASHBOARD,
         }
     ),
     Role.DATA_MANAGER: frozenset(
@@ -86,6 +88,7 @@ PERMISSIONS: dict[str, frozenset[Action]] = {
             Action.LOCK_DATA,
             Action.UNLOCK_DATA,
             Action.EXPORT_BLINDED,
+            Action.VIEW_DASHBOARD,
         }
     ),
     # Prepares the infusion bag: needs the subjects of their sites and the allocation, nothing

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from edc import notification_views, views
+from forms import dashboard_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,6 +14,7 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("notifications/", notification_views.notifications, name="notifications"),
+    path("dashboard/", dashboard_views.dashboard, name="dashboard"),
     path("screening/", include("visits.urls")),
     path("casebook/", include("forms.urls")),
     path("exports/", include("edc.exports.urls")),

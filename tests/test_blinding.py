@@ -86,6 +86,8 @@ def test_no_page_a_blinded_user_can_reach_shows_the_arm(client, site, trial, rol
     if role == Role.ADMINISTRATOR:
         pages |= crawl(client, "/admin/")
     assert len(pages) > 3, pages.keys()
+    if role in (Role.MONITOR, Role.DATA_MANAGER):
+        assert pages.get(reverse("dashboard")), "the trial dashboard was not scanned"
     slots = list(RandomizationSlot.objects.filter(subject__isnull=False))
     leaks = {path: arm_leaks(html, slots) for path, html in pages.items()}
     assert {path: found for path, found in leaks.items() if found} == {}
@@ -100,6 +102,7 @@ def test_the_crawl_would_see_the_arm_where_it_is_shown(client, site, trial):
     slots = list(RandomizationSlot.objects.filter(subject__isnull=False))
     assert reverse("visits:pharmacy") in pages
     assert arm_leaks(pages[reverse("visits:pharmacy")], slots)
+    assert reverse("dashboard") not in pages
 
 
 def test_emergency_unblinding_needs_the_password_and_is_audited(

@@ -1,0 +1,380 @@
+"""The trial dashboard's numbers: enrolment against target, screening failures, visit
+compliance, open queries by age, CRF completion and adverse events, for the user's sites.
+
+Blinded by construction: nothing here reads the randomization list, where the arm lives, and no
+number is split by anything derived from it. Every figure is aggregated in the database, in a
+number of queries that does not depend on the number of subjects (pinned by a query-count
+test). Visit statuses come from ``visits.schedule.visit_status``, evaluated once per group of
+identical visits, so the dashboard counts exactly what the matrix and the reminders show.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Q, TextField
+from django.db.models.functions import Cast, TruncMonth
+from django.utils import timezone
+
+from edc import protocol
+from edc.models import Site, User
+from edc.roles import scope_to_user
+from forms.models import CRF_MODELS, AdverseEvent, CRFStatus
+from forms.queries import ACTIVE_STATUSES, Query
+from forms.selectors import VISIT_FORM_CODES, expected_crfs
+from visits import schedule
+from visits.models import ON_STUDY_STATUSES, Subject, SubjectStatus, Visit
+
+# Age of an open query in whole days (``forms.queries.query_age_days``): low and high bounds,
+# inclusive; None is open-ended. The same bands as the query list.
+QUERY_AGE_BANDS: tuple[tuple[int, int | None], ...] = ((0, 7), (8, 14), (15, 30), (31, None))
+
+# Visits whose forms are expected: the visit took place, or its window is open or has passed.
+_FORMS_EXPECTED = frozenset(
+    {schedule.VisitStatus.DONE, schedule.VisitStatus.DUE, schedule.VisitStatus.OVERDUE}
+)
+
+
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def months_between(first: dt.date, last: dt.date) -> list[dt.date]:
+    """The first day of every month from ``first``'s to ``last``'s, inclusive."""
+    months = []
+    month = month_start(first)
+    while month <= last:
+        months.append(month)
+        month = next_month(month)
+    return months
+
+
+def _as_date(value: dt.date | dt.datetime) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """Randomized subjects, cumulative at the end of each month, per site and in all."""
+
+    months: list[dt.date]
+    by_site: dict[str, list[int]]
+    total: list[int]
+    target: int
+
+    @property
+    def randomized(self) -> int:
+        return self.total[-1] if self.total else 0
+
+
+@dataclass(frozen=True)
+class ScreenFailures:
+    """Screen-failed subjects, and how many failed each criterion (a subject may fail
+    several)."""
+
+    subjects: int
+    by_criterion: list[tuple[protocol.Criterion, int]]
+
+
+@dataclass
+class VisitCompliance:
+    """Scheduled visits of one site by outcome; visits not yet due are not counted."""
+
+    on_time: int = 0
+    out_of_window: int = 0
+    overdue: int = 0
+    missed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.on_time + self.out_of_window + self.overdue + self.missed
+
+
+@dataclass
+class CRFCompletion:
+    """Forms expected at the visits that took place or are due, by status, at one site."""
+
+    expected: int = 0
+    complete: int = 0
+    in_progress: int = 0
+
+    @property
+    def not_started(self) -> int:
+        return max(self.expected - self.complete - self.in_progress, 0)
+
+
+@dataclass(frozen=True)
+class AdverseEventMonth:
+    month: dt.date
+    total: int
+    serious: int
+
+    @property
+    def non_serious(self) -> int:
+        return self.total - self.serious
+
+
+@dataclass(frozen=True)
+class AdverseEvents:
+    by_month: list[AdverseEventMonth]
+    # Recorded without an onset date yet.
+    undated: int = 0
+    undated_serious: int = 0
+
+    @property
+    def undated_non_serious(self) -> int:
+        return self.undated - self.undated_serious
+
+    @property
+    def total(self) -> int:
+        return sum(m.total for m in self.by_month) + self.undated
+
+    @property
+    def serious(self) -> int:
+        return sum(m.serious for m in self.by_month) + self.undated_serious
+
+
+@dataclass
+class Dashboard:
+    sites: list[Site]
+    enrolment: Enrolment
+    screen_failures: ScreenFailures
+    visit_compliance: dict[str, VisitCompliance]
+    open_queries: dict[str, list[int]]
+    crf_completion: dict[str, CRFCompletion]
+    adverse_events: AdverseEvents
+    query_age_bands: tuple[tuple[int, int | None], ...] = field(default=QUERY_AGE_BANDS)
+
+
+def enrolment(user: User, sites: list[Site], *, now: dt.datetime) -> Enrolment:
+    """One query: randomizations per site and month (months in the current time zone). The
+    months run from the one before the first randomization (everyone at zero) to this one."""
+    rows = (
+        scope_to_user(Subject.objects.filter(randomized_at__isnull=False), user)
+        .annotate(month=TruncMonth("randomized_at"))
+        .values("site_id", "month")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    per_month: dict[tuple[int, dt.date], int] = {}
+    for row in rows:
+        per_month[(row["site_id"], _as_date(row["month"]))] = row["n"]
+    this_month = month_start(timezone.localdate(now))
+    if per_month:
+        first = min(month for _site, month in per_month)
+        start = month_start(first - dt.timedelta(days=1))
+    else:
+        start = this_month
+    months = months_between(start, this_month)
+    by_site: dict[str, list[int]] = {}
+    for site in sites:
+        running, cumulative = 0, []
+        for month in months:
+            running += per_month.get((site.pk, month), 0)
+            cumulative.append(running)
+        by_site[site.code] = cumulative
+    total = [sum(values[i] for values in by_site.values()) for i in range(len(months))]
+    return Enrolment(months=months, by_site=by_site, total=total,
+                     target=protocol.TARGET_ENROLMENT)
+
+
+def screen_failures(user: User) -> ScreenFailures:
+    """One query. The criteria are a JSON list of codes; each is counted by matching its quoted
+    code in the list's text, which works alike on SQLite and PostgreSQL."""
+    failed = scope_to_user(
+        Subject.objects.filter(status=SubjectStatus.SCREEN_FAILED), user
+    ).annotate(criteria_text=Cast("screen_failure_criteria", TextField()))
+    counts = failed.aggregate(
+        subjects=Count("pk"),
+        **{
+            f"c_{criterion.code}": Count(
+                "pk", filter=Q(criteria_text__contains=f'"{criterion.code}"')
+            )
+            for criterion in protocol.ELIGIBILITY_CRITERIA
+        },
+    )
+    by_criterion = [
+        (criterion, counts[f"c_{criterion.code}"])
+        for criterion in protocol.ELIGIBILITY_CRITERIA
+        if counts[f"c_{criterion.code}"]
+    ]
+    by_criterion.sort(key=lambda item: -item[1])
+    return ScreenFailures(subjects=counts["subjects"], by_criterion=by_criterion)
+
+
+def _today_by_site(sites: list[Site], now: dt.datetime) -> dict[int, dt.date]:
+    return {site.pk: schedule.local_date(now, site.zone) for site in sites}
+
+
+def _status(*, today: dt.date, window_start, window_end, actual_date, is_missed,
+            subject_status) -> schedule.VisitStatus:
+    return schedule.visit_status(
+        window_start=window_start, window_end=window_end, actual_date=actual_date,
+        is_missed=is_missed, today=today, on_study=subject_status in ON_STUDY_STATUSES,
+    )
+
+
+def _forms_at(visit_code: str) -> tuple[str, ...]:
+    """The forms the casebook expects at a visit with this code."""
+    return expected_crfs(Visit(code=visit_code))
+
+
+_VISIT_KEY = ("subject__site_id", "code", "window_start", "window_end", "actual_date",
+              "is_missed", "subject__status")
+
+
+def _visit_groups(user: User):
+    """One query: visits grouped by everything their status depends on."""
+    return (
+        scope_to_user(Visit.objects.all(), user, site_field="subject__site")
+        .values(*_VISIT_KEY)
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+
+
+def _group_status(row: dict, today: dict[int, dt.date], prefix: str = "") -> schedule.VisitStatus:
+    return _status(
+        today=today[row["subject__site_id"]],
+        window_start=row[f"{prefix}window_start"],
+        window_end=row[f"{prefix}window_end"],
+        actual_date=row[f"{prefix}actual_date"],
+        is_missed=row[f"{prefix}is_missed"],
+        subject_status=row["subject__status"],
+    )
+
+
+def visit_compliance_and_expected_forms(
+    user: User, sites: list[Site], *, now: dt.datetime
+) -> tuple[dict[str, VisitCompliance], dict[str, CRFCompletion]]:
+    """Scheduled visits by outcome at each site: on time (visit date inside the window), out
+    of window (outside it: VIS-001), overdue (window passed, no date) and missed. And the
+    number of forms expected at each site: those of the visits done, due or overdue."""
+    today = _today_by_site(sites, now)
+    code_by_pk = {site.pk: site.code for site in sites}
+    compliance = {site.code: VisitCompliance() for site in sites}
+    completion = {site.code: CRFCompletion() for site in sites}
+    for row in _visit_groups(user):
+        site_code = code_by_pk.get(row["subject__site_id"])
+        if site_code is None:
+            continue
+        status = _group_status(row, today)
+        n = row["n"]
+        if status in _FORMS_EXPECTED:
+            forms = _forms_at(row["code"])
+            completion[site_code].expected += n * len(forms)
+            if "consent" in forms:
+                # Consent lives on the subject; a screening visit exists only once it is signed.
+                completion[site_code].complete += n
+        if row["code"] == protocol.UNSCHEDULED_VISIT_CODE:
+            continue
+        counts = compliance[site_code]
+        if status == schedule.VisitStatus.DONE:
+            inside = row["window_start"] <= row["actual_date"] <= row["window_end"]
+            if inside:
+                counts.on_time += n
+            else:
+                counts.out_of_window += n
+        elif status == schedule.VisitStatus.OVERDUE:
+            counts.overdue += n
+        elif status == schedule.VisitStatus.MISSED:
+            counts.missed += n
+    return compliance, completion
+
+
+def crf_completion(
+    user: User, sites: list[Site], completion: dict[str, CRFCompletion], *, now: dt.datetime
+) -> dict[str, CRFCompletion]:
+    """Adds the saved forms to ``completion`` (expected counts from
+    :func:`visit_compliance_and_expected_forms`): one query per visit-form table, counting the
+    forms of visits whose forms are expected, and only the forms the protocol expects there."""
+    today = _today_by_site(sites, now)
+    code_by_pk = {site.pk: site.code for site in sites}
+    visit_key = [f"visit__{name}" for name in _VISIT_KEY[1:-1]]
+    for crf_code in VISIT_FORM_CODES:
+        rows = (
+            scope_to_user(CRF_MODELS[crf_code].objects.filter(visit__isnull=False), user,
+                          site_field="subject__site")
+            .values("subject__site_id", "subject__status", *visit_key, "status")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        for row in rows:
+            site_code = code_by_pk.get(row["subject__site_id"])
+            if site_code is None:
+                continue
+            if _group_status(row, today, prefix="visit__") not in _FORMS_EXPECTED:
+                continue
+            if crf_code not in _forms_at(row["visit__code"]):
+                continue
+            if row["status"] == CRFStatus.COMPLETE:
+                completion[site_code].complete += row["n"]
+            else:
+                completion[site_code].in_progress += row["n"]
+    return completion
+
+
+def open_queries(user: User, sites: list[Site], *, now: dt.datetime) -> dict[str, list[int]]:
+    """One query: queries in progress (open or answered) per site, in each age band."""
+    bands = {}
+    for index, (low, high) in enumerate(QUERY_AGE_BANDS):
+        condition = Q(raised_at__lte=now - dt.timedelta(days=low))
+        if high is not None:
+            condition &= Q(raised_at__gt=now - dt.timedelta(days=high + 1))
+        bands[f"band_{index}"] = Count("pk", filter=condition)
+    rows = (
+        scope_to_user(Query.objects.filter(status__in=ACTIVE_STATUSES), user,
+                      site_field="subject__site")
+        .values("subject__site_id")
+        .annotate(**bands)
+        .order_by()
+    )
+    by_pk = {row["subject__site_id"]: row for row in rows}
+    return {
+        site.code: [by_pk.get(site.pk, {}).get(name, 0) for name in bands] for site in sites
+    }
+
+
+def adverse_events(user: User, *, now: dt.datetime) -> AdverseEvents:
+    """One query: recorded adverse events (complete or not) by month of onset, and how many of
+    them are serious; months without events are shown as zero."""
+    rows = (
+        scope_to_user(AdverseEvent.objects.all(), user, site_field="subject__site")
+        .annotate(month=TruncMonth("start_date"))
+        .values("month")
+        .annotate(total=Count("pk"), serious=Count("pk", filter=Q(is_serious=True)))
+        .order_by()
+    )
+    per_month, undated, undated_serious = {}, 0, 0
+    for row in rows:
+        if row["month"] is None:
+            undated, undated_serious = row["total"], row["serious"]
+        else:
+            per_month[_as_date(row["month"])] = (row["total"], row["serious"])
+    months = (months_between(min(per_month), max(max(per_month), timezone.localdate(now)))
+              if per_month else [])
+    return AdverseEvents(
+        by_month=[AdverseEventMonth(month, *per_month.get(month, (0, 0))) for month in months],
+        undated=undated,
+        undated_serious=undated_serious,
+    )
+
+
+def trial_dashboard(user: User, *, now: dt.datetime | None = None) -> Dashboard:
+    """Every number of the dashboard, for the sites ``user`` works at (the caller checks
+    ``Action.VIEW_DASHBOARD``)."""
+    now = now or timezone.now()
+    sites = list(scope_to_user(Site.objects.order_by("code"), user, site_field="pk"))
+    compliance, completion = visit_compliance_and_expected_forms(user, sites, now=now)
+    return Dashboard(
+        sites=sites,
+        enrolment=enrolment(user, sites, now=now),
+        screen_failures=screen_failures(user),
+        visit_compliance=compliance,
+        open_queries=open_queries(user, sites, now=now),
+        crf_completion=crf_completion(user, sites, completion, now=now),
+        adverse_events=adverse_events(user, now=now),
+    )
