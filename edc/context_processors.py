@@ -1,8 +1,8 @@
 from django.conf import settings
 
 from edc import protocol
-from edc.roles import Action, Role, can
 from edc.exports.views import may_use_exports
+from edc.roles import Action, Role, can
 from forms.audit import may_view_audit
 
 
