@@ -51,3 +51,13 @@ def page(browser, request, live_server):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+
+
+@pytest.fixture
+def arm_watch(page):
+    """The pages the browser shows from now on, to check none shows a blinded user the arm."""
+    from tests.e2e.steps import ArmWatch
+
+    watch = ArmWatch()
+    watch.attach(page.context)
+    return watch

@@ -1,60 +1,31 @@
 """A research nurse screens a patient, enters the screening forms, sees eligibility derived,
-an investigator confirms it, the nurse randomizes and enters the first visit (issue 3)."""
+an investigator confirms it, the nurse randomizes and enters the first visit, where a blood
+pressure outside the expected range raises a query on the form (issues 3 and 10). Nobody
+blinded is shown the arm on the way; the unblinded pharmacist sees it on the pharmacy page."""
 
 import datetime as dt
-import re
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
 
+from edc import protocol
 from edc.roles import Role
+from forms.queries import Query
+from tests.e2e.steps import SHANGHAI, fill, local, log_in, open_form, save_complete
 from tests.eligible import NIHSS_12, lab_ranges
-from tests.factories import PASSWORD, SiteFactory, UserFactory, randomization_list
-from visits.models import Subject, SubjectStatus
+from tests.factories import SiteFactory, UserFactory, randomization_list
+from visits.models import RandomizationSlot, Subject, SubjectStatus
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def local(moment: dt.datetime) -> str:
-    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%dT%H:%M")
-
-
-def log_in(page, username: str) -> None:
-    page.context.clear_cookies()
-    page.goto(page.base_url + "/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(page.base_url + "/")
-
-
-def fill(page, values: dict) -> None:
-    """Fill a form by field name: radios are checked, everything else typed."""
-    for name, value in values.items():
-        radio = page.locator(f"input[type=radio][name='{name}'][value='{value}']")
-        if radio.count():
-            radio.check()
-        else:
-            page.locator(f"[name='{name}']").fill(str(value))
-
-
-def open_form(page, visit_label: str, form_label: str) -> None:
-    heading = page.locator("th", has_text=re.compile(f"^{re.escape(visit_label)}$"))
-    row = page.locator("tr", has=heading)
-    row.get_by_role("link", name=form_label, exact=True).click()
-
-
-def save_complete(page) -> None:
-    page.get_by_role("button", name="Save and mark complete").click()
-    page.get_by_text("(Complete)").wait_for()
-
-
-def test_nurse_screens_randomizes_and_enters_the_first_visit(page):
+def test_nurse_screens_randomizes_and_enters_the_first_visit(page, arm_watch):
     site = SiteFactory(code="SZ01", name="Shenzhen", time_zone="Asia/Shanghai")
-    UserFactory(username="nurse", role=Role.SITE_STAFF, sites=[site])
+    UserFactory(username="nurse", role=Role.SITE_STAFF, sites=[site],
+                first_name="Chen", last_name="Jing")
     UserFactory(username="investigator", role=Role.INVESTIGATOR, sites=[site])
+    UserFactory(username="pharmacist", role=Role.UNBLINDED_PHARMACIST, sites=[site],
+                first_name="Li", last_name="Na")
     randomization_list(site)
     lab_ranges(site)
     now = timezone.now()
@@ -117,16 +88,33 @@ def test_nurse_screens_randomizes_and_enters_the_first_visit(page):
     page.get_by_text("SZ01-001 randomized").wait_for()
     assert page.get_by_role("heading", name="Kits to give").count() == 1
 
-    # First visit: vital signs, one value outside the soft range (fever) but possible.
+    # First visit: vital signs, the systolic pressure above the expected range but possible.
     open_form(page, "Randomization + infusion 1", "Vital signs")
     fill(page, {"measured_at": local(timezone.now() - dt.timedelta(minutes=5)),
-                "systolic_bp": "150", "diastolic_bp": "88", "heart_rate": "92",
-                "temperature": "38.4", "respiratory_rate": "18", "spo2": "96", "weight": "68.5"})
+                "systolic_bp": "190", "diastolic_bp": "88", "heart_rate": "92",
+                "temperature": "37.1", "respiratory_rate": "18", "spo2": "96", "weight": "68.5"})
     save_complete(page)
+    assert page.get_by_text("1 open query on this form.").count() == 1
+    item = page.locator("#item-systolic_bp")
+    assert item.get_by_text("1 query").is_visible()
+    assert item.get_by_text("VS-001 · Open").is_visible()
+    assert item.get_by_text("Systolic blood pressure is outside the expected range").is_visible()
+    query = Query.objects.get()
+    assert (query.check_code, query.field_name, query.status) == ("VS-001", "systolic_bp", "open")
 
     subject.refresh_from_db()
     assert subject.status == SubjectStatus.RANDOMIZED
     assert subject.subject_id == "SZ01-001"
-    page_text = page.content()
-    for arm_word in ("Placebo", "placebo", "Single infusion", "Multiple infusions"):
-        assert arm_word not in page_text
+
+    # The pharmacist prepares the bags: the pharmacy page is where the arm is shown.
+    arm = protocol.arm(RandomizationSlot.objects.get(subject=subject).arm)
+    log_in(page, "pharmacist")
+    page.get_by_role("link", name="Pharmacy").click()
+    row = page.locator("tr", has=page.get_by_role("rowheader", name="SZ01-001"))
+    assert row.get_by_text(f"{arm.code} — {arm.label}").is_visible()
+
+    assert arm_watch.leaks() == {}
+    nurse_pages = arm_watch.seen_by("Chen Jing")
+    assert len(arm_watch.pages) > 25 and len(nurse_pages) > 15
+    # The watch sees the arm where it is shown: the check above looked at real pages.
+    assert [p.arm_text() for p in arm_watch.seen_by("Li Na")][-1]

@@ -1,0 +1,101 @@
+"""What the browser journeys do again and again: log in, fill a form, open a CRF; and the
+blinding watch that keeps the HTML of every page the browser shows."""
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from html import unescape
+from zoneinfo import ZoneInfo
+
+from edc import protocol
+from edc.roles import Role
+from tests.factories import PASSWORD
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ARM_LABELS = [str(arm.label) for arm in protocol.ARMS]
+UNBLINDED_LABELS = [str(Role.UNBLINDED_PHARMACIST.label),
+                    str(Role.UNBLINDED_STATISTICIAN.label)]
+
+
+def local(moment: dt.datetime) -> str:
+    """A datetime-local input's value, in the test site's time zone."""
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%dT%H:%M")
+
+
+def log_in(page, username: str) -> None:
+    page.context.clear_cookies()
+    page.goto(page.base_url + "/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(page.base_url + "/")
+
+
+def fill(page, values: dict) -> None:
+    """Fill a form by field name: radios are checked, everything else typed."""
+    for name, value in values.items():
+        radio = page.locator(f"input[type=radio][name='{name}'][value='{value}']")
+        if radio.count():
+            radio.check()
+        else:
+            page.locator(f"[name='{name}']").fill(str(value))
+
+
+def open_form(page, visit_label: str, form_label: str) -> None:
+    heading = page.locator("th", has_text=re.compile(f"^{re.escape(visit_label)}$"))
+    row = page.locator("tr", has=heading)
+    row.get_by_role("link", name=form_label, exact=True).click()
+
+
+def save_complete(page) -> None:
+    page.get_by_role("button", name="Save and mark complete").click()
+    page.get_by_text("(Complete)").wait_for()
+
+
+@dataclass
+class Shown:
+    url: str
+    user: str  # the "name · role" line of the page header; empty when logged out
+    html: str
+
+    @property
+    def blinded(self) -> bool:
+        return not any(label in self.user for label in UNBLINDED_LABELS)
+
+    def arm_text(self) -> list[str]:
+        """Arm labels and the word placebo, wherever they are in the page's HTML."""
+        found = [label for label in ARM_LABELS if label in self.html]
+        found += sorted(set(re.findall("placebo", self.html, flags=re.IGNORECASE)))
+        return found
+
+
+WHO = re.compile(r'<span class="who">(.*?)</span>', re.DOTALL)
+
+
+@dataclass
+class ArmWatch:
+    """Every page the browser showed, as its HTML once loaded. The page sends it itself (an
+    init script calling an exposed function), so a click that navigates on at once cannot
+    lose a page."""
+
+    pages: list[Shown] = field(default_factory=list)
+
+    def attach(self, context) -> None:
+        context.expose_binding("__e2eShown", self._shown)
+        context.add_init_script(
+            "addEventListener('load', () => window.__e2eShown("
+            "location.href, document.documentElement.outerHTML));"
+        )
+
+    def _shown(self, source, url: str, html: str) -> None:
+        who = WHO.search(html)
+        user = " ".join(unescape(who.group(1)).split()) if who else ""
+        self.pages.append(Shown(url=url, user=user, html=html))
+
+    def leaks(self) -> dict[str, list[str]]:
+        """{"url (user)": arm text} of the pages a blinded user (or nobody) was shown."""
+        return {f"{p.url} ({p.user or 'logged out'})": found
+                for p in self.pages if p.blinded and (found := p.arm_text())}
+
+    def seen_by(self, name: str) -> list[Shown]:
+        return [p for p in self.pages if p.user.startswith(name)]
