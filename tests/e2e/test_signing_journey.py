@@ -1,5 +1,6 @@
-"""An investigator signs a completed visit with their password in the browser; a later change
-breaks the signature and the casebook asks for a new one (issue 6)."""
+"""An investigator signs a completed visit, then the whole casebook, with their password in the
+browser; a later change breaks both signatures and the casebook asks for new ones (issues 6
+and 10). The investigator is blinded: no page on the way shows the arm."""
 
 import datetime as dt
 
@@ -10,14 +11,14 @@ from edc.roles import Role
 from forms import services
 from forms.models import VitalSigns
 from forms.models.signoff import Signature
-from tests.e2e.test_screening_journey import log_in
+from tests.e2e.steps import log_in
 from tests.factories import PASSWORD, SiteFactory, UserFactory, randomized_subject
 from tests.forms.test_signoff import complete_visit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_investigator_signs_a_visit_with_the_password(page):
+def test_investigator_signs_a_visit_and_the_casebook_with_the_password(page, arm_watch):
     site = SiteFactory(code="SZ01", name="Shenzhen", time_zone="Asia/Shanghai")
     nurse = UserFactory(username="nurse", role=Role.SITE_STAFF, sites=[site])
     UserFactory(username="investigator", role=Role.INVESTIGATOR, sites=[site],
@@ -40,8 +41,24 @@ def test_investigator_signs_a_visit_with_the_password(page):
     signature = Signature.objects.get()
     assert (signature.visit, signature.is_broken) == (visit, False)
 
+    page.get_by_role("link", name="Sign the whole casebook").click()
+    page.get_by_role("heading", name="Sign the whole casebook").wait_for()
+    assert page.get_by_text("I confirm that I have reviewed these data").is_visible()
+    page.get_by_label("Re-enter your password to sign").fill(PASSWORD)
+    page.get_by_role("button", name="Sign").click()
+    page.get_by_text("Signed.").wait_for()
+    assert page.get_by_text("Whole casebook: Wang Wei").is_visible()
+    casebook = Signature.objects.get(visit=None)
+    assert (casebook.subject, casebook.signer.username, casebook.is_broken) == (
+        subject, "investigator", False)
+
     vitals = VitalSigns.objects.get(visit=visit)
     services.crf_save(crf=vitals, values={"heart_rate": 72}, user=nurse,
                       expected_version=vitals.version, reason="Late entry from source")
     page.reload()
-    page.get_by_text("a new signature is needed").wait_for()
+    page.get_by_text("a new signature is needed").first.wait_for()
+    assert page.get_by_text("a new signature is needed").count() == 2
+    assert [s.is_broken for s in Signature.objects.all()] == [True, True]
+
+    assert arm_watch.leaks() == {}
+    assert len(arm_watch.seen_by("Wang Wei")) >= 5
