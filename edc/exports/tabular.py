@@ -1,0 +1,781 @@
+"""Writers for the tabular formats: Excel, SAS XPORT v5, Stata, SPSS and R.
+
+Each writer takes a :class:`~edc.exports.dictionary.Dataset` and its rows (tuples aligned with
+``dataset.variables``, as :func:`edc.exports.datasets.rows` yields them) and a ``stamp``, the
+export's time: the same rows and the same stamp give byte-identical files. Every creation time
+a file carries is the stamp, never the clock.
+
+How each variable type is written:
+
+=========  ===============  ===============  ================  ================  =============
+type       Excel            SAS XPORT v5     Stata 118         SPSS              R
+=========  ===============  ===============  ================  ================  =============
+integer    number           numeric          long (nullable)   numeric F10.0     integer
+float      number (exact)   numeric          double            numeric F.d       double
+boolean    1/0              numeric 1/0      byte 1/0,         numeric 1/0,      logical
+                                             labels Yes/No     labels Yes/No
+text       text             char, ≤ 200      str# / strL       string            character
+                            bytes (split)
+coded      code + label     the code         numeric with      the code, with    factor, the
+           column                            value labels      value labels      codes as levels
+date       Excel date       DATE9.           %td               DATE11            Date
+datetime   naive UTC        DATETIME20. UTC  %tc UTC (ms)      DATETIME20 UTC    POSIXct UTC
+=========  ===============  ===============  ================  ================  =============
+
+Missing values are empty cells, SAS/Stata/SPSS system missing, R ``NA``; a missing text is
+blank where the format has no missing string (XPORT, Stata, SPSS). Datetimes are UTC wherever
+the format has no time zone; their labels say so in Stata, SPSS and the Excel dictionary.
+
+Coded text in Stata (:func:`stata_codes`): Stata users expect a numeric variable with value
+labels. A code that is an integer ("0" … "4" of an NIHSS item) is that number, labelled with
+its label; other codes are numbered in code-list order after the largest integer code
+(sex: F=1, M=2; NIHSS "UN" = 5), labelled "code: label" so the stored code can be read back.
+Codes that are the empty string are never values (rows give ``None`` for them) and get no
+number, level or label.
+
+R: pyreadr 0.5.8 writes dates and datetimes as character vectors (its writer knows character,
+integer, double, logical and factor columns only), so :func:`write_rds` serializes the data
+frame itself (R serialization version 2, gzip, as ``saveRDS`` does): factors, ``Date``,
+``POSIXct`` with ``tzone = "UTC"``, and each column's label in the ``label`` attribute (the
+convention of haven and Hmisc). Booleans are logical vectors, not factors. Coded integers
+(mRS, Barthel items) are factors too: ``as.integer(as.character(x))`` gives the score back.
+
+Memory: the Excel writer streams rows; the other writers hold one dataset at a time (one
+DataFrame or one set of columns), never the whole export.
+"""
+
+import datetime as dt
+import gzip
+import re
+import struct
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.xml.functions import tostring
+
+from edc.exports.codebook import COLUMNS
+from edc.exports.dictionary import (
+    BOOLEAN,
+    DATE,
+    DATETIME,
+    FLOAT,
+    INTEGER,
+    SAS_LABEL_LENGTH,
+    SAS_NAME_LENGTH,
+    TEXT,
+    Dataset,
+    Variable,
+    ascii_text,
+)
+
+
+class ExportError(Exception):
+    """The data or the dataset definition cannot be written in the format without loss."""
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+UTC_SUFFIX = " (UTC)"
+
+
+def _utc(stamp: dt.datetime) -> dt.datetime:
+    """The stamp as a naive UTC datetime (what the file headers carry)."""
+    if stamp.tzinfo is None:
+        raise ExportError("The export stamp must be a timezone-aware datetime.")
+    return stamp.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ExportError(f"Naive datetime {value} in the export rows.")
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _columns(dataset: Dataset, rows: Iterable[tuple]) -> tuple[list[list], int]:
+    """The dataset's values column by column (one dataset in memory)."""
+    columns: list[list] = [[] for _ in dataset.variables]
+    count = 0
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+        count += 1
+    return columns, count
+
+
+def _codes(v: Variable) -> list:
+    """The variable's codes, in code-list order, without the empty code (never a value)."""
+    return [code for code, _label in v.choices if code != ""]
+
+
+def _all_codes(v: Variable, values: list) -> list:
+    """The code list, then any value outside it (sorted), so that no value is lost."""
+    codes = _codes(v)
+    known = set(codes)
+    extra = sorted({value for value in values if value is not None and value not in known},
+                   key=str)
+    return codes + extra
+
+
+def _label_with_code(code, label: str) -> str:
+    if re.match(rf"{re.escape(str(code))}\W", label):
+        return label
+    return f"{code}: {label}"
+
+
+def stata_codes(v: Variable, values: list | None = None) -> dict[str, tuple[int, str]]:
+    """code → (number, value label) of a coded text variable in Stata (see the module
+    docstring). ``values`` outside the code list are numbered after it."""
+    codes = _all_codes(v, values or [])
+    labels = {code: str(label) for code, label in v.choices}
+    integers = {code: int(code) for code in codes if re.fullmatch(r"-?(0|[1-9]\d*)", str(code))}
+    number = max(integers.values(), default=0)
+    result = {}
+    for code in codes:
+        label = labels.get(code, str(code))
+        if code in integers:
+            result[code] = (integers[code], label)
+        else:
+            number += 1
+            result[code] = (number, _label_with_code(code, label))
+    return result
+
+
+def _label(v: Variable, length: int) -> str:
+    label = v.label + UTC_SUFFIX if v.type == DATETIME else v.label
+    if len(label) > length and v.type == DATETIME:
+        label = v.label[: length - len(UTC_SUFFIX)] + UTC_SUFFIX
+    return label[:length]
+
+
+# Excel --------------------------------------------------------------------------------------
+
+EXCEL_MAX_ROWS = 1_048_576
+EXCEL_MAX_COLUMNS = 16_384
+EXCEL_MAX_TEXT = 32_767
+EXCEL_SHEET_NAME = 31
+DICTIONARY_SHEET = "dictionary"
+
+
+def _excel_text(value: str, where: str) -> str:
+    if len(value) > EXCEL_MAX_TEXT:
+        raise ExportError(f"{where}: a text of {len(value)} characters does not fit an Excel "
+                          f"cell ({EXCEL_MAX_TEXT} at most).")
+    # Control characters are not allowed in the XML of a worksheet.
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+
+
+def _excel_value(v: Variable, value, where: str):
+    if value is None:
+        return None
+    if v.type == BOOLEAN:
+        return int(value)
+    if isinstance(value, dt.datetime):
+        return _naive_utc(value)
+    if isinstance(value, str):
+        return _excel_text(value, where)
+    return value
+
+
+def _excel_header(dataset: Dataset) -> list[str]:
+    header = []
+    for v in dataset.variables:
+        header.append(v.name)
+        if v.is_coded:
+            header.append(f"{v.name}_label")
+    return header
+
+
+def _check_sheet(name: str, taken: set[str]) -> None:
+    if len(name) > EXCEL_SHEET_NAME or not name or re.search(r"[\[\]:*?/\\]", name):
+        raise ExportError(f"{name!r} cannot be an Excel sheet name (31 characters at most, "
+                          "none of []:*?/\\).")
+    if name.lower() in taken:
+        raise ExportError(f"Two Excel sheets would be named {name!r}.")
+    taken.add(name.lower())
+
+
+def write_xlsx(path, tables: Iterable[tuple[Dataset, Iterable[tuple]]], codebook_entries, *,
+               stamp: dt.datetime) -> dict[str, int]:
+    """One sheet per dataset (its name; a header row of variable names, each coded variable
+    followed by ``<name>_label`` with the decoded label), then a ``dictionary`` sheet with the
+    codebook. Rows stream (openpyxl write-only). Returns the number of data rows per sheet.
+
+    Datetimes are naive UTC (the dictionary label says so), dates Excel dates, decimals exact
+    numbers, booleans 1/0. Control characters, which a worksheet cannot hold, become U+FFFD.
+    Determinism: the document properties carry the stamp, and the zip is rewritten with every
+    entry dated by the stamp, in openpyxl's order, with fixed attributes."""
+    when = _utc(stamp)
+    workbook = Workbook(write_only=True)
+    counts: dict[str, int] = {}
+    taken = {DICTIONARY_SHEET}
+    for dataset, rows in tables:
+        _check_sheet(dataset.name, taken)
+        header = _excel_header(dataset)
+        if len(header) > EXCEL_MAX_COLUMNS:
+            raise ExportError(f"{dataset.name}: {len(header)} columns do not fit a sheet.")
+        sheet = workbook.create_sheet(dataset.name)
+        sheet.freeze_panes = "A2"
+        sheet.append(header)
+        count = 0
+        for row in rows:
+            count += 1
+            if count >= EXCEL_MAX_ROWS:
+                raise ExportError(f"{dataset.name}: more rows than an Excel sheet holds "
+                                  f"({EXCEL_MAX_ROWS - 1}).")
+            cells = []
+            for v, value in zip(dataset.variables, row, strict=True):
+                cells.append(_excel_value(v, value, f"{dataset.name}.{v.name}"))
+                if v.is_coded:
+                    cells.append(v.decode(value) or None)
+            sheet.append(cells)
+        counts[dataset.name] = count
+
+    dictionary = workbook.create_sheet(DICTIONARY_SHEET)
+    dictionary.freeze_panes = "A2"
+    dictionary.append(list(COLUMNS))
+    count = 0
+    for entry in codebook_entries:
+        cells = entry.cells()
+        if entry.type == DATETIME:
+            cells[COLUMNS.index("label")] += UTC_SUFFIX
+        dictionary.append([_excel_text(c, DICTIONARY_SHEET) if isinstance(c, str) else c
+                           for c in cells])
+        count += 1
+    counts[DICTIONARY_SHEET] = count
+
+    workbook.properties.created = when
+    workbook.properties.modified = when
+    path = Path(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".xlsx", delete=False) as tmp:
+        raw = Path(tmp.name)
+    try:
+        workbook.save(raw)
+        # openpyxl sets "modified" to the clock while saving: write the stamp back.
+        workbook.properties.modified = when
+        core = tostring(workbook.properties.to_tree())
+        _normalize_zip(raw, path, when, replace={"docProps/core.xml": core})
+    finally:
+        raw.unlink(missing_ok=True)
+    return counts
+
+
+def _normalize_zip(source: Path, target: Path, when: dt.datetime, *,
+                   replace: dict[str, bytes]) -> None:
+    date_time = (max(when.year, 1980), when.month, when.day, when.hour, when.minute,
+                 when.second)
+    with zipfile.ZipFile(source) as src, \
+            zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as dst:
+        for item in src.infolist():
+            info = zipfile.ZipInfo(item.filename, date_time=date_time)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            if item.filename in replace:
+                dst.writestr(info, replace[item.filename])
+                continue
+            with src.open(item) as data, dst.open(info, "w") as out:
+                while chunk := data.read(1 << 20):
+                    out.write(chunk)
+
+
+# SAS XPORT version 5 ------------------------------------------------------------------------
+
+XPT_TEXT_BYTES = 200
+SAS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,7}")
+SAS_EPOCH = dt.date(1960, 1, 1)
+SAS_EPOCH_TIME = dt.datetime(1960, 1, 1)  # noqa: DTZ001 (naive UTC, as SAS counts)
+_XPT_STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")
+
+
+def split_text(value: str, limit: int = XPT_TEXT_BYTES) -> list[str]:
+    """``value`` in pieces of at most ``limit`` UTF-8 bytes whose concatenation is ``value``
+    (SDTM practice for text over 200 characters). A piece ends before the last space that
+    keeps it within the limit, the space starting the next piece (readers drop trailing
+    blanks, never leading ones); a text without such a space is cut at the last whole
+    character that fits."""
+    pieces = []
+    rest = value
+    while len(rest.encode()) > limit:
+        fits = len(rest.encode()[:limit].decode("utf-8", "ignore"))
+        cut = next((k for k in range(fits, 0, -1)
+                    if rest[k] == " " and rest[k - 1] != " "), 0)
+        if not cut:
+            cut = fits
+            while cut and rest[cut - 1] == " ":
+                cut -= 1
+        if not cut:
+            raise ExportError(f"Cannot split a text of {len(value)} characters with a run of "
+                              f"{limit} blanks or more: the blanks would end a piece.")
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    pieces.append(rest)
+    return pieces
+
+
+def _continuation_names(base: str, count: int, taken: set[str]) -> list[str]:
+    """Names of the continuation variables of ``base``: BASE1, BASE2 …, the base cut so that
+    the name keeps 8 characters; a number whose name is taken is skipped."""
+    names = []
+    number = 0
+    while len(names) < count:
+        number += 1
+        suffix = str(number)
+        name = base[: SAS_NAME_LENGTH - len(suffix)] + suffix
+        if name.upper() not in taken:
+            names.append(name)
+            taken.add(name.upper())
+    return names
+
+
+def _part_label(label: str, part: int) -> str:
+    suffix = f" (part {part})"
+    return label[: SAS_LABEL_LENGTH - len(suffix)].rstrip() + suffix
+
+
+def _xpt_number(v: Variable, value):
+    if value is None:
+        return np.nan
+    if v.type == DATE:
+        return float((value - SAS_EPOCH).days)
+    if v.type == DATETIME:
+        return (_naive_utc(value) - SAS_EPOCH_TIME) / dt.timedelta(seconds=1)
+    return float(value)
+
+
+def _xpt_frame(dataset: Dataset, columns: list[list]):
+    """The XPORT columns: (name, label, values, format); long text split."""
+    taken = {v.sas_name.upper() for v in dataset.variables}
+    result = []
+    for v, values in zip(dataset.variables, columns, strict=True):
+        if v.type != TEXT:
+            fmt = {DATE: "DATE9.", DATETIME: "DATETIME20."}.get(v.type)
+            result.append((v.sas_name, v.sas_label,
+                           pd.Series([_xpt_number(v, x) for x in values], dtype="float64"),
+                           fmt))
+            continue
+        pieces = [split_text(str(x)) if x is not None else [""] for x in values]
+        parts = max((len(p) for p in pieces), default=1)
+        names = [v.sas_name, *_continuation_names(v.sas_name, parts - 1, taken)]
+        for part, name in enumerate(names):
+            label = v.sas_label if part == 0 else _part_label(v.sas_label, part + 1)
+            series = pd.Series([p[part] if part < len(p) else "" for p in pieces],
+                               dtype="object")
+            result.append((name, label, series, None))
+    return result
+
+
+def _check_xpt(dataset: Dataset, frame) -> None:
+    problems = []
+    if not SAS_NAME.fullmatch(dataset.sas_name or ""):
+        problems.append(f"dataset name {dataset.sas_name!r} is not a SAS name of at most "
+                        f"{SAS_NAME_LENGTH} characters")
+    seen = set()
+    for name, label, values, _fmt in frame:
+        if not SAS_NAME.fullmatch(name):
+            problems.append(f"{name!r} is not a SAS name of at most {SAS_NAME_LENGTH} "
+                            "characters (letters, digits, _; not starting with a digit)")
+        if name.upper() in seen:
+            problems.append(f"{name!r} is not unique")
+        seen.add(name.upper())
+        if len(label) > SAS_LABEL_LENGTH or not label.isascii():
+            problems.append(f"{name}: the label {label!r} is not ASCII of at most "
+                            f"{SAS_LABEL_LENGTH} characters")
+        if values.dtype == object:
+            longest = max((len(x.encode()) for x in values), default=0)
+            if longest > XPT_TEXT_BYTES:
+                problems.append(f"{name}: a value of {longest} bytes (at most "
+                                f"{XPT_TEXT_BYTES})")
+    if problems:
+        raise ExportError(f"{dataset.name}: cannot be written as SAS XPORT v5: "
+                          + "; ".join(problems) + ".")
+
+
+def _xpt_stamp(when: dt.datetime) -> bytes:
+    return (f"{when.day:02d}{MONTHS[when.month - 1].upper()}{when.year % 100:02d}:"
+            f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}").encode("ascii")
+
+
+def _stamp_xpt_header(path: Path, when: dt.datetime) -> None:
+    """Replace the created and modified times readstat takes from the clock (library header
+    record 2, columns 65–80, and record 3, columns 1–16; the member descriptor records after
+    the DSCRPTR header, same columns) by the stamp."""
+    record = 80
+    with open(path, "r+b") as f:
+        head = f.read(record * 7)
+        markers = {0: b"LIBRARY HEADER RECORD", 3: b"MEMBER  HEADER RECORD",
+                   4: b"DSCRPTR HEADER RECORD"}
+        for number, marker in markers.items():
+            if head[number * record + 20: number * record + 20 + len(marker)] != marker:
+                raise ExportError(f"{path.name}: unexpected XPORT header layout.")
+        fields = (record * 1 + 64, record * 2, record * 5 + 64, record * 6)
+        for offset in fields:
+            if not _XPT_STAMP.fullmatch(head[offset: offset + 16]):
+                raise ExportError(f"{path.name}: no creation time at byte {offset} of the "
+                                  "XPORT header.")
+        stamp = _xpt_stamp(when)
+        for offset in fields:
+            f.seek(offset)
+            f.write(stamp)
+
+
+def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
+    """SAS XPORT version 5 (the FDA transport format), one dataset per file, member name
+    ``dataset.sas_name``. Columns are the variables' ``sas_name``s with their ``sas_label``s;
+    dates are SAS dates (DATE9.), datetimes SAS datetimes in UTC (DATETIME20.), booleans 1/0,
+    coded values their codes; text is UTF-8.
+
+    The v5 limits are checked here because pyreadstat does not check them all: names of at
+    most 8 characters, ASCII labels of at most 40, character values of at most 200 bytes. A
+    text variable whose longest value is longer is split into continuation variables, SDTM
+    fashion: TERM holds the first piece, TERM1, TERM2 … the next ones (see
+    :func:`split_text` and :func:`_continuation_names`), labelled "<label> (part 2)" …;
+    concatenating them gives the text back. Anything still out of limits raises
+    :class:`ExportError`. Returns the number of rows."""
+    columns, count = _columns(dataset, rows)
+    frame = _xpt_frame(dataset, columns)
+    _check_xpt(dataset, frame)
+    data = pd.DataFrame({name: values for name, _label, values, _fmt in frame})
+    path = Path(path)
+    pyreadstat.write_xport(
+        data, str(path), file_label=_ascii_label(dataset.label),
+        column_labels=[label for _name, label, _values, _fmt in frame],
+        table_name=dataset.sas_name, file_format_version=5,
+        variable_format={name: fmt for name, _label, _values, fmt in frame if fmt},
+    )
+    _stamp_xpt_header(path, _utc(stamp))
+    return count
+
+
+def _ascii_label(label: str) -> str:
+    return ascii_text(label)[:SAS_LABEL_LENGTH]
+
+
+# Stata --------------------------------------------------------------------------------------
+
+STATA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+STATA_RESERVED = frozenset((
+    "aggregate", "array", "boolean", "break", "byte", "case", "catch", "class", "colvector",
+    "complex", "const", "continue", "default", "delegate", "delete", "do", "double", "else",
+    "eltypedef", "end", "enum", "explicit", "export", "external", "float", "for", "friend",
+    "function", "global", "goto", "if", "inline", "int", "local", "long", "mata", "matrix",
+    "namespace", "new", "numeric", "NULL", "operator", "orgtype", "pointer", "polymorphic",
+    "pragma", "private", "protected", "public", "quad", "real", "return", "rowvector", "scalar",
+    "short", "signed", "static", "strL", "string", "struct", "super", "switch", "template",
+    "this", "throw", "transmorphic", "try", "typedef", "typename", "union", "unsigned", "using",
+    "vector", "version", "virtual", "void", "volatile", "while", "_all", "_b", "_coef", "_cons",
+    "_n", "_N", "_pi", "_pred", "_rc", "_skip", "in", "with",
+))
+STATA_LABEL = 80
+STATA_STR_BYTES = 2045
+
+
+def _dates(values: list, unit: str) -> pd.Series:
+    converted = [None if x is None else
+                 (_naive_utc(x) if isinstance(x, dt.datetime) else
+                  dt.datetime.combine(x, dt.time())) for x in values]
+    return pd.Series(pd.to_datetime(converted), dtype=f"datetime64[{unit}]")
+
+
+def _check_names(dataset: Dataset, pattern: re.Pattern, reserved: frozenset, fmt: str):
+    reserved = {word.lower() for word in reserved}
+    bad = [v.name for v in dataset.variables
+           if not pattern.fullmatch(v.name) or v.name.lower() in reserved]
+    if bad:
+        raise ExportError(f"{dataset.name}: not valid {fmt} variable names: {', '.join(bad)}.")
+
+
+def write_dta(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
+    """Stata 118 (Stata 14 and later, UTF-8), via pandas. Integers are nullable integer
+    variables, decimals doubles, booleans bytes 1/0 labelled Yes/No, coded integers keep
+    their values with value labels, coded text becomes a numeric variable with value labels
+    (:func:`stata_codes`), dates %td, datetimes %tc in UTC (milliseconds, Stata's
+    resolution). Text longer than 2045 bytes is a strL. The header's time stamp is
+    ``stamp``. Returns the number of rows."""
+    _check_names(dataset, STATA_NAME, STATA_RESERVED, "Stata")
+    columns, count = _columns(dataset, rows)
+    data = {}
+    value_labels = {}
+    strl = []
+    for v, values in zip(dataset.variables, columns, strict=True):
+        if v.type == DATE:
+            data[v.name] = _dates(values, "s")
+        elif v.type == DATETIME:
+            data[v.name] = _dates(values, "us")
+        elif v.type == BOOLEAN:
+            data[v.name] = pd.Series([None if x is None else int(x) for x in values],
+                                     dtype="Int8")
+            value_labels[v.name] = {int(code): label for code, label in v.choices}
+        elif v.type == TEXT and v.is_coded:
+            codes = stata_codes(v, values)
+            data[v.name] = pd.Series([None if x is None else codes[x][0] for x in values],
+                                     dtype="Int32")
+            value_labels[v.name] = dict(codes.values())
+        elif v.type == TEXT:
+            texts = ["" if x is None else str(x) for x in values]
+            data[v.name] = pd.Series(texts, dtype="object")
+            if any(len(x.encode()) > STATA_STR_BYTES for x in texts):
+                strl.append(v.name)
+        elif v.type == INTEGER:
+            data[v.name] = pd.Series(values, dtype="Int64")
+            if v.is_coded:
+                value_labels[v.name] = {int(code): label for code, label in v.choices}
+        elif v.type == FLOAT:
+            data[v.name] = pd.Series([np.nan if x is None else float(x) for x in values],
+                                     dtype="float64")
+        else:
+            raise ExportError(f"{dataset.name}.{v.name}: unknown type {v.type!r}.")
+    frame = pd.DataFrame(data, index=pd.RangeIndex(count))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.io.stata.InvalidColumnName)
+        try:
+            frame.to_stata(
+                path, write_index=False, version=118, byteorder="little",
+                time_stamp=_utc(stamp), data_label=dataset.label[:STATA_LABEL],
+                variable_labels={v.name: _label(v, STATA_LABEL) for v in dataset.variables},
+                convert_dates={v.name: "td" if v.type == DATE else "tc"
+                               for v in dataset.variables if v.type in (DATE, DATETIME)},
+                value_labels=value_labels or None, convert_strl=strl or None,
+            )
+        except (ValueError, pd.io.stata.InvalidColumnName) as error:
+            raise ExportError(f"{dataset.name}: cannot be written as Stata: {error}") from error
+    return count
+
+
+# SPSS ---------------------------------------------------------------------------------------
+
+SPSS_NAME = re.compile(r"[A-Za-z@#$][A-Za-z0-9_.@#$]{0,63}")
+SPSS_RESERVED = frozenset(
+    ("ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR", "TO", "WITH"))
+SPSS_STRING_BYTES = 32_767
+SPSS_EPOCH = dt.date(1582, 10, 14)
+SPSS_EPOCH_TIME = dt.datetime(1582, 10, 14)  # noqa: DTZ001 (naive UTC, as SPSS counts)
+_SAV_DATE = re.compile(rb"[ \d]\d [A-Z][a-z]{2} \d\d")
+_SAV_TIME = re.compile(rb"\d\d:\d\d:\d\d")
+# File header: "$FL2", product (60), layout code, case size, compression, weight index,
+# case count (4 each), bias (8), then the creation date "dd mmm yy" and time "hh:mm:ss".
+SAV_DATE_OFFSET = 4 + 60 + 4 * 5 + 8
+SAV_TIME_OFFSET = SAV_DATE_OFFSET + 9
+
+
+def _spss_number(v: Variable, value):
+    if value is None:
+        return np.nan
+    if v.type == DATE:
+        return float((value - SPSS_EPOCH).days * 86400)
+    if v.type == DATETIME:
+        return (_naive_utc(value) - SPSS_EPOCH_TIME) / dt.timedelta(seconds=1)
+    return float(value)
+
+
+def _stamp_sav_header(path: Path, when: dt.datetime) -> None:
+    with open(path, "r+b") as f:
+        head = f.read(SAV_TIME_OFFSET + 8)
+        if (head[:4] not in (b"$FL2", b"$FL3")
+                or not _SAV_DATE.fullmatch(head[SAV_DATE_OFFSET:SAV_DATE_OFFSET + 9])
+                or not _SAV_TIME.fullmatch(head[SAV_TIME_OFFSET:SAV_TIME_OFFSET + 8])):
+            raise ExportError(f"{path.name}: unexpected SPSS file header.")
+        f.seek(SAV_DATE_OFFSET)
+        f.write(f"{when.day:02d} {MONTHS[when.month - 1]} {when.year % 100:02d}"
+                f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}".encode("ascii"))
+
+
+def write_sav(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
+    """SPSS .sav via pyreadstat. Numbers are numeric (integers F10.0, decimals with their
+    decimal places), booleans 1/0 labelled Yes/No, coded integers numeric with value labels,
+    coded text stays the code as a string with string value labels (SPSS supports them),
+    dates DATE11, datetimes DATETIME20 in UTC (SPSS counts seconds from 1582 in a double:
+    about 2 µs resolution). Measurement levels: coded integers ordinal, other coded and text
+    variables nominal, numbers scale. The header's creation date and time are ``stamp``.
+    Returns the number of rows."""
+    _check_names(dataset, SPSS_NAME, SPSS_RESERVED, "SPSS")
+    columns, count = _columns(dataset, rows)
+    data, value_labels, formats, measures = {}, {}, {}, {}
+    for v, values in zip(dataset.variables, columns, strict=True):
+        if v.type == TEXT:
+            texts = ["" if x is None else str(x) for x in values]
+            if any(len(x.encode()) > SPSS_STRING_BYTES for x in texts):
+                raise ExportError(f"{dataset.name}.{v.name}: a text longer than "
+                                  f"{SPSS_STRING_BYTES} bytes does not fit SPSS.")
+            data[v.name] = pd.Series(texts, dtype="object")
+            measures[v.name] = "nominal"
+            if v.is_coded:
+                value_labels[v.name] = {str(code): label for code, label in v.choices
+                                        if code != ""}
+            continue
+        data[v.name] = pd.Series([_spss_number(v, x) for x in values], dtype="float64")
+        if v.type == DATE:
+            formats[v.name] = "DATE11"
+        elif v.type == DATETIME:
+            formats[v.name] = "DATETIME20"
+        elif v.type == FLOAT:
+            digits = 6 if v.digits is None else v.digits
+            formats[v.name] = f"F{10 + digits}.{digits}"
+        else:
+            formats[v.name] = "F10.0"
+        measures[v.name] = ("ordinal" if v.type == INTEGER and v.is_coded else
+                            "nominal" if v.type == BOOLEAN else "scale")
+        if v.is_coded:
+            value_labels[v.name] = {float(code): label for code, label in v.choices}
+    frame = pd.DataFrame(data, index=pd.RangeIndex(count))
+    path = Path(path)
+    pyreadstat.write_sav(
+        frame, str(path), file_label=_truncate_bytes(dataset.label, 64),
+        column_labels=[_label(v, 256) for v in dataset.variables],
+        variable_value_labels=value_labels or None, variable_format=formats,
+        variable_measure=measures,
+    )
+    _stamp_sav_header(path, _utc(stamp))
+    return count
+
+
+def _truncate_bytes(text: str, limit: int) -> str:
+    return text.encode()[:limit].decode("utf-8", "ignore")
+
+
+# R ------------------------------------------------------------------------------------------
+
+_NILVALUE, _SYMSXP, _LISTSXP, _CHARSXP, _LGLSXP = 254, 1, 2, 9, 10
+_INTSXP, _REALSXP, _STRSXP, _VECSXP, _REFSXP = 13, 14, 16, 19, 255
+_IS_OBJECT, _HAS_ATTR, _HAS_TAG = 1 << 8, 1 << 9, 1 << 10
+_UTF8, _ASCII = 1 << 3, 1 << 6
+R_NA_INTEGER = -(2**31)
+R_NA_REAL_BITS = 0x7FF00000000007A2  # NA_real_: a NaN whose low word is 1954
+R_VERSION = (4 << 16) | (2 << 8)  # the writing R version recorded in the header: 4.2.0
+R_MIN_READER = (2 << 16) | (3 << 8)  # serialization version 2 is read by R ≥ 2.3.0
+R_EPOCH = dt.date(1970, 1, 1)
+R_EPOCH_TIME = dt.datetime(1970, 1, 1)  # noqa: DTZ001 (naive UTC)
+
+
+class _RSerializer:
+    """Just enough of R's serialization format (version 2, XDR) for a data frame of
+    logical, integer, double and character vectors with attributes."""
+
+    def __init__(self, out):
+        self.out = out
+        self.symbols: dict[str, int] = {}
+
+    def integer(self, value: int) -> None:
+        self.out.write(struct.pack(">i", value))
+
+    def char(self, text: str | None) -> None:
+        if text is None:
+            self.integer(_CHARSXP)
+            self.integer(-1)
+            return
+        data = text.encode()
+        self.integer(_CHARSXP | ((_ASCII if text.isascii() else _UTF8) << 12))
+        self.integer(len(data))
+        self.out.write(data)
+
+    def symbol(self, name: str) -> None:
+        if name in self.symbols:
+            self.integer((self.symbols[name] << 8) | _REFSXP)
+            return
+        self.symbols[name] = len(self.symbols) + 1
+        self.integer(_SYMSXP)
+        self.char(name)
+
+    def vector(self, kind: int, values, attributes: list[tuple[str, tuple]] = ()) -> None:
+        flags = kind
+        if attributes:
+            flags |= _HAS_ATTR
+            if any(name == "class" for name, _ in attributes):
+                flags |= _IS_OBJECT
+        self.integer(flags)
+        self.integer(len(values))
+        if kind == _STRSXP:
+            for text in values:
+                self.char(text)
+        elif kind == _VECSXP:
+            for item in values:
+                self.vector(*item)
+        elif kind == _REALSXP:
+            self.out.write(np.asarray(values, dtype=">u8").tobytes())
+        else:
+            self.out.write(np.asarray(values, dtype=">i4").tobytes())
+        if attributes:
+            for name, item in attributes:
+                self.integer(_LISTSXP | _HAS_TAG)
+                self.symbol(name)
+                self.vector(*item)
+            self.integer(_NILVALUE)
+
+
+def _reals(values) -> np.ndarray:
+    """Doubles as their big-endian bit patterns, ``None`` as NA_real_."""
+    numbers = np.array([np.nan if x is None else float(x) for x in values], dtype="float64")
+    bits = numbers.view("uint64").copy()
+    bits[[x is None for x in values]] = R_NA_REAL_BITS
+    return bits
+
+
+def _strings(*texts: str) -> tuple:
+    return (_STRSXP, list(texts))
+
+
+def _r_column(v: Variable, values: list) -> tuple:
+    label = [("label", _strings(v.label))]
+    if v.type == BOOLEAN:
+        return (_LGLSXP, [R_NA_INTEGER if x is None else int(x) for x in values], label)
+    if v.is_coded:
+        levels = _all_codes(v, values)
+        numbers = {code: i + 1 for i, code in enumerate(levels)}
+        codes = [R_NA_INTEGER if x is None else numbers[x] for x in values]
+        return (_INTSXP, codes, [("levels", _strings(*(str(c) for c in levels))),
+                                 ("class", _strings("factor")), *label])
+    if v.type == DATE:
+        days = [None if x is None else (x - R_EPOCH).days for x in values]
+        return (_REALSXP, _reals(days), [("class", _strings("Date")), *label])
+    if v.type == DATETIME:
+        seconds = [None if x is None else (_naive_utc(x) - R_EPOCH_TIME) / dt.timedelta(seconds=1)
+                   for x in values]
+        return (_REALSXP, _reals(seconds),
+                [("class", _strings("POSIXct", "POSIXt")), ("tzone", _strings("UTC")),
+                 *label])
+    if v.type == INTEGER:
+        if all(x is None or R_NA_INTEGER < x < 2**31 for x in values):
+            return (_INTSXP, [R_NA_INTEGER if x is None else x for x in values], label)
+        return (_REALSXP, _reals(values), label)
+    if v.type == FLOAT:
+        return (_REALSXP, _reals(values), label)
+    return (_STRSXP, [None if x is None else str(x) for x in values], label)
+
+
+def write_rds(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
+    """An R data frame in an .rds file (``readRDS``): integers integer (double beyond R's
+    range), decimals double, booleans logical, coded variables factors with the codes as
+    levels in code-list order, dates ``Date``, datetimes ``POSIXct`` in UTC, text character,
+    missing values ``NA``; every column carries its label (``attr(x, "label")``). Written by
+    our own serializer (see the module docstring), gzip-compressed with a zero time in the
+    gzip header, so the file does not depend on the clock (``stamp`` is accepted for a
+    uniform interface). Returns the number of rows."""
+    _utc(stamp)
+    columns, count = _columns(dataset, rows)
+    frame = (
+        _VECSXP,
+        [_r_column(v, values) for v, values in zip(dataset.variables, columns, strict=True)],
+        [("names", _strings(*dataset.names)),
+         ("class", _strings("data.frame")),
+         ("row.names", (_INTSXP, [R_NA_INTEGER, -count], ())),
+         ("label", _strings(dataset.label))],
+    )
+    path = Path(path)
+    with open(path, "wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as out:
+        out.write(b"X\n")
+        serializer = _RSerializer(out)
+        for number in (2, R_VERSION, R_MIN_READER):
+            serializer.integer(number)
+        serializer.vector(*frame)
+    return count
+
+
+__all__ = ["ExportError", "split_text", "stata_codes", "write_dta", "write_rds", "write_sav",
+           "write_xlsx", "write_xpt"]
