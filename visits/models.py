@@ -134,6 +134,9 @@ VISIT_CODE_CHOICES = [(v.code, v.label) for v in VISITS] + [
 ]
 
 
+_VISIT_LABELS = dict(VISIT_CODE_CHOICES)
+
+
 class Visit(models.Model):
     """One visit of a subject: scheduled from ``edc.protocol`` or unscheduled."""
 
@@ -194,7 +197,9 @@ class Visit(models.Model):
     def label(self) -> str:
         if self.code == UNSCHEDULED_VISIT_CODE:
             return f"{UNSCHEDULED_VISIT_LABEL} {self.sequence}"
-        return self.get_code_display()
+        # Not get_code_display(): Django hashes the whole (lazily translated) choice list on
+        # every call, which made a digest of 10,000 visits take seconds.
+        return str(_VISIT_LABELS.get(self.code, self.code))
 
     def status_on(self, today: dt.date) -> schedule.VisitStatus:
         return schedule.visit_status(

@@ -65,6 +65,11 @@ def visits_to_remind(*, now: dt.datetime) -> list[VisitReminder]:
                              subject__status__in=ON_STUDY_STATUSES)
         .filter(Q(window_start__isnull=True) | Q(window_start__lte=latest))
         .select_related("subject__site")
+        # Only what a reminder line and the status need: loading whole rows of thousands of
+        # visits, subjects and sites was most of the job's time.
+        .only("code", "sequence", "window_start", "window_end", "actual_date", "is_missed",
+              "subject__status", "subject__subject_id", "subject__screening_number",
+              "subject__site__code", "subject__site__time_zone")
         .order_by("subject__site__code", "subject__screening_number", "window_end", "pk")
     )
     found = []
