@@ -17,14 +17,14 @@ import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cached_property
+from functools import cache, cached_property
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import F
 from django.utils.functional import Promise
 from django.utils.text import capfirst
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 
 from edc import protocol
@@ -285,7 +285,7 @@ class _Context:
     def _fk_ids(self, related_model) -> set[int]:
         ids: set[int] = set()
         for group in self.groups:
-            for f in group.source.model.history.model.tracked_fields:
+            for f in _tracked_fields(group.source.model):
                 if f.is_relation and f.related_model is related_model:
                     ids.update(getattr(e, f.attname) for e in group.entries)
         ids.discard(None)
@@ -315,8 +315,20 @@ class _Context:
         return str(visit.label) if visit is not None else f"{gettext('visit')} #{pk}"
 
 
+@cache
+def _tracked_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
+    """The fields a model's history tracks. Read once: simple-history builds a new manager
+    class on every ``Model.history`` access, which made exporting the trail crawl."""
+    return tuple(model.history.model.tracked_fields)
+
+
+@cache
+def _choice_labels(f: models.Field) -> dict:
+    return dict(f.flatchoices)
+
+
 def _fields(source: AuditSource) -> list[models.Field]:
-    return [f for f in source.model.history.model.tracked_fields
+    return [f for f in _tracked_fields(source.model)
             if f.name not in _BOOKKEEPING and f.name not in source.context_fields]
 
 
@@ -327,7 +339,7 @@ def _entry_rows(group: _Group, previous, entry, context: _Context) -> Iterable[A
     user = entry.history_user
     who = user.printed_name if user is not None else gettext("system")
     record = _describe(source, entry, subject, context)
-    model_label = capfirst(str(source.label))
+    model_label = _text(source.label)
     zone = subject.site.time_zone
     for f in _fields(source):
         new = getattr(entry, f.attname)
@@ -347,7 +359,7 @@ def _entry_rows(group: _Group, previous, entry, context: _Context) -> Iterable[A
             action=action,
             model=model_label,
             record=record,
-            field_label=capfirst(str(f.verbose_name)),
+            field_label=_text(f.verbose_name),
             field=f.name,
             old_value=_display(f, old, context, zone),
             new_value=_display(f, new, context, zone),
@@ -357,6 +369,19 @@ def _entry_rows(group: _Group, previous, entry, context: _Context) -> Iterable[A
             record_pk=group.record_pk,
             time_zone=zone,
         )
+
+
+# (id of the label, language) → (the label, kept alive so its id is never reused; its text).
+_TEXTS: dict[tuple[int, str | None], tuple[object, str]] = {}
+
+
+def _text(label) -> str:
+    """A model's or field's (lazily translated) label, capitalized, translated once per
+    language: the trail repeats the same few labels thousands of times."""
+    key = (id(label), get_language())
+    if key not in _TEXTS:
+        _TEXTS[key] = (label, capfirst(str(label)))
+    return _TEXTS[key][1]
 
 
 def _empty(value) -> bool:
@@ -403,7 +428,7 @@ def _display(f: models.Field, value, context: _Context, zone: str) -> str:
         labels = {arm.code: arm.label for arm in protocol.ARMS}
         return f"{value} — {labels[value]}" if value in labels else str(value)
     if f.choices:
-        return str(dict(f.flatchoices).get(value, value))
+        return str(_choice_labels(f).get(value, value))
     if isinstance(value, bool):
         return gettext("Yes") if value else gettext("No")
     if isinstance(value, dt.datetime):
