@@ -3,6 +3,7 @@ browser's date pickers, a missing-data reason beside every required item."""
 
 from django import forms
 from django.db import models
+from django.forms import BoundField
 from django.utils.translation import gettext_lazy as _
 
 from forms.models import CRF, Missing
@@ -25,6 +26,18 @@ def _widget_for(field: models.Field):
     return None
 
 
+class ItemField(BoundField):
+    """An item whose unit (mmHg, /min) is read out with its input, after its error and help
+    text, which Django ties to the input itself."""
+
+    @property
+    def aria_describedby(self) -> str:
+        described = [super().aria_describedby]
+        if self.name in self.form.model.units:
+            described.append(f"unit_{self.html_name}")
+        return " ".join(filter(None, described))
+
+
 class CRFEntryForm(forms.Form):
     """The entered items of one CRF, the missing-data marks, and the save controls."""
 
@@ -40,18 +53,16 @@ class CRFEntryForm(forms.Form):
     )
 
     model: type[CRF]
+    bound_field_class = ItemField
 
     def __init__(self, *args, subject=None, **kwargs):
         super().__init__(*args, **kwargs)
-        for name, field in self.fields.items():
+        for field in self.fields.values():
             if isinstance(field, forms.ModelChoiceField):
                 # Links to other records (an adverse event) offer this subject's only.
                 field.queryset = field.queryset.filter(subject=subject)
             if isinstance(field.widget, forms.RadioSelect) and hasattr(field, "choices"):
                 field.choices = [c for c in field.choices if c[0] not in ("", None)]
-            unit = self.model.units.get(name)
-            if unit:
-                field.widget.attrs.setdefault("aria-describedby", f"unit_{name}")
             if isinstance(field, forms.DecimalField | forms.IntegerField):
                 field.widget.attrs.setdefault("inputmode", "decimal")
 

@@ -167,7 +167,7 @@ def test_bad_input_in_the_browser_is_a_400_with_errors_beside_fields(client, sub
          "heart_rate": "80"})
     html = response.content.decode()
     assert response.status_code == 400
-    assert 'id="err_diastolic_bp"' in html
+    assert 'id="id_diastolic_bp_error"' in html
     assert 'value="300"' in html and 'value="80"' in html
     assert not VitalSigns.objects.exists()
 
