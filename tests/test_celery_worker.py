@@ -113,3 +113,36 @@ def test_reminder_jobs_through_a_real_worker_send_the_mails_once(site, nurse, se
     assert [(r.succeeded, r.worker) for r in runs
             if not r.succeeded or r.worker == "in-process"] == []
     assert runs.count() == 6
+
+
+@needs_redis
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_an_export_runs_through_a_real_worker(site, nurse, settings, tmp_path):
+    """The exports page queues the export; a worker builds the zip and records it on the run."""
+    import zipfile
+
+    from edc.exports.dictionary import Profile
+    from edc.exports.services import export_start
+    from edc.models import ExportRun, ExportStatus
+    from edc.roles import Role
+    from tests.factories import UserFactory, randomized_subject
+
+    settings.EXPORT_ROOT = tmp_path
+    randomized_subject(site=site, user=nurse)
+    manager = UserFactory(username="dm", role=Role.DATA_MANAGER)
+    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
+        run = export_start(user=manager, formats=["csv", "odm"], profile=Profile.BLINDED)
+        # Outside a transaction the task is queued at once; wait for the worker to finish it.
+        for _ in range(120):
+            run.refresh_from_db()
+            if not run.is_active:
+                break
+            import time
+
+            time.sleep(0.5)
+    assert run.status == ExportStatus.DONE, run.error
+    with zipfile.ZipFile(tmp_path / run.file_name) as archive:
+        names = archive.namelist()
+    assert "manifest.json" in names and "csv/subjects.csv" in names
+    assert ExportRun.objects.get(pk=run.pk).sha256
