@@ -289,7 +289,7 @@ def _query_messages(dataset: Dataset, context: ExportContext):
 
 
 def _audit_trail(dataset: Dataset, context: ExportContext):
-    from forms.audit import ALLOCATION, CLINICAL, SOURCES, audit_rows, may_view_audit
+    from forms.audit import ALLOCATION, CLINICAL, SOURCES, audit_rows_by_record, may_view_audit
 
     # Direct identifiers never leave in an export; the allocation's history only in an
     # unblinded one.
@@ -298,8 +298,7 @@ def _audit_trail(dataset: Dataset, context: ExportContext):
     if not may_view_audit(context.user):
         return
     until = context.as_of + dt.timedelta(microseconds=1) if context.as_of else None
-    entries = audit_rows(user=context.user, until=until)
-    for row in reversed(entries):  # oldest first
+    for row in audit_rows_by_record(user=context.user, until=until):
         subject = context.subjects.get(row.subject_pk)
         if subject is None or row.source not in keys:
             continue

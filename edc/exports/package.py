@@ -178,7 +178,8 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
             (work / fmt).mkdir()
     for dataset in chosen:
         progress(done, total, dataset.name)
-        table = list(rows(dataset, context))
+        # The XPORT, Stata, SPSS and R writers need the whole table; CSV alone streams.
+        table = list(rows(dataset, context)) if writers else rows(dataset, context)
         if "csv" in request.formats:
             relative = f"csv/{dataset.name}.csv"
             record(relative, csvfiles.write_csv(work / relative, dataset, table))
