@@ -117,6 +117,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The demo server and its in-process tasks share one file; wait for the lock, don't fail.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 
+# History rows keep the whole reason for a change (21 CFR 11.10(e)): reasons are free text
+# (500 characters on the data-entry form), not django-simple-history's default 100.
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
 # --- Authentication and sessions (21 CFR 11.300: controls on identification codes) ------------
 
 # Password policy: at least 12 characters, not the username nor close to the person's name or

@@ -429,3 +429,29 @@ def test_rows_hashed_before_a_column_was_added_still_verify(site, monkeypatch):
     assert verify()[0]
     layouts = AuditRowLayout.objects.filter(table=Site.history.model._meta.db_table)
     assert layouts.count() == 2
+
+
+def test_every_history_table_keeps_the_whole_reason_for_a_change(db):
+    """Reasons are free text (500 characters on the data-entry form, unbounded for locks);
+    a 100-character history column made PostgreSQL refuse the save (found by the load test)."""
+    reasons = [field for model in audit.history_models() for field in model._meta.fields
+               if field.name == "history_change_reason"]
+    assert len(reasons) > 20
+    assert [f.model._meta.label for f in reasons if f.max_length is not None] == []
+
+
+def test_a_long_reason_for_change_is_saved_whole_from_the_page(client, vitals, nurse):
+    reason = ("Heart rate re-measured after the patient had rested for ten minutes; the first "
+              "reading was taken during physiotherapy and is not representative. " * 3).strip()
+    assert 100 < len(reason) <= 500
+    url = reverse("forms:visit_crf", args=[vitals.subject_id, vitals.visit_id, "vital_signs"])
+    posted = {"measured_at": timezone.localtime(vitals.measured_at, vitals.subject.site.zone)
+              .strftime("%Y-%m-%dT%H:%M"), "systolic_bp": 142, "diastolic_bp": 85,
+              "heart_rate": 64, "temperature": "36.8", "respiratory_rate": 16, "spo2": 97,
+              "weight": "70.0", "version": vitals.version, "action": "complete",
+              "reason": reason}
+    client.force_login(nurse)
+    response = client.post(url, posted)
+    assert response.status_code == 302
+    latest = VitalSigns.history.filter(id=vitals.pk).latest("history_id")
+    assert (latest.heart_rate, latest.history_change_reason) == (64, reason)
