@@ -33,7 +33,7 @@ class ItemField(BoundField):
     @property
     def aria_describedby(self) -> str:
         described = [super().aria_describedby]
-        if self.name in self.form.model.units:
+        if self.form.model.units.get(self.name):
             described.append(f"unit_{self.html_name}")
         return " ".join(filter(None, described))
 

@@ -54,10 +54,11 @@ def page(browser, request, live_server):
 
 
 @pytest.fixture
-def arm_watch(page):
-    """The pages the browser shows from now on, to check none shows a blinded user the arm."""
-    from tests.e2e.steps import ArmWatch
+def watch(page):
+    """The pages the browser shows from now on: none may show a blinded user the arm, each
+    must pass the accessibility basics."""
+    from tests.e2e.steps import PageWatch
 
-    watch = ArmWatch()
+    watch = PageWatch()
     watch.attach(page.context)
     return watch

@@ -1,5 +1,6 @@
 """What the browser journeys do again and again: log in, fill a form, open a CRF; and the
-blinding watch that keeps the HTML of every page the browser shows."""
+watch that keeps every page the browser shows, to check it for the arm and for the basics of
+accessibility."""
 
 import datetime as dt
 import re
@@ -15,6 +16,35 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 ARM_LABELS = [str(arm.label) for arm in protocol.ARMS]
 UNBLINDED_LABELS = [str(Role.UNBLINDED_PHARMACIST.label),
                     str(Role.UNBLINDED_STATISTICIAN.label)]
+
+
+# Every problem a page has: unnamed controls, heading count, language, broken ARIA references.
+STRUCTURE = """() => {
+  const problems = [];
+  const named = (el) => {
+    if (el.id && [...document.querySelectorAll('label[for]')].some(
+        (l) => l.htmlFor === el.id && l.textContent.trim())) return true;
+    if (el.closest('label') && el.closest('label').textContent.trim()) return true;
+    if ((el.getAttribute('aria-label') || '').trim()) return true;
+    const ids = (el.getAttribute('aria-labelledby') || '').split(/\\s+/).filter(Boolean);
+    return ids.length > 0 && ids.every((id) => document.getElementById(id));
+  };
+  for (const el of document.querySelectorAll('input, select, textarea')) {
+    if (el.type === 'hidden' || !el.getClientRects().length) continue;
+    if (!named(el)) problems.push(`no accessible name: ${el.tagName.toLowerCase()} ${el.name}`);
+  }
+  for (const el of document.querySelectorAll('[aria-describedby], [aria-labelledby]')) {
+    for (const attr of ['aria-describedby', 'aria-labelledby']) {
+      for (const id of (el.getAttribute(attr) || '').split(/\\s+/).filter(Boolean)) {
+        if (!document.getElementById(id)) problems.push(`${attr} points at nothing: ${id}`);
+      }
+    }
+  }
+  const h1 = document.querySelectorAll('h1').length;
+  if (h1 !== 1) problems.push(`${h1} h1 elements`);
+  if (!document.documentElement.lang) problems.push('no lang attribute');
+  return problems;
+}"""
 
 
 def local(moment: dt.datetime) -> str:
@@ -57,6 +87,7 @@ class Shown:
     url: str
     user: str  # the "name · role" line of the page header; empty when logged out
     html: str
+    problems: list[str]
 
     @property
     def blinded(self) -> bool:
@@ -73,26 +104,29 @@ WHO = re.compile(r'<span class="who">(.*?)</span>', re.DOTALL)
 
 
 @dataclass
-class ArmWatch:
-    """Every page the browser showed, as its HTML once loaded. The page sends it itself (an
-    init script calling an exposed function), so a click that navigates on at once cannot
-    lose a page."""
+class PageWatch:
+    """Every page the browser showed: its HTML once loaded, and the problems STRUCTURE finds
+    in it. The page sends them itself (an init script calling an exposed function), so a
+    click that navigates on at once cannot lose a page."""
 
     pages: list[Shown] = field(default_factory=list)
 
     def attach(self, context) -> None:
         context.expose_binding("__e2eShown", self._shown)
         context.add_init_script(
-            "addEventListener('load', () => window.__e2eShown("
-            "location.href, document.documentElement.outerHTML));"
+            f"addEventListener('load', () => window.__e2eShown(location.href, "
+            f"document.documentElement.outerHTML, ({STRUCTURE})()));"
         )
 
-    def _shown(self, source, url: str, html: str) -> None:
+    def _shown(self, source, url: str, html: str, problems: list[str]) -> None:
         who = WHO.search(html)
         user = " ".join(unescape(who.group(1)).split()) if who else ""
-        self.pages.append(Shown(url=url, user=user, html=html))
+        self.pages.append(Shown(url=url, user=user, html=html, problems=problems))
 
-    def leaks(self) -> dict[str, list[str]]:
+    def structure_problems(self) -> dict[str, list[str]]:
+        return {p.url: p.problems for p in self.pages if p.problems}
+
+    def arm_leaks(self) -> dict[str, list[str]]:
         """{"url (user)": arm text} of the pages a blinded user (or nobody) was shown."""
         return {f"{p.url} ({p.user or 'logged out'})": found
                 for p in self.pages if p.blinded and (found := p.arm_text())}

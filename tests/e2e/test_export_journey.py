@@ -41,7 +41,7 @@ def export_root(settings, tmp_path):
     return settings.EXPORT_ROOT
 
 
-def test_data_manager_exports_and_downloads_the_zip(page, arm_watch, eager, export_root,
+def test_data_manager_exports_and_downloads_the_zip(page, watch, eager, export_root,
                                                     tmp_path):
     site = SiteFactory(code="SZ01", name="Shenzhen", time_zone="Asia/Shanghai")
     nurse = UserFactory(username="nurse", role=Role.SITE_STAFF, sites=[site])
@@ -86,5 +86,6 @@ def test_data_manager_exports_and_downloads_the_zip(page, arm_watch, eager, expo
 
     page.get_by_role("link", name="All your exports").click()
     assert page.locator("tbody tr").count() == 1
-    assert arm_watch.leaks() == {}
-    assert len(arm_watch.seen_by("Zhao Lei")) >= 4
+    assert watch.arm_leaks() == {}
+    assert watch.structure_problems() == {}
+    assert len(watch.seen_by("Zhao Lei")) >= 4

@@ -22,7 +22,7 @@ def query_row(page, text: str):
     return page.locator("tbody tr", has_text=text)
 
 
-def test_query_answered_corrected_and_form_verified(page, arm_watch):
+def test_query_answered_corrected_and_form_verified(page, watch):
     site = SiteFactory(code="SZ01", name="Shenzhen", time_zone="Asia/Shanghai")
     nurse = UserFactory(username="nurse", role=Role.SITE_STAFF, sites=[site])
     UserFactory(username="monitor", role=Role.MONITOR, sites=[site])
@@ -112,5 +112,6 @@ def test_query_answered_corrected_and_form_verified(page, arm_watch):
     assert (manual.status, manual.resolution, manual.closed_by.username) == (
         "closed", "closed by raiser", "monitor")
 
-    assert arm_watch.leaks() == {}
-    assert len(arm_watch.pages) > 20
+    assert watch.arm_leaks() == {}
+    assert watch.structure_problems() == {}
+    assert len(watch.pages) > 20

@@ -19,7 +19,7 @@ from visits.models import RandomizationSlot, Subject, SubjectStatus
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_nurse_screens_randomizes_and_enters_the_first_visit(page, arm_watch):
+def test_nurse_screens_randomizes_and_enters_the_first_visit(page, watch):
     site = SiteFactory(code="SZ01", name="Shenzhen", time_zone="Asia/Shanghai")
     UserFactory(username="nurse", role=Role.SITE_STAFF, sites=[site],
                 first_name="Chen", last_name="Jing")
@@ -113,8 +113,9 @@ def test_nurse_screens_randomizes_and_enters_the_first_visit(page, arm_watch):
     row = page.locator("tr", has=page.get_by_role("rowheader", name="SZ01-001"))
     assert row.get_by_text(f"{arm.code} — {arm.label}").is_visible()
 
-    assert arm_watch.leaks() == {}
-    nurse_pages = arm_watch.seen_by("Chen Jing")
-    assert len(arm_watch.pages) > 25 and len(nurse_pages) > 15
+    assert watch.arm_leaks() == {}
+    assert watch.structure_problems() == {}
+    nurse_pages = watch.seen_by("Chen Jing")
+    assert len(watch.pages) > 25 and len(nurse_pages) > 15
     # The watch sees the arm where it is shown: the check above looked at real pages.
-    assert [p.arm_text() for p in arm_watch.seen_by("Li Na")][-1]
+    assert [p.arm_text() for p in watch.seen_by("Li Na")][-1]

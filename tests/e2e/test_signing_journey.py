@@ -18,7 +18,7 @@ from tests.forms.test_signoff import complete_visit
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_investigator_signs_a_visit_and_the_casebook_with_the_password(page, arm_watch):
+def test_investigator_signs_a_visit_and_the_casebook_with_the_password(page, watch):
     site = SiteFactory(code="SZ01", name="Shenzhen", time_zone="Asia/Shanghai")
     nurse = UserFactory(username="nurse", role=Role.SITE_STAFF, sites=[site])
     UserFactory(username="investigator", role=Role.INVESTIGATOR, sites=[site],
@@ -60,5 +60,6 @@ def test_investigator_signs_a_visit_and_the_casebook_with_the_password(page, arm
     assert page.get_by_text("a new signature is needed").count() == 2
     assert [s.is_broken for s in Signature.objects.all()] == [True, True]
 
-    assert arm_watch.leaks() == {}
-    assert len(arm_watch.seen_by("Wang Wei")) >= 5
+    assert watch.arm_leaks() == {}
+    assert watch.structure_problems() == {}
+    assert len(watch.seen_by("Wang Wei")) >= 5
