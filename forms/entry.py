@@ -112,7 +112,9 @@ def crf_form_class(model: type[CRF]) -> type[CRFEntryForm]:
 def initial_for(crf: CRF) -> dict:
     initial = {name: getattr(crf, name) for name in crf.entry_items()}
     for name, value in list(initial.items()):
-        if isinstance(value, bool):
+        # A yes/no radio (nullable boolean) is chosen by "True"/"False". A checkbox needs the
+        # bool: given "False" it shows ticked with value="False", which saves False either way.
+        if isinstance(value, bool) and crf._meta.get_field(name).null:
             initial[name] = str(value)
     initial |= {MISSING_PREFIX + name: why for name, why in (crf.missing_items or {}).items()}
     initial |= {"version": crf.version, "not_done_reason": crf.not_done_reason}
