@@ -52,8 +52,11 @@ def entries(datasets: list[Dataset]) -> list[Entry]:
     return result
 
 
-def html(datasets: list[Dataset], *, title: str) -> str:
+def html(datasets: list[Dataset], *, title: str, stylesheet: str = "") -> str:
+    """The codebook page: self-contained (inline style) in an export's zip; served by the
+    EDC with ``stylesheet``, our own CSS file, since the content security policy refuses
+    inline style."""
     return render_to_string("exports/codebook.html", {
         "title": title, "datasets": datasets, "entries": entries(datasets),
-        "trial": protocol.TRIAL_REGISTRY_ID,
+        "trial": protocol.TRIAL_REGISTRY_ID, "stylesheet": stylesheet,
     })

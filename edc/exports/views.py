@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -121,4 +122,5 @@ def download(request: HttpRequest, pk: int) -> FileResponse:
 def dictionary(request: HttpRequest) -> HttpResponse:
     _allowed(request)
     profile = profiles_for(request.user)[0]
-    return HttpResponse(codebook.html(datasets(profile), title=gettext("Data dictionary")))
+    return HttpResponse(codebook.html(datasets(profile), title=gettext("Data dictionary"),
+                                      stylesheet=static("css/edc.css")))

@@ -199,3 +199,14 @@ def test_the_crf_form_and_the_matrix_fit_a_tablet(page, trial):
     page.get_by_role("link", name="Subject matrix").click()
     overflow["matrix, monitor"] = page.evaluate(OVERFLOW)
     assert {name: px for name, px in overflow.items() if px > 0} == {}
+
+
+def test_the_exports_page_and_the_data_dictionary_fit_a_tablet(page, trial):
+    page.set_viewport_size({"width": 768, "height": 1024})
+    log_in(page, "dm")
+    page.goto(f"{page.base_url}/exports/")
+    overflow = {"exports": page.evaluate(OVERFLOW)}
+    page.get_by_role("link", name="Read the data dictionary").click()
+    page.get_by_role("heading", name="Data dictionary", level=1).wait_for()
+    overflow["data dictionary"] = page.evaluate(OVERFLOW)
+    assert {name: px for name, px in overflow.items() if px > 0} == {}
