@@ -361,6 +361,7 @@ def _entry_rows(group: _Group, previous, entry, context: _Context) -> Iterable[A
     record = _describe(source, entry, subject, context)
     model_label = _text(source.label)
     zone = subject.site.time_zone
+    language = get_language()
     for f in _fields(source):
         new = getattr(entry, f.attname)
         if action == CHANGED:
@@ -379,7 +380,7 @@ def _entry_rows(group: _Group, previous, entry, context: _Context) -> Iterable[A
             action=action,
             model=model_label,
             record=record,
-            field_label=_text(f.verbose_name),
+            field_label=_text(f.verbose_name, language),
             field=f.name,
             old_value=_display(f, old, context, zone),
             new_value=_display(f, new, context, zone),
@@ -395,10 +396,10 @@ def _entry_rows(group: _Group, previous, entry, context: _Context) -> Iterable[A
 _TEXTS: dict[tuple[int, str | None], tuple[object, str]] = {}
 
 
-def _text(label) -> str:
+def _text(label, language: str | None = None) -> str:
     """A model's or field's (lazily translated) label, capitalized, translated once per
     language: the trail repeats the same few labels thousands of times."""
-    key = (id(label), get_language())
+    key = (id(label), language or get_language())
     if key not in _TEXTS:
         _TEXTS[key] = (label, capfirst(str(label)))
     return _TEXTS[key][1]
@@ -418,7 +419,7 @@ def _describe(source: AuditSource, entry, subject: Subject, context: _Context) -
     elif model in CRF_MODELS.values():
         if entry.visit_id is not None:
             parts.append(context.visit_label(entry.visit_id))
-        parts.append(f"{capfirst(str(source.label))} #{entry.id}")
+        parts.append(f"{_text(source.label)} #{entry.id}")
     elif model is Query:
         where = f"{entry.crf_code or gettext('visit')}.{entry.field_name}"
         parts.append(gettext("query #%(pk)s on %(item)s") % {"pk": entry.id, "item": where})
