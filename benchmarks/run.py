@@ -142,7 +142,8 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
                      f"median {s['median_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms, "
                      f"{s['queries_median']:.0f} queries (max {s['queries_max']})",
                      "p95 < 100 ms", verdict(s["p95_ms"] < TARGETS["save_p95_ms"])))
-    for page in next(iter(sizes.values()))["pages"]:
+    pages = next(iter(sizes.values()))["pages"] if sizes else {}
+    for page in pages:
         for size, r in sizes.items():
             p = r["pages"][page]
             target = "< 300 ms" if page.startswith("matrix") and size >= 600 else ""
@@ -150,11 +151,11 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
             rows.append((f"{page}, {size} subjects",
                          f"median {p['median_ms']:.0f} ms, p95 {p['p95_ms']:.0f} ms, "
                          f"{p['queries']} queries", target, ok))
-    queries_same = all(
-        len({r["pages"][page]["queries"] for r in sizes.values()}) == 1
-        for page in next(iter(sizes.values()))["pages"])
-    rows.append(("SQL queries per page independent of subjects",
-                 "yes" if queries_same else "no", "yes", verdict(queries_same)))
+    if pages:
+        queries_same = all(
+            len({r["pages"][page]["queries"] for r in sizes.values()}) == 1 for page in pages)
+        rows.append(("SQL queries per page independent of subjects",
+                     "yes" if queries_same else "no", "yes", verdict(queries_same)))
     for size, r in sizes.items():
         copy = r["copy"]["seconds"]
         rows.append((f"COPY of the exported tables, {size} subjects",
@@ -208,25 +209,31 @@ def render(rows, header: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[60, 600])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[60, 600],
+                        help="trial sizes in subjects (0: none)")
     parser.add_argument("--reminder-visits", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--reminders-from", type=Path,
+                        help="reuse the reminder figures of an earlier run's JSON")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json")
     options = parser.parse_args()
     import tempfile
 
     started = time.perf_counter()
     results: dict = {"machine": machine(), "sizes": {}}
+    options.sizes = [] if options.sizes == [0] else options.sizes
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for size in sorted(options.sizes):
             results["sizes"][size] = run_size(size, Path(tmp))
-    if options.reminder_visits:
+    if options.reminders_from:
+        results["reminders"] = json.loads(options.reminders_from.read_text())["reminders"]
+    elif options.reminder_visits:
         results["reminders"] = run_reminders(options.reminder_visits)
     if not options.skip_load:
         from benchmarks.load import run_load_test
 
         print("[load] 20 users for 60 s …", file=sys.stderr, flush=True)
-        results["load"] = run_load_test(recreate_seeded(min(options.sizes)))
+        results["load"] = run_load_test(recreate_seeded(min(options.sizes or [60])))
     results["seconds"] = time.perf_counter() - started
     options.json.write_text(json.dumps(results, indent=2, default=str))
     print(render(table(results), f"Benchmarks on {results['machine']}, "
