@@ -29,9 +29,10 @@ def date_before_consent(record, data: SubjectData) -> list[str]:
         return []
     consent_day = schedule.local_date(consented_at, data.subject.site.zone)
     allowed = BEFORE_CONSENT_ALLOWED.get(record.crf_code, set())
+    items = set(record.item_names())
     failing = []
     for field in type(record)._meta.concrete_fields:
-        if field.name not in record.item_names() or field.name in allowed:
+        if field.name not in items or field.name in allowed:
             continue
         value = getattr(record, field.attname)
         if value is None:
