@@ -1,6 +1,8 @@
 """Concomitant medications log, with the prednisone-equivalent daily dose of corticosteroids
 (PROTOCOL.md: exclusion above 10 mg/day within 14 days before dosing or during the trial)."""
 
+from decimal import ROUND_HALF_UP, Decimal
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -54,7 +56,10 @@ class ConcomitantMedication(CRF):
             per_day = derivations.prednisone_equivalent_mg_per_day(
                 self.corticosteroid, self.dose, self.doses_per_day or 1
             )
-            self.prednisone_equivalent = round(per_day, 2)
+            # Rounded as a Decimal: a rounded float (33.33 for dexamethasone 5 mg) is not
+            # exactly two decimals, and the field refused it, so the form could not be saved.
+            self.prednisone_equivalent = Decimal(per_day).quantize(Decimal("0.01"),
+                                                                    rounding=ROUND_HALF_UP)
 
     def hard_errors(self) -> dict[str, list[str]]:
         errors: dict[str, list[str]] = {}

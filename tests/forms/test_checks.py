@@ -225,6 +225,18 @@ def test_corticosteroid_above_ten_mg_prednisone(subject, nurse):
     assert queries("CM-001") == []
 
 
+def test_a_dose_whose_prednisone_equivalent_is_not_a_round_number_can_be_saved(subject, nurse):
+    """Dexamethasone 5 mg/day is 33.333… mg prednisone: stored as 33.33, the form saves (a
+    rounded float was refused by the two-decimal field) and the limit is queried."""
+    crf = services.crf_save(crf=ConcomitantMedication(subject=subject), user=nurse,
+                            expected_version=0,
+                            values={"medication": "Decadron", "corticosteroid": "dexamethasone",
+                                    "dose": Decimal(5), "doses_per_day": 1,
+                                    "start_date": today(subject), "indication": "Cerebral edema"})
+    assert ConcomitantMedication.objects.get(pk=crf.pk).prednisone_equivalent == Decimal("33.33")
+    assert [q.field_name for q in queries("CM-001")] == ["dose"]
+
+
 def test_visit_date_outside_window(site, nurse):
     subject = randomized_subject(site=site, user=nurse,
                                  randomized_at=NOW() - dt.timedelta(days=20))
