@@ -90,6 +90,11 @@ from visits.models import (
 )
 from visits.randomization import generate_list, stratum_for_nihss
 
+# The scheduled visits by target study day, from the protocol (no visit code is typed here).
+_VISIT_BY_DAY = {visit.day: visit.code for visit in protocol.VISITS}
+DAY1, DAY2, DAY8, DAY15, DAY30, DAY90, DAY180 = (
+    _VISIT_BY_DAY[day] for day in (1, 2, 8, 15, 30, 90, 180))
+
 SITE_TIME_ZONE = "Asia/Shanghai"
 SITE_CITIES = ("Shenzhen", "Guangzhou", "Wuhan", "Shanghai", "Chengdu", "Hangzhou", "Nanjing",
                "Xi'an", "Changsha", "Tianjin", "Chongqing", "Jinan")
@@ -806,7 +811,7 @@ class SubjectRun:
         self.kits = dict(KitAssignment.objects.filter(subject=self.subject)
                          .values_list("infusion_number", "kit_number"))
         self.infusions_given = 0
-        self.worsening_visit = (self.rng.choice(("D2", "D8")) if self.rng.random()
+        self.worsening_visit = (self.rng.choice((DAY2, DAY8)) if self.rng.random()
                                 < WORSENING_RATE else "")
         plan, rng = self.plan, self.rng
         end_date = self.study_date(plan.ending_day) if plan.ending != COMPLETES else None
@@ -814,7 +819,7 @@ class SubjectRun:
         lost_pending = plan.ending == LOST
         for visit_def in protocol.SCHEDULED_AFTER_RANDOMIZATION:
             visit = self.visits[visit_def.code]
-            if visit_def.code == "D1":
+            if visit_def.code == DAY1:
                 self.at(self.now + dt.timedelta(minutes=5), self.visit_day, visit_def.code)
                 continue
             actual = self.visit_date(visit)
@@ -827,7 +832,7 @@ class SubjectRun:
                     self.at(missed_at + dt.timedelta(minutes=20), self.terminate,
                             "lost_to_follow_up", schedule.local_date(missed_at, self.zone))
                 break
-            if visit_def.code in ("D30", "D90") and rng.random() < MISSED_VISIT_RATE:
+            if visit_def.code in (DAY30, DAY90) and rng.random() < MISSED_VISIT_RATE:
                 self.at(self.local(visit.window_end + dt.timedelta(days=2), 10),
                         self.miss_visit, visit_def.code,
                         rng.choice(("The subject was admitted to another hospital",
@@ -879,10 +884,10 @@ class SubjectRun:
         if code == self.worsening_visit:
             target = self.baseline_nihss + rng.randint(4, 6)
         else:
-            factor = {"D1": 1.0, "D2": 0.95, "D8": 0.8, "D15": 0.7, "D30": 0.55, "D90": 0.4,
-                      "D180": 0.35}[code]
+            factor = {DAY1: 1.0, DAY2: 0.95, DAY8: 0.8, DAY15: 0.7, DAY30: 0.55, DAY90: 0.4,
+                      DAY180: 0.35}[code]
             target = round(self.baseline_nihss * factor + rng.gauss(0, 1))
-            if self.worsening_visit and code != "D1":
+            if self.worsening_visit and code != DAY1:
                 target += 2
         self.nihss_items = nihss_change(rng, self.nihss_items, max(0, min(30, target)),
                                         self.side)
@@ -897,9 +902,9 @@ class SubjectRun:
                 values = {"assessed_on": day, **barthel_values(rng, mrs)}
             elif crf_code == "vital_signs":
                 values = {"measured_at": moment,
-                          **vital_values(rng, weight=self.weight if code in ("D30", "D90")
+                          **vital_values(rng, weight=self.weight if code in (DAY30, DAY90)
                                          else None, fever=day in self.fever_dates,
-                                         systolic_mean=138 if code in ("D1", "D2") else 130)}
+                                         systolic_mean=138 if code in (DAY1, DAY2) else 130)}
             elif crf_code == "labs":
                 values = {"sampled_at": self.local(day, 7, rng.randrange(50)),
                           **lab_values(rng, sex=self.sex, diabetic=self.history["diabetes"])}
@@ -920,7 +925,7 @@ class SubjectRun:
         if code == self.worsening_visit:
             self.at(moment + dt.timedelta(hours=2), self.adverse_event,
                     self.event_values(WORSENING_AE, day, "worsening"))
-        if code == "D180":
+        if code == DAY180:
             self.at(moment + dt.timedelta(minutes=30), self.complete)
 
     def visit_form(self, model: type[CRF], values: dict[str, Any], code: str) -> None:
@@ -1009,8 +1014,8 @@ class SubjectRun:
         """Day 1 samples an hour after the first infusion, the other infusion days before
         the dose, the other visits when the subject arrives."""
         rng = self.rng
-        timepoint = {"D1": "post_dose_1h", "D2": "24h", "D8": "pre_dose", "D15": "pre_dose",
-                     "D30": "other"}[code]
+        timepoint = {DAY1: "post_dose_1h", DAY2: "24h", DAY8: "pre_dose", DAY15: "pre_dose",
+                     DAY30: "other"}[code]
         if rng.random() < PKPD_NOT_COLLECTED_RATE:
             return {"timepoint": timepoint, "collected": False,
                     "not_collected_reason": "Venous access failed after two attempts"}
