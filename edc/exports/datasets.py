@@ -11,6 +11,7 @@ Values are plain Python: ``int``, ``Decimal``, ``str``, ``bool``, ``date``, ``da
 or ``None``; writers format them.
 """
 
+import copy
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -68,6 +69,14 @@ class ExportContext:
     def __post_init__(self):
         if not may_export(self.user, self.profile):
             raise PermissionDenied(gettext("Your role does not allow this export."))
+
+    def for_subjects(self, pks: list[int]) -> "ExportContext":
+        """This context narrowed to some of its subjects, so ``rows()`` reads only theirs (an
+        export written a chunk of subjects at a time); visits and users are shared."""
+        part = copy.copy(self)
+        part.__dict__.update(subject_pks=pks, subjects={pk: self.subjects[pk] for pk in pks},
+                             visits=self.visits, users=self.users)
+        return part
 
     # The records as they stood at the cut-off.
     def current(self, model: type[models.Model]) -> models.QuerySet:

@@ -53,7 +53,6 @@ once, so memory does not grow with the trial. The arm is never read: ODM carries
 Same data and ``stamp``, same bytes.
 """
 
-import copy
 import datetime as dt
 import json
 import re
@@ -313,16 +312,6 @@ def _row_state(form: _Form, row: tuple) -> _State:
 # --- Reading, one chunk of subjects at a time --------------------------------------------------
 
 
-def _part(context: ExportContext, pks: list[int]) -> ExportContext:
-    """``context`` narrowed to some of its subjects, so ``rows()`` reads only theirs. The
-    subjects, visits and users are cached properties of ``ExportContext``: the copy gets them
-    filled in, the visits and users shared with ``context``."""
-    part = copy.copy(context)
-    part.__dict__.update(subject_pks=pks, subjects={pk: context.subjects[pk] for pk in pks},
-                         visits=context.visits, users=context.users)
-    return part
-
-
 def _up_to(queryset: models.QuerySet, context: ExportContext) -> models.QuerySet:
     if context.as_of is not None:
         queryset = queryset.filter(history_date__lte=context.as_of)
@@ -542,7 +531,7 @@ def write_odm(path: str | Path, context: ExportContext, datasets: list[Dataset],
 def _read_chunk(context: ExportContext, chunk: list[int], forms: list[_Form],
                 trail: _Trail | None) -> list[_Subject]:
     """The subjects of ``chunk`` with every form they have, in order."""
-    part = _part(context, chunk)
+    part = context.for_subjects(chunk)
     visits = {pk: (code, sequence) for pk, code, sequence in
               part.current(Visit).filter(subject_id__in=chunk)
               .values_list("id", "code", "sequence")}
