@@ -61,6 +61,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.xml.functions import tostring
 
+from edc.exports import csvfiles
 from edc.exports.codebook import COLUMNS
 from edc.exports.dictionary import (
     BOOLEAN,
@@ -183,15 +184,6 @@ def _excel_value(v: Variable, value, where: str):
     return value
 
 
-def _excel_header(dataset: Dataset) -> list[str]:
-    header = []
-    for v in dataset.variables:
-        header.append(v.name)
-        if v.is_coded:
-            header.append(f"{v.name}_label")
-    return header
-
-
 def _check_sheet(name: str, taken: set[str]) -> None:
     if len(name) > EXCEL_SHEET_NAME or not name or re.search(r"[\[\]:*?/\\]", name):
         raise ExportError(f"{name!r} cannot be an Excel sheet name (31 characters at most, "
@@ -217,7 +209,7 @@ def write_xlsx(path, tables: Iterable[tuple[Dataset, Iterable[tuple]]], codebook
     taken = {DICTIONARY_SHEET}
     for dataset, rows in tables:
         _check_sheet(dataset.name, taken)
-        header = _excel_header(dataset)
+        header = csvfiles.header(dataset)
         if len(header) > EXCEL_MAX_COLUMNS:
             raise ExportError(f"{dataset.name}: {len(header)} columns do not fit a sheet.")
         sheet = workbook.create_sheet(dataset.name)
