@@ -4,10 +4,13 @@ import datetime as dt
 import logging
 import smtplib
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, logout
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.transaction import TransactionManagementError
+from django.http import HttpRequest
 from django.utils import timezone
 
 from edc.models import JobRun, User
@@ -37,11 +40,47 @@ def heartbeat_is_stale(run: JobRun | None, *, now: dt.datetime | None = None) ->
     return age > settings.HEARTBEAT_STALE_AFTER_SECONDS
 
 
-def password_confirms(user: User, password: str, request=None) -> bool:
-    """Re-authentication for signatures and unblinding: the password is asked again, never
-    taken from the session (21 CFR 11.200). With the request, wrong passwords count towards
-    the account lockout like failed logins."""
-    return authenticate(request, username=user.get_username(), password=password) is not None
+class Prompt:
+    """Where a password is asked again; recorded with each failed attempt."""
+
+    SIGNATURE = "signature"
+    UNBLINDING = "unblinding"
+    PASSWORD_CHANGE = "password_change"  # noqa: S105 (a prompt name, not a password)
+
+
+def _in_transaction_that_may_roll_back(using: str = DEFAULT_DB_ALIAS) -> bool:
+    """True inside any ``atomic`` block other than the one a test case wraps around a test
+    (the test's wrapper is not a transaction the application could roll back)."""
+    connection = transaction.get_connection(using)
+    return any(not block._from_testcase for block in connection.atomic_blocks)
+
+
+def password_confirms(user: User, password: str, request: HttpRequest | None = None, *,
+                      prompt: str = "") -> bool:
+    """Re-authentication for signatures, unblinding and password changes: the password is
+    asked again, never taken from the session (21 CFR 11.200).
+
+    Every prompt feeds the login lockout (django-axes, per username): a wrong password counts
+    as a failed login and leaves a ``login_failed`` audit event naming the ``prompt``; a
+    locked account is refused even with the right password; the attempt that reaches the limit
+    locks the account, ends this session and is recorded (``account_locked``). The counter and
+    the events must outlive whatever the caller does next, so this refuses to run inside a
+    transaction that may roll back: callers check the password first, then open their
+    transaction (views that ask for a password are ``non_atomic_requests``).
+    """
+    if _in_transaction_that_may_roll_back():
+        raise TransactionManagementError(
+            "password_confirms must run outside any transaction: a rollback would erase "
+            "the failed attempt and the lockout counter."
+        )
+    request = request if request is not None else HttpRequest()
+    confirmed = authenticate(request, username=user.get_username(), password=password,
+                             prompt=prompt) is not None
+    if confirmed and settings.AXES_RESET_ON_SUCCESS:
+        AxesProxyHandler.reset_attempts(username=user.get_username())
+    if getattr(request, "axes_locked_out", False) and getattr(request, "session", None):
+        logout(request)
+    return confirmed
 
 
 def mail_send(*, subject: str, body: str, recipients: list[str]) -> bool:
