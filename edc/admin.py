@@ -44,7 +44,10 @@ class UserAdmin(SimpleHistoryAdmin, BaseUserAdmin):
             None,
             {
                 "classes": ("wide",),
-                "fields": ("username", "password1", "password2", "role", "sites"),
+                # The person's name and e-mail are on the form so that the password policy
+                # can refuse a password close to them (edc.accounts).
+                "fields": ("username", "first_name", "last_name", "email", "password1",
+                           "password2", "role", "sites"),
             },
         ),
     )

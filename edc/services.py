@@ -13,7 +13,8 @@ from django.db.transaction import TransactionManagementError
 from django.http import HttpRequest
 from django.utils import timezone
 
-from edc.models import JobRun, User
+from edc.audit import audit_event
+from edc.models import AuditAction, JobRun, User
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,16 @@ def password_confirms(user: User, password: str, request: HttpRequest | None = N
     if getattr(request, "axes_locked_out", False) and getattr(request, "session", None):
         logout(request)
     return confirmed
+
+
+@transaction.atomic
+def user_password_set(*, user: User, password: str, actor: User) -> None:
+    """Set a new password (already validated against the policy) and record who did it."""
+    user.set_password(password)
+    user._history_user = actor
+    user.save(update_fields=["password"])
+    audit_event(action=AuditAction.PASSWORD_CHANGED, user=actor, obj=user,
+                detail={"username": user.get_username(), "own": actor.pk == user.pk})
 
 
 def mail_send(*, subject: str, body: str, recipients: list[str]) -> bool:
