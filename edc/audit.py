@@ -330,17 +330,24 @@ def _user_history_events(history) -> None:
         changed.remove("role")
         audit_event(action=AuditAction.ROLE_CHANGED, user=actor, obj=target,
                     detail=base | {"from": previous.role, "to": history.role})
-    if "is_active" in changed and not history.is_active:
+    if "is_active" in changed:
         changed.remove("is_active")
-        audit_event(action=AuditAction.USER_DEACTIVATED, user=actor, obj=target, detail=base)
+        audit_event(action=(AuditAction.USER_REACTIVATED if history.is_active
+                            else AuditAction.USER_DEACTIVATED), user=actor, obj=target,
+                    detail=base | {"from": previous.is_active, "to": history.is_active})
     before, after = sites_of(previous), sites_of(history)
     if before != after:
         audit_event(action=AuditAction.SITES_CHANGED, user=actor, obj=target,
-                    detail=base | {"added": _site_codes(after - before),
+                    detail=base | {"from": _site_codes(before), "to": _site_codes(after),
+                                   "added": _site_codes(after - before),
                                    "removed": _site_codes(before - after)})
     if changed:
+        # Administrator status (is_staff, is_superuser) with its old and new value; other
+        # fields (names, e-mail) by name only.
+        privileges = {name: {"from": getattr(previous, name), "to": getattr(history, name)}
+                      for name in ("is_staff", "is_superuser") if name in changed}
         audit_event(action=AuditAction.USER_CHANGED, user=actor, obj=target,
-                    detail=base | {"fields": changed})
+                    detail=base | {"fields": changed} | privileges)
 
 
 # --- Signal receivers (infrastructure: connected in EdcConfig.ready) ----------------------------

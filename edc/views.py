@@ -11,7 +11,6 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 
 from edc.accounts import OwnPasswordChangeForm
-
 from edc.models import User
 from edc.roles import Action, Role, can, has_all_sites
 from edc.services import heartbeat_is_stale, last_heartbeat, user_password_set
