@@ -5,6 +5,7 @@ item 9)."""
 import pytest
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.urls import reverse
 
 from edc.exports import package
@@ -90,6 +91,8 @@ def test_every_user_reaches_the_password_page_from_the_header(client, zhang_wei)
 
 
 def test_a_user_changes_their_own_password_and_it_is_audited(client, zhang_wei):
+    other_session = Client()
+    other_session.force_login(zhang_wei)
     client.force_login(zhang_wei)
     response = change(client, PASSWORD, NEW_PASSWORD)
     assert response.status_code == 302
@@ -98,8 +101,9 @@ def test_a_user_changes_their_own_password_and_it_is_audited(client, zhang_wei):
     event = AuditEvent.objects.get(action=AuditAction.PASSWORD_CHANGED)
     assert (event.user, event.object_id) == (zhang_wei, str(zhang_wei.pk))
     assert NEW_PASSWORD not in str(event.detail) and PASSWORD not in str(event.detail)
-    # The session goes on; the old password no longer logs in.
+    # This session goes on, the other one has ended; the old password no longer logs in.
     assert client.get(reverse("home")).status_code == 200
+    assert other_session.get(reverse("home")).status_code == 302
     client.logout()
     assert client.post(reverse("login"), {"username": "zhang.wei",
                                           "password": PASSWORD}).status_code == 200
