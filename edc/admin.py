@@ -3,13 +3,15 @@
 from axes.utils import reset as axes_reset
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from edc import services
-from edc.models import JobRun, RoleGrantRequest, RoleGrantStatus, Site, User
+from edc.audit import audit_event
+from edc.models import AuditAction, JobRun, RoleGrantRequest, RoleGrantStatus, Site, User
 
 admin.site.site_header = _("Trial EDC administration")
 admin.site.site_title = _("Trial EDC administration")
@@ -87,6 +89,14 @@ class UserAdmin(SimpleHistoryAdmin, BaseUserAdmin):
                 "unblinded role “%(role)s” (Unblinded role requests).")
                 % {"user": obj.get_username(), "role": grant.get_role_display()},
                 messages.WARNING)
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        # Called once the admin's password form has saved: record who set whose password.
+        if isinstance(form, AdminPasswordChangeForm):
+            audit_event(action=AuditAction.PASSWORD_CHANGED, user=request.user, obj=form.user,
+                        detail={"username": form.user.get_username(),
+                                "own": form.user.pk == request.user.pk})
+        return super().construct_change_message(request, form, formsets, add)
 
     def save_related(self, request, form, formsets, change) -> None:
         # Sites and groups were saved by services.user_save.

@@ -75,6 +75,19 @@ def test_the_admin_password_form_refuses_a_password_close_to_the_users_name(
     assert zhang_wei.check_password(PASSWORD)
 
 
+def test_a_password_set_by_an_administrator_is_audited(client, administrator, zhang_wei):
+    client.force_login(administrator)
+    url = reverse("admin:auth_user_password_change", args=[zhang_wei.pk])
+    response = client.post(url, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD,
+                                 "usable_password": "true"})
+    assert response.status_code == 302
+    zhang_wei.refresh_from_db()
+    assert zhang_wei.check_password(NEW_PASSWORD)
+    event = AuditEvent.objects.get(action=AuditAction.PASSWORD_CHANGED)
+    assert (event.user, event.object_id, event.detail) == (
+        administrator, str(zhang_wei.pk), {"username": "zhang.wei", "own": False})
+
+
 # --- Changing one's own password ------------------------------------------------------------
 
 
