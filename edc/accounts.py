@@ -20,10 +20,10 @@ class LockoutBackend(AxesStandaloneBackend):
     """Refuses any authentication of a locked-out username, then lets ModelBackend check the
     password.
 
-    Signing and emergency unblinding ask for the password again through ``authenticate()``
-    without the request (``edc.services.password_confirms``); axes alone would raise there. A
-    locked account is refused there too: axes locks by username only, which needs no client
-    details from the request. Wrong passwords given there are not counted without the request.
+    Signing, emergency unblinding and the password change ask for the password again through
+    ``authenticate()`` (``edc.services.password_confirms``), which may be called without a
+    request; axes alone would raise there. A locked account is refused there too: axes locks by
+    username only, which needs no client details from the request.
     """
 
     def authenticate(self, request, username=None, password=None, **kwargs):

@@ -1,4 +1,4 @@
-"""The home page: what each role needs to see first."""
+"""The home page (what each role needs to see first) and the user's own password page."""
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
