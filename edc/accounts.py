@@ -4,8 +4,12 @@ django-axes counts failed logins per username; settings.py holds the limits. Thi
 the few pieces axes and Django ask the project for.
 """
 
+from difflib import SequenceMatcher
+
 from axes.backends import AxesStandaloneBackend
 from django.conf import settings
+from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.password_validation import UserAttributeSimilarityValidator
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -16,10 +20,10 @@ class LockoutBackend(AxesStandaloneBackend):
     """Refuses any authentication of a locked-out username, then lets ModelBackend check the
     password.
 
-    Signing and emergency unblinding ask for the password again through ``authenticate()``
-    without the request (``edc.services.password_confirms``); axes alone would raise there. A
-    locked account is refused there too: axes locks by username only, which needs no client
-    details from the request. Wrong passwords given there are not counted without the request.
+    Signing, emergency unblinding and the password change ask for the password again through
+    ``authenticate()`` (``edc.services.password_confirms``), which may be called without a
+    request; axes alone would raise there. A locked account is refused there too: axes locks by
+    username only, which needs no client details from the request.
     """
 
     def authenticate(self, request, username=None, password=None, **kwargs):
@@ -60,3 +64,64 @@ class UsernameNotInPasswordValidator:
 
     def get_help_text(self) -> str:
         return _("Your password must not contain your username.")
+
+
+class PersonalNameSimilarityValidator(UserAttributeSimilarityValidator):
+    """The password must not be close to the person's name, e-mail or username.
+
+    Django's validator compares the whole password with each attribute and each of its parts,
+    so "zhangwei2026!!" passes for Zhang Wei: no single attribute is close to the whole. This
+    one also compares the password's letters alone (digits and symbols dropped) with the full
+    name in both orders (Chinese names are written family name first), the e-mail's local part
+    and the username without separators, and refuses a password containing any of these.
+    """
+
+    min_contained_length = 4
+
+    def validate(self, password: str, user=None) -> None:
+        super().validate(password, user)
+        if user is None:
+            return
+        letters = "".join(ch for ch in password.casefold() if ch.isalpha())
+        if not letters:
+            return
+        for name in self._names(user):
+            contained = len(name) >= self.min_contained_length and name in letters
+            close = SequenceMatcher(a=letters, b=name).ratio() >= self.max_similarity
+            if contained or close:
+                raise ValidationError(
+                    _("The password is too similar to your name, e-mail or username."),
+                    code="password_too_similar",
+                )
+
+    @staticmethod
+    def _names(user) -> set[str]:
+        def squash(value) -> str:
+            return "".join(ch for ch in str(value or "").casefold() if ch.isalpha())
+
+        first, last = squash(user.first_name), squash(user.last_name)
+        email_local = str(getattr(user, "email", "") or "").partition("@")[0]
+        candidates = {squash(email_local), squash(user.get_username())}
+        if first and last:
+            candidates.update({first + last, last + first})
+        return {name for name in candidates if len(name) >= 3}
+
+
+class OwnPasswordChangeForm(PasswordChangeForm):
+    """Django's password change form, with the current password checked as a
+    re-authentication: a wrong one counts towards the lockout and is audited
+    (``edc.services.password_confirms``)."""
+
+    def __init__(self, user, *args, request: HttpRequest | None = None, **kwargs):
+        self.request = request
+        super().__init__(user, *args, **kwargs)
+
+    def clean_old_password(self) -> str:
+        from edc.services import Prompt, password_confirms
+
+        old_password = self.cleaned_data["old_password"]
+        if not password_confirms(self.user, old_password, self.request,
+                                 prompt=Prompt.PASSWORD_CHANGE):
+            raise ValidationError(self.error_messages["password_incorrect"],
+                                  code="password_incorrect")
+        return old_password

@@ -3,11 +3,15 @@
 from axes.utils import reset as axes_reset
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
-from edc.models import JobRun, Site, User
+from edc import services
+from edc.audit import audit_event
+from edc.models import AuditAction, JobRun, RoleGrantRequest, RoleGrantStatus, Site, User
 
 admin.site.site_header = _("Trial EDC administration")
 admin.site.site_title = _("Trial EDC administration")
@@ -44,12 +48,60 @@ class UserAdmin(SimpleHistoryAdmin, BaseUserAdmin):
             None,
             {
                 "classes": ("wide",),
-                "fields": ("username", "password1", "password2", "role", "sites"),
+                # The person's name and e-mail are on the form so that the password policy
+                # can refuse a password close to them (edc.accounts).
+                "fields": ("username", "first_name", "last_name", "email", "password1",
+                           "password2", "role", "sites"),
             },
         ),
     )
     readonly_fields = ["last_login", "date_joined"]
     actions = ["unlock"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """The admin's form, refusing with a message what ``services.user_save`` refuses
+        (own role, sites, active state; administrators unblinded)."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        actor = request.user
+
+        class AccountForm(form):
+            def clean(self):
+                cleaned = super().clean()
+                before = (User.objects.filter(pk=self.instance.pk).first()
+                          if self.instance.pk is not None else None)
+                proposed = {name: cleaned[name] for name in services.OWN_ACCOUNT_FIELDS
+                            if name in cleaned}
+                for refusal in services.account_change_refusals(
+                        actor=actor, before=before, proposed=proposed):
+                    self.add_error(None, refusal)
+                return cleaned
+
+        AccountForm.__name__ = form.__name__
+        return AccountForm
+
+    def save_model(self, request, obj, form, change) -> None:
+        grant = services.user_save(actor=request.user, user=obj,
+                                   sites=form.cleaned_data.get("sites"),
+                                   groups=form.cleaned_data.get("groups"))
+        if grant is not None:
+            self.message_user(request, _(
+                "%(user)s keeps their current role until a second administrator approves the "
+                "unblinded role “%(role)s” (Unblinded role requests).")
+                % {"user": obj.get_username(), "role": grant.get_role_display()},
+                messages.WARNING)
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        # Called once the admin's password form has saved: record who set whose password.
+        if isinstance(form, AdminPasswordChangeForm):
+            audit_event(action=AuditAction.PASSWORD_CHANGED, user=request.user, obj=form.user,
+                        detail={"username": form.user.get_username(),
+                                "own": form.user.pk == request.user.pk})
+        return super().construct_change_message(request, form, formsets, add)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        # Sites and groups were saved by services.user_save.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def get_readonly_fields(self, request, obj=None):
         # A username names one person for ever (21 CFR 11.100(a)): renaming would free it.
@@ -71,6 +123,45 @@ class UserAdmin(SimpleHistoryAdmin, BaseUserAdmin):
             ngettext("%d account unlocked.", "%d accounts unlocked.", count) % count,
             messages.SUCCESS,
         )
+
+
+@admin.register(RoleGrantRequest)
+class RoleGrantRequestAdmin(admin.ModelAdmin):
+    """Unblinded roles wait here until a second administrator approves or refuses them."""
+
+    list_display = ["user", "role", "requested_by", "requested_at", "status", "decided_by",
+                    "decided_at"]
+    list_filter = ["status", "role"]
+    actions = ["approve", "refuse"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # asked for by giving the role on the user's page
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def _decide(self, request, queryset, *, approve: bool) -> None:
+        for grant in queryset.filter(status=RoleGrantStatus.PENDING):
+            try:
+                services.role_grant_decide(grant=grant, approver=request.user, approve=approve)
+            except (ValidationError, PermissionDenied) as error:
+                text = " ".join(getattr(error, "messages", [str(error)]))
+                self.message_user(request, f"{grant.user}: {text}", messages.ERROR)
+            else:
+                self.message_user(request, _("%(user)s: %(role)s %(decision)s.") % {
+                    "user": grant.user, "role": grant.get_role_display(),
+                    "decision": _("approved") if approve else _("refused")}, messages.SUCCESS)
+
+    @admin.action(description=_("Approve the selected unblinded roles"))
+    def approve(self, request, queryset) -> None:
+        self._decide(request, queryset, approve=True)
+
+    @admin.action(description=_("Refuse the selected unblinded roles"))
+    def refuse(self, request, queryset) -> None:
+        self._decide(request, queryset, approve=False)
 
 
 @admin.register(JobRun)

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from axes.signals import user_locked_out
 from django.apps import apps
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.core.exceptions import ImproperlyConfigured
@@ -329,17 +330,24 @@ def _user_history_events(history) -> None:
         changed.remove("role")
         audit_event(action=AuditAction.ROLE_CHANGED, user=actor, obj=target,
                     detail=base | {"from": previous.role, "to": history.role})
-    if "is_active" in changed and not history.is_active:
+    if "is_active" in changed:
         changed.remove("is_active")
-        audit_event(action=AuditAction.USER_DEACTIVATED, user=actor, obj=target, detail=base)
+        audit_event(action=(AuditAction.USER_REACTIVATED if history.is_active
+                            else AuditAction.USER_DEACTIVATED), user=actor, obj=target,
+                    detail=base | {"from": previous.is_active, "to": history.is_active})
     before, after = sites_of(previous), sites_of(history)
     if before != after:
         audit_event(action=AuditAction.SITES_CHANGED, user=actor, obj=target,
-                    detail=base | {"added": _site_codes(after - before),
+                    detail=base | {"from": _site_codes(before), "to": _site_codes(after),
+                                   "added": _site_codes(after - before),
                                    "removed": _site_codes(before - after)})
     if changed:
+        # Administrator status (is_staff, is_superuser) with its old and new value; other
+        # fields (names, e-mail) by name only.
+        privileges = {name: {"from": getattr(previous, name), "to": getattr(history, name)}
+                      for name in ("is_staff", "is_superuser") if name in changed}
         audit_event(action=AuditAction.USER_CHANGED, user=actor, obj=target,
-                    detail=base | {"fields": changed})
+                    detail=base | {"fields": changed} | privileges)
 
 
 # --- Signal receivers (infrastructure: connected in EdcConfig.ready) ----------------------------
@@ -361,8 +369,21 @@ def _on_login(sender, request, user, **kwargs) -> None:
 
 
 def _on_login_failed(sender, credentials, request=None, **kwargs) -> None:
-    audit_event(action=AuditAction.LOGIN_FAILED, request=request,
-                username_attempted=str(credentials.get("username") or ""))
+    """A wrong password at the login page or at a re-authentication prompt (signing,
+    unblinding, password change: ``credentials["prompt"]``, the user is the session's)."""
+    prompt = str(credentials.get("prompt") or "")
+    user = getattr(request, "user", None) if prompt else None
+    audit_event(action=AuditAction.LOGIN_FAILED, request=request, user=user,
+                username_attempted=str(credentials.get("username") or ""),
+                detail={"prompt": prompt} if prompt else None)
+
+
+def _on_locked_out(sender, request=None, username=None, **kwargs) -> None:
+    """django-axes refused or locked an account (after ``AXES_FAILURE_LIMIT`` wrong passwords,
+    at any prompt)."""
+    audit_event(action=AuditAction.ACCOUNT_LOCKED, request=request,
+                user=User.objects.filter(username=username).first() if username else None,
+                username_attempted=str(username or ""))
 
 
 def _on_logout(sender, request, user, **kwargs) -> None:
@@ -405,6 +426,7 @@ def connect(app_config) -> None:
     user_logged_in.connect(_on_login, dispatch_uid="edc.audit.login")
     user_login_failed.connect(_on_login_failed, dispatch_uid="edc.audit.login_failed")
     user_logged_out.connect(_on_logout, dispatch_uid="edc.audit.logout")
+    user_locked_out.connect(_on_locked_out, dispatch_uid="edc.audit.locked_out")
     connection_created.connect(_on_sqlite_connection, dispatch_uid="edc.audit.sqlite")
     for connection in connections.all(initialized_only=True):
         _on_sqlite_connection(None, connection)

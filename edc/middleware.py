@@ -3,6 +3,7 @@
 import zoneinfo
 
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 
 from edc.roles import has_all_sites
 
@@ -27,3 +28,19 @@ class SiteTimezoneMiddleware:
         else:
             timezone.deactivate()
         return self.get_response(request)
+
+
+class NoStoreForAuthenticatedMiddleware:
+    """Every response to a signed-in user (pages, downloads, the admin) carries
+    ``Cache-Control: no-store``: nothing a user saw is kept by the browser or a proxy for the
+    next person at a shared ward workstation (21 CFR 11.10(d))."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            add_never_cache_headers(response)
+        return response

@@ -8,11 +8,12 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from edc.roles import Role
+from edc.roles import UNBLINDED_ROLES, Role
 
 
 def validate_time_zone(value: str) -> None:
@@ -52,6 +53,9 @@ class Site(models.Model):
         return zoneinfo.ZoneInfo(self.time_zone)
 
 
+_UNBLINDED_ROLE_VALUES = sorted(role.value for role in UNBLINDED_ROLES)
+
+
 class User(AbstractUser):
     """A person using the EDC. Deactivated, never deleted, so every record keeps its author."""
 
@@ -73,6 +77,22 @@ class User(AbstractUser):
         ordering = ["username"]
         verbose_name = _("user")
         verbose_name_plural = _("users")
+        constraints = [
+            # Separation of duties: whoever can change accounts never sees the allocation.
+            models.CheckConstraint(
+                condition=~Q(role__in=_UNBLINDED_ROLE_VALUES)
+                | Q(is_staff=False, is_superuser=False),
+                name="user_administrator_never_unblinded",
+                violation_error_message=_("An administrator account (staff or superuser) "
+                                          "never holds an unblinded role."),
+            ),
+        ]
+
+    def clean(self) -> None:
+        super().clean()
+        if self.role in UNBLINDED_ROLES and (self.is_staff or self.is_superuser):
+            raise ValidationError(_("An administrator account (staff or superuser) never "
+                                    "holds an unblinded role."))
 
     @property
     def printed_name(self) -> str:
@@ -81,6 +101,59 @@ class User(AbstractUser):
     @cached_property
     def site_pks(self) -> frozenset[int]:
         return frozenset(self.sites.values_list("pk", flat=True))
+
+
+class RoleGrantStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting for a second administrator")
+    APPROVED = "approved", _("Approved")
+    REFUSED = "refused", _("Refused")
+
+
+class RoleGrantRequest(models.Model):
+    """A request to give someone an unblinded role. The role is theirs only once a second
+    administrator approves (DESIGN.md, "Separation of duties"); ``edc.services``
+    ``role_grant_request`` and ``role_grant_decide`` write it, each act an audit event."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("user"),
+                             on_delete=models.PROTECT, related_name="role_grant_requests")
+    role = models.CharField(_("role"), max_length=32,
+                            choices=[(r.value, r.label) for r in Role if r in UNBLINDED_ROLES])
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("requested by"),
+                                     on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(_("requested"), default=timezone.now)
+    status = models.CharField(_("status"), max_length=10, choices=RoleGrantStatus.choices,
+                              default=RoleGrantStatus.PENDING)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("decided by"),
+                                   on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+")
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        verbose_name = _("unblinded role request")
+        verbose_name_plural = _("unblinded role requests")
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=_UNBLINDED_ROLE_VALUES),
+                                   name="rolegrant_unblinded_role_only"),
+            models.CheckConstraint(condition=~Q(requested_by=F("user")),
+                                   name="rolegrant_not_for_oneself"),
+            models.CheckConstraint(condition=~Q(decided_by=F("requested_by")),
+                                   name="rolegrant_second_administrator_decides"),
+            models.CheckConstraint(condition=~Q(decided_by=F("user")),
+                                   name="rolegrant_not_decided_by_grantee"),
+            models.CheckConstraint(
+                condition=Q(status=RoleGrantStatus.PENDING, decided_by__isnull=True,
+                            decided_at__isnull=True)
+                | (~Q(status=RoleGrantStatus.PENDING) & Q(decided_by__isnull=False,
+                                                          decided_at__isnull=False)),
+                name="rolegrant_decision_has_author_and_time",
+            ),
+            models.UniqueConstraint(fields=["user"], condition=Q(status=RoleGrantStatus.PENDING),
+                                    name="rolegrant_one_pending_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} → {self.user} ({self.get_status_display()})"
 
 
 class JobRun(models.Model):
@@ -212,12 +285,18 @@ class Notification(models.Model):
 class AuditAction(models.TextChoices):
     LOGIN = "login", _("Logged in")
     LOGIN_FAILED = "login_failed", _("Login failed")
+    ACCOUNT_LOCKED = "account_locked", _("Account locked after failed passwords")
+    PASSWORD_CHANGED = "password_changed", _("Password changed")
     LOGOUT = "logout", _("Logged out")
     USER_CREATED = "user_created", _("Account created")
     USER_CHANGED = "user_changed", _("Account changed")
     ROLE_CHANGED = "role_changed", _("Role changed")
     SITES_CHANGED = "sites_changed", _("Sites changed")
     USER_DEACTIVATED = "user_deactivated", _("Account deactivated")
+    USER_REACTIVATED = "user_reactivated", _("Account reactivated")
+    ROLE_GRANT_REQUESTED = "role_grant_requested", _("Unblinded role requested")
+    ROLE_GRANT_APPROVED = "role_grant_approved", _("Unblinded role approved")
+    ROLE_GRANT_REFUSED = "role_grant_refused", _("Unblinded role refused")
     RANDOMIZED = "randomized", _("Randomized")
     LIST_LOADED = "list_loaded", _("Randomization list loaded")
     UNBLINDED = "unblinded", _("Emergency unblinding")

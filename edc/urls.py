@@ -13,6 +13,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", views.password_change, name="password_change"),
     path("notifications/", notification_views.notifications, name="notifications"),
     path("dashboard/", dashboard_views.dashboard, name="dashboard"),
     path("screening/", include("visits.urls")),

@@ -1,13 +1,19 @@
-"""The home page: what each role needs to see first."""
+"""The home page (what each role needs to see first) and the user's own password page."""
 
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters
 
+from edc.accounts import OwnPasswordChangeForm
 from edc.models import User
 from edc.roles import Action, Role, can, has_all_sites
-from edc.services import heartbeat_is_stale, last_heartbeat
+from edc.services import heartbeat_is_stale, last_heartbeat, user_password_set
 from visits.models import SubjectStatus
 from visits.selectors import site_summaries, subject_rows, subjects_for_user
 
@@ -44,3 +50,20 @@ def home(request: HttpRequest) -> HttpResponse:
     context["can_manage_users"] = can(user, Action.MANAGE_USERS)
     status = 200 if user.role else 403
     return render(request, "edc/home.html", context, status=status)
+
+
+@sensitive_post_parameters()
+@login_required
+@transaction.non_atomic_requests
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Every user changes their own password. The current password is a re-authentication
+    (counted towards the lockout, audited); the new one meets the password policy."""
+    form = OwnPasswordChangeForm(request.user, request.POST or None, request=request)
+    if request.method == "POST" and form.is_valid():
+        user_password_set(user=request.user, password=form.cleaned_data["new_password1"],
+                          actor=request.user)
+        update_session_auth_hash(request, request.user)
+        messages.success(request, _("Your password has been changed."))
+        return redirect("home")
+    return render(request, "registration/password_change.html", {"form": form},
+                  status=400 if form.errors else 200)

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy
 from edc.audit import audit_event
 from edc.models import AuditAction, User
 from edc.roles import Action, can
-from edc.services import password_confirms
+from edc.services import Prompt, password_confirms
 from forms.models import CRF, CRF_MODELS, CRFStatus
 from forms.models.signoff import Signature
 from visits.models import Subject, Visit
@@ -64,13 +64,20 @@ def incomplete_forms(subject: Subject, visit: Visit | None) -> list[str]:
     return missing
 
 
-@transaction.atomic
 def casebook_sign(*, subject: Subject, user: User, password: str,
                   visit: Visit | None = None, request=None) -> Signature:
+    """Sign a visit's forms or the whole casebook. The password is checked before the
+    signature's transaction opens, so a wrong one counts towards the lockout and stays in the
+    audit trail (``password_confirms``)."""
     if not can(user, Action.SIGN_CASEBOOK, subject.site):
         raise PermissionDenied(_("Only an investigator of this site signs casebooks."))
-    if not password_confirms(user, password, request):
+    if not password_confirms(user, password, request, prompt=Prompt.SIGNATURE):
         raise ValidationError({"password": _("The password is not correct.")})
+    return _signature_record(subject=subject, visit=visit, user=user)
+
+
+@transaction.atomic
+def _signature_record(*, subject: Subject, visit: Visit | None, user: User) -> Signature:
     missing = incomplete_forms(subject, visit)
     if missing:
         raise ValidationError(

@@ -5,6 +5,7 @@ import hashlib
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,6 +25,7 @@ from visits.selectors import subject_for_page, subjects_for_user
 
 
 @login_required
+@transaction.non_atomic_requests
 def sign(request: HttpRequest, subject_pk: int, visit_pk: int | None = None) -> HttpResponse:
     subject = subject_for_page(request, subject_pk)
     if not can(request.user, Action.SIGN_CASEBOOK, subject.site):

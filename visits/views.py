@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy
 from edc import protocol
 from edc.models import Site, User
 from edc.roles import Action, Role, can, scope_to_user
-from edc.services import mail_send, password_confirms
+from edc.services import Prompt, mail_send, password_confirms
 from edc.web import apply_errors
 from visits import services
 from visits.models import (
@@ -217,6 +217,7 @@ def pharmacy(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@transaction.non_atomic_requests
 def unblind(request: HttpRequest, subject_pk: int) -> HttpResponse:
     subject = subject_for_page(request, subject_pk)
     if not can(request.user, Action.EMERGENCY_UNBLIND, subject.site):
@@ -224,7 +225,8 @@ def unblind(request: HttpRequest, subject_pk: int) -> HttpResponse:
     form = UnblindForm(request.POST or None)
     revealed = None
     if request.method == "POST" and form.is_valid():
-        if not password_confirms(request.user, form.cleaned_data["password"], request):
+        if not password_confirms(request.user, form.cleaned_data["password"], request,
+                                 prompt=Prompt.UNBLINDING):
             form.add_error("password", _("The password is not correct."))
         else:
             try:
