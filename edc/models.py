@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from edc import bounds
+from edc.bounds import bounded_text, length_checks
 from edc.roles import Role
 
 
@@ -91,13 +93,14 @@ class JobRun(models.Model):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     worker = models.CharField(_("worker"), max_length=200, blank=True)
     succeeded = models.BooleanField(_("succeeded"), default=False)
-    detail = models.TextField(_("detail"), blank=True)
+    detail = bounded_text(_("detail"), bounds.SYSTEM_TEXT, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
         verbose_name = _("background job run")
         verbose_name_plural = _("background job runs")
         indexes = [models.Index(fields=["name", "-started_at"])]
+        constraints = [*length_checks("job_run", detail=bounds.SYSTEM_TEXT)]
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.started_at:%Y-%m-%d %H:%M:%S}"
@@ -133,12 +136,13 @@ class ExportRun(models.Model):
     file_name = models.CharField(_("file"), max_length=200, blank=True)
     size = models.PositiveBigIntegerField(_("size in bytes"), null=True, blank=True)
     sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
-    error = models.TextField(_("error"), blank=True)
+    error = bounded_text(_("error"), bounds.SYSTEM_TEXT, blank=True)
 
     class Meta:
         ordering = ["-requested_at", "-pk"]
         verbose_name = _("export")
         verbose_name_plural = _("exports")
+        constraints = [*length_checks("export_run", error=bounds.SYSTEM_TEXT)]
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.profile}, {self.status})"
@@ -190,7 +194,7 @@ class Notification(models.Model):
         related_name="notifications",
     )
     title = models.CharField(_("title"), max_length=200)
-    body = models.TextField(_("body"), blank=True)
+    body = bounded_text(_("body"), bounds.SYSTEM_TEXT, blank=True)
     link = models.CharField(_("link"), max_length=300, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     read_at = models.DateTimeField(_("read"), null=True, blank=True)
@@ -200,6 +204,7 @@ class Notification(models.Model):
         verbose_name = _("notification")
         verbose_name_plural = _("notifications")
         indexes = [models.Index(fields=["user", "read_at"], name="notification_user_read")]
+        constraints = [*length_checks("notification", body=bounds.SYSTEM_TEXT)]
 
     def __str__(self) -> str:
         return f"{self.title} → {self.user_id}"

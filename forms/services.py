@@ -15,7 +15,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from edc import protocol
+from edc import bounds, protocol
 from edc.models import User
 from edc.roles import Action, can
 from forms import eligibility as eligibility_rules
@@ -58,18 +58,25 @@ def _is_blank(value: Any) -> bool:
     return value is None or value == "" or value == {} or value == []
 
 
-def _future_errors(crf: CRF, subject: Subject) -> dict[str, list[str]]:
+def _date_errors(crf: CRF, subject: Subject) -> dict[str, list[str]]:
+    """Dates outside their plausible span: before the trial (or before 1900 for a date that
+    may precede it, ``CRF.historic_items``), or in the future unless the item is planned."""
     now = timezone.now()
     today = schedule.local_date(now, subject.site.zone)
     errors: dict[str, list[str]] = {}
     for field in crf._meta.concrete_fields:
         value = getattr(crf, field.attname)
-        if value is None or field.name in ("created_at", "updated_at", *crf.future_items):
+        if (value is None or field.name in ("created_at", "updated_at", "verified_at")
+                or not isinstance(field, models.DateField)):
             continue
-        if isinstance(field, models.DateTimeField) and value > now:
+        early = bounds.date_span_error(value, earliest=crf.earliest_date(field.name))
+        if early:
+            errors[field.name] = [early]
+        elif field.name in crf.future_items:
+            continue
+        elif isinstance(field, models.DateTimeField) and value > now:
             errors[field.name] = [_("A date and time in the future is not possible.")]
-        elif (isinstance(field, models.DateField)
-              and not isinstance(field, models.DateTimeField) and value > today):
+        elif not isinstance(field, models.DateTimeField) and value > today:
             errors[field.name] = [_("A date in the future is not possible.")]
     return errors
 
@@ -154,7 +161,7 @@ def crf_save(
             errors.setdefault(name, []).append(
                 _("An item with a value cannot also be marked as missing.")
             )
-    for found in (_future_errors(crf, subject), crf.hard_errors(), hard_check_errors(crf)):
+    for found in (_date_errors(crf, subject), crf.hard_errors(), hard_check_errors(crf)):
         for name, messages in found.items():
             errors.setdefault(name, []).extend(str(m) for m in messages)
     if complete and not crf.not_done_reason:

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from edc import bounds
 from edc.exports import package
 from edc.exports.datasets import may_export
 from edc.exports.dictionary import Profile
@@ -59,7 +60,8 @@ def export_execute(run_pk: int) -> ExportRun:
         result = package.build(request, package.export_path(run.pk), progress=progress)
     except Exception as error:
         logger.exception("export %s failed", run.pk)
-        run.status, run.error = ExportStatus.FAILED, f"{type(error).__name__}: {error}"
+        run.status = ExportStatus.FAILED
+        run.error = bounds.cut(f"{type(error).__name__}: {error}")
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "error", "finished_at"])
         return run
