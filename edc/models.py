@@ -1,6 +1,7 @@
 """Study-wide core: sites, users with their role and sites, the background-job log and the
 audit trail of workflow and account events."""
 
+import datetime as dt
 import zoneinfo
 from functools import cached_property
 
@@ -113,6 +114,22 @@ class ExportStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+class ExportRunQuerySet(models.QuerySet):
+    def readable(self) -> "ExportRunQuerySet":
+        """Runs whose "as of" time is read only if it lies in the trial's span: a row stored
+        before that was checked (year 1, which PostgreSQL keeps but Python cannot hold) is
+        shown as out of range instead of failing the page (``as_of_shown``, ``as_of_odd``)."""
+        start = dt.datetime.combine(bounds.TRIAL_START, dt.time.min, tzinfo=dt.UTC)
+        odd = models.Q(as_of__lt=start) | models.Q(as_of__gt=timezone.now())
+        return self.defer("as_of").annotate(
+            as_of_odd=models.Case(models.When(odd, then=models.Value(True)),
+                                  default=models.Value(False)),
+            as_of_shown=models.Case(models.When(odd, then=models.Value(None)),
+                                    default=models.F("as_of"),
+                                    output_field=models.DateTimeField()),
+        )
+
+
 class ExportRun(models.Model):
     """One dataset export: what was asked, its progress, and the zip it produced
     (``edc.exports.package``). The export itself is recorded in the audit trail."""
@@ -137,6 +154,8 @@ class ExportRun(models.Model):
     size = models.PositiveBigIntegerField(_("size in bytes"), null=True, blank=True)
     sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
     error = bounded_text(_("error"), bounds.SYSTEM_TEXT, blank=True)
+
+    objects = ExportRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-requested_at", "-pk"]

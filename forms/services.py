@@ -129,6 +129,7 @@ def crf_save(
     subject = Subject.objects.select_related("site").get(pk=crf.subject_id)
     if not can(user, Action.ENTER_DATA, subject.site):
         raise PermissionDenied(_("Your role does not allow data entry at this site."))
+    reason = bounds.text_input(reason, limit=bounds.REASON, field="reason")
     if not subject.has_consented:
         raise ValidationError(
             _("No clinical data can be saved for a subject before informed consent is recorded.")

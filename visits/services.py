@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from edc import bounds
 from edc.audit import AuditAction, audit_event
 from edc.models import Site, User
 from edc.protocol import (
@@ -45,6 +46,7 @@ _STATUS_TRANSITIONS: dict[str, set[str]] = {
 
 def _save(instance, *, user: User, reason: str = "") -> None:
     """Validate and save ``instance`` with its author and reason on the history row."""
+    reason = bounds.text_input(reason, limit=bounds.REASON, field="reason")
     instance.full_clean()
     instance._history_user = user
     if reason:

@@ -9,7 +9,7 @@ import datetime as dt
 import logging
 
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -32,6 +32,8 @@ def export_start(*, user: User, formats: list[str], profile: Profile,
     """Record an export request and queue it for a worker (after the commit)."""
     if not may_export(user, profile):
         raise PermissionDenied(gettext("Your role does not allow this export."))
+    if (error := package.as_of_error(as_of)) is not None:
+        raise ValidationError({"as_of": error})
     request = package.ExportRequest(user, tuple(formats), profile, as_of)
     run = ExportRun.objects.create(
         requested_by=user, formats=list(request.formats), profile=str(profile), as_of=as_of,
