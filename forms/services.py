@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -81,6 +81,39 @@ def _date_errors(crf: CRF, subject: Subject) -> dict[str, list[str]]:
     return errors
 
 
+def _save_or_conflict(crf: CRF, *, is_new: bool) -> None:
+    """Save; a first save that loses the race to another first save of the same form (both
+    opened it empty) is an edit conflict, like a later save on a stale version.
+
+    The second INSERT waits for the first transaction and then violates the form's
+    one-per-visit (or one-per-subject) constraint; the savepoint keeps this transaction usable
+    to read the row that won, which the view shows beside the user's input."""
+    try:
+        with transaction.atomic():
+            crf.save()
+    except IntegrityError:
+        current = _saved_twin(crf) if is_new else None
+        if current is None:
+            raise
+        raise EditConflict(current) from None
+
+
+def _saved_twin(crf: CRF) -> CRF | None:
+    """The saved record that a unique constraint says ``crf`` duplicates, if any."""
+    model = type(crf)
+    for constraint in model._meta.constraints:
+        if not (isinstance(constraint, models.UniqueConstraint) and constraint.fields
+                and constraint.condition is None):
+            continue
+        values = {name: getattr(crf, name) for name in constraint.fields}
+        if any(value is None for value in values.values()):
+            continue  # NULLs never collide
+        found = model.objects.filter(**values).exclude(pk=crf.pk).first()
+        if found is not None:
+            return found
+    return None
+
+
 def crf_instance(*, model: type[CRF], subject: Subject, visit: Visit | None = None,
                  pk: int | None = None) -> CRF:
     """The saved form for this subject and visit (or log entry ``pk``), or a new unsaved one."""
@@ -141,6 +174,9 @@ def crf_save(
             raise EditConflict(crf)
     elif expected_version != 0:
         raise EditConflict(crf)
+    elif (twin := _saved_twin(crf)) is not None:
+        # Opened empty, but someone's first save has committed since.
+        raise EditConflict(twin)
     refuse_if_locked(subject=subject, visit=crf.visit, record=crf)
     crf.subject = subject
     before = _snapshot(crf) if crf.pk else None
@@ -189,7 +225,7 @@ def crf_save(
     crf._history_user = user
     if reason.strip():
         crf._change_reason = reason.strip()
-    crf.save()
+    _save_or_conflict(crf, is_new=before is None)
     sae_saved(crf)
     if before is None or changed:
         signatures_break(crf=crf, user=user)
