@@ -206,3 +206,21 @@ def test_an_adverse_event_cannot_start_before_the_trial(subject, nurse):
         save(AdverseEvent, subject, nurse, {"term": "Headache",
                                             "start_date": dt.date(2001, 1, 1)}, complete=False)
     assert "start_date" in caught.value.message_dict
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("screened_at", "0001-01-01T00:00", "before the trial began"),
+    ("screened_at", "2024-12-31T10:00", "before the trial began"),
+    ("birth_date", "1850-01-01", "greater than or equal to 1900-01-01"),
+])
+def test_the_screening_page_refuses_implausible_dates(client, site, nurse, field, value,
+                                                      message):
+    from visits.models import Subject
+
+    good = {"site": site.pk, "screened_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+            "full_name": "Li Lei", "birth_date": "1960-01-01"}
+    client.force_login(nurse)
+    response = client.post(reverse("visits:screening_log"), good | {field: value})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Subject.objects.exists()

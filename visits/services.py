@@ -83,6 +83,10 @@ def subject_screen(
     _require(user, Action.SCREEN_SUBJECT, site)
     if screened_at > timezone.now():
         raise ValidationError({"screened_at": _("Screening cannot be in the future.")})
+    if screened_at.date() < bounds.TRIAL_START:
+        raise ValidationError({"screened_at": _(
+            "A time before the trial began (%(start)s) is not possible.")
+            % {"start": bounds.TRIAL_START.isoformat()}})
     subject = Subject(
         screening_number=_next_screening_number(site),
         site=site,
@@ -114,6 +118,10 @@ def subject_identity_save(
         raise ValidationError({"reason": _("Give the reason for changing the identifiers.")})
     if birth_date > timezone.now().date():
         raise ValidationError({"birth_date": _("The date of birth cannot be in the future.")})
+    if birth_date < bounds.EARLIEST_DATE:
+        raise ValidationError({"birth_date": _("A date of birth before %(earliest)s is not "
+                                               "plausible.")
+                               % {"earliest": bounds.EARLIEST_DATE.isoformat()}})
     identity.full_name = full_name
     identity.birth_date = birth_date
     identity.hospital_record_number = hospital_record_number
@@ -148,6 +156,10 @@ def subject_consent(
         raise ValidationError(_("Consent is already recorded for this subject."))
     if consented_at > timezone.now():
         raise ValidationError({"consented_at": _("Consent cannot be in the future.")})
+    if consented_at.date() < bounds.TRIAL_START:
+        raise ValidationError({"consented_at": _(
+            "A time before the trial began (%(start)s) is not possible.")
+            % {"start": bounds.TRIAL_START.isoformat()}})
     if consented_at < subject.screened_at - dt.timedelta(days=1):
         raise ValidationError(
             {"consented_at": _("Consent cannot be more than a day before screening.")}
