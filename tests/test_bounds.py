@@ -206,3 +206,14 @@ def test_system_text_is_cut_to_fit():
     text = "é" * (bounds.SYSTEM_TEXT * 2)
     assert len(bounds.cut(text)) == bounds.SYSTEM_TEXT
     assert bounds.cut("short\x00") == "short"
+
+
+def test_the_longest_accepted_unblinding_reason_is_kept_whole(subject, site):
+    from visits.services import subject_unblind
+
+    investigator = UserFactory(username="inv", role=Role.INVESTIGATOR, sites=[site])
+    reason = "急" * bounds.REASON
+    unblinding = subject_unblind(subject=subject, user=investigator, reason=reason)
+    assert unblinding.reason == reason
+    with pytest.raises(ValidationError, match=f"at most {bounds.REASON} characters"):
+        subject_unblind(subject=subject, user=investigator, reason=reason + "!")
