@@ -28,8 +28,8 @@ TRIAL_TITLE = (
 )
 TARGET_ENROLMENT = 60
 # No clinical event of the trial (screening, stroke onset, assessment, sample, export "as of")
-# lies before this date [assumed: the month the trial was registered].
-TRIAL_START = dt.date(2025, 7, 1)
+# lies before this date [assumed: the trial is registered in 2025].
+TRIAL_START = dt.date(2025, 1, 1)
 
 ACTIVE = "hUC-MSC"
 PLACEBO = "placebo"
