@@ -174,8 +174,10 @@ def crf_save(
             raise EditConflict(crf)
     elif expected_version != 0:
         raise EditConflict(crf)
-    elif (twin := _saved_twin(crf)) is not None:
-        # Opened empty, but someone's first save has committed since.
+    elif not protocol.crf(model.crf_code).is_log and (twin := _saved_twin(crf)) is not None:
+        # The visit's form was opened empty, but someone's first save has committed since.
+        # (A second entry of a one-per-subject log, such as a death report, is refused by
+        # validation instead: it duplicates a record, it does not race one.)
         raise EditConflict(twin)
     refuse_if_locked(subject=subject, visit=crf.visit, record=crf)
     crf.subject = subject
