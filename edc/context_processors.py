@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from edc import protocol
+from edc import bounds, protocol
 from edc.exports.views import may_use_exports
 from edc.roles import Action, Role, can
 from forms.audit import may_view_audit
@@ -11,6 +11,9 @@ def trial(request) -> dict:
     signed_in = bool(user and user.is_authenticated)
     return {
         "trial_name": settings.TRIAL_NAME,
+        # Lengths of free text typed outside model forms (the maxlength of those inputs).
+        "limits": {"reason": bounds.REASON, "text": bounds.DESCRIPTION,
+                   "filter": bounds.FILTER},
         "trial_registry_id": protocol.TRIAL_REGISTRY_ID,
         "role_label": Role(user.role).label if signed_in and user.role else "",
         "nav_subjects": signed_in and can(user, Action.VIEW_SUBJECTS),

@@ -1,6 +1,7 @@
 """Study-wide core: sites, users with their role and sites, the background-job log and the
 audit trail of workflow and account events."""
 
+import datetime as dt
 import zoneinfo
 from functools import cached_property
 
@@ -13,6 +14,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from edc import bounds
+from edc.bounds import bounded_text, length_checks
 from edc.roles import UNBLINDED_ROLES, Role
 
 
@@ -164,13 +167,14 @@ class JobRun(models.Model):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     worker = models.CharField(_("worker"), max_length=200, blank=True)
     succeeded = models.BooleanField(_("succeeded"), default=False)
-    detail = models.TextField(_("detail"), blank=True)
+    detail = bounded_text(_("detail"), bounds.SYSTEM_TEXT, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
         verbose_name = _("background job run")
         verbose_name_plural = _("background job runs")
         indexes = [models.Index(fields=["name", "-started_at"])]
+        constraints = [*length_checks("job_run", detail=bounds.SYSTEM_TEXT)]
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.started_at:%Y-%m-%d %H:%M:%S}"
@@ -181,6 +185,22 @@ class ExportStatus(models.TextChoices):
     RUNNING = "running", _("Running")
     DONE = "done", _("Done")
     FAILED = "failed", _("Failed")
+
+
+class ExportRunQuerySet(models.QuerySet):
+    def readable(self) -> "ExportRunQuerySet":
+        """Runs whose "as of" time is read only if it lies in the trial's span: a row stored
+        before that was checked (year 1, which PostgreSQL keeps but Python cannot hold) is
+        shown as out of range instead of failing the page (``as_of_shown``, ``as_of_odd``)."""
+        start = dt.datetime.combine(bounds.TRIAL_START, dt.time.min, tzinfo=dt.UTC)
+        odd = models.Q(as_of__lt=start) | models.Q(as_of__gt=timezone.now())
+        return self.defer("as_of").annotate(
+            as_of_odd=models.Case(models.When(odd, then=models.Value(True)),
+                                  default=models.Value(False)),
+            as_of_shown=models.Case(models.When(odd, then=models.Value(None)),
+                                    default=models.F("as_of"),
+                                    output_field=models.DateTimeField()),
+        )
 
 
 class ExportRun(models.Model):
@@ -206,12 +226,15 @@ class ExportRun(models.Model):
     file_name = models.CharField(_("file"), max_length=200, blank=True)
     size = models.PositiveBigIntegerField(_("size in bytes"), null=True, blank=True)
     sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
-    error = models.TextField(_("error"), blank=True)
+    error = bounded_text(_("error"), bounds.SYSTEM_TEXT, blank=True)
+
+    objects = ExportRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-requested_at", "-pk"]
         verbose_name = _("export")
         verbose_name_plural = _("exports")
+        constraints = [*length_checks("export_run", error=bounds.SYSTEM_TEXT)]
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.profile}, {self.status})"
@@ -263,7 +286,7 @@ class Notification(models.Model):
         related_name="notifications",
     )
     title = models.CharField(_("title"), max_length=200)
-    body = models.TextField(_("body"), blank=True)
+    body = bounded_text(_("body"), bounds.SYSTEM_TEXT, blank=True)
     link = models.CharField(_("link"), max_length=300, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     read_at = models.DateTimeField(_("read"), null=True, blank=True)
@@ -273,6 +296,7 @@ class Notification(models.Model):
         verbose_name = _("notification")
         verbose_name_plural = _("notifications")
         indexes = [models.Index(fields=["user", "read_at"], name="notification_user_read")]
+        constraints = [*length_checks("notification", body=bounds.SYSTEM_TEXT)]
 
     def __str__(self) -> str:
         return f"{self.title} → {self.user_id}"

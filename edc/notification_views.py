@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from edc import bounds
 from edc.notifications import notifications_for, notifications_mark_read, unread_count
 
 
@@ -11,8 +12,7 @@ from edc.notifications import notifications_for, notifications_mark_read, unread
 def notifications(request: HttpRequest) -> HttpResponse:
     """GET: the user's notifications, newest first. POST: mark one (``pk``) or all read."""
     if request.method == "POST":
-        pk = request.POST.get("pk", "")
-        notifications_mark_read(user=request.user, pk=int(pk) if pk.isdigit() else None)
+        notifications_mark_read(user=request.user, pk=bounds.id_param(request.POST.get("pk")))
         return redirect("notifications")
     items = notifications_for(request.user)[:200]
     return render(request, "edc/notifications.html", {"notifications": items,

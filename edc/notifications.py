@@ -21,6 +21,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from edc import bounds
 from edc.models import JobRun, Notification, NotificationLog, User
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,8 @@ def notify(
                 return
             body = message_body(intro=intro, lines=[i.line for i in new], link=link)
             if user is not None:
-                Notification.objects.create(user=user, title=title, body=body, link=link,
+                Notification.objects.create(user=user, title=bounds.cut(title, 200),
+                                            body=bounds.cut(body), link=link,
                                             created_at=now)
             if address:
                 send_mail(title, body, None, [address], fail_silently=False)
@@ -159,12 +161,12 @@ def job_run(
         outcome = job(now=now, dry_run=dry_run)
     except Exception as exc:
         run.finished_at = timezone.now()
-        run.detail = f"error: {exc!r}"
+        run.detail = bounds.cut(f"error: {exc!r}")
         run.save(update_fields=["finished_at", "detail"])
         raise
     run.finished_at = timezone.now()
     run.succeeded = not outcome.errors
-    run.detail = ("dry run: " if dry_run else "") + outcome.summary()
+    run.detail = bounds.cut(("dry run: " if dry_run else "") + outcome.summary())
     run.save(update_fields=["finished_at", "succeeded", "detail"])
     if outcome.errors:
         raise outcome.errors[0]

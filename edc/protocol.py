@@ -13,6 +13,7 @@ Study days follow the CDISC convention: Day 1 is the randomization date, the day
 Day -1, and there is no Day 0.
 """
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -26,6 +27,9 @@ TRIAL_TITLE = (
     "umbilical-cord mesenchymal stem cells in acute ischemic stroke"
 )
 TARGET_ENROLMENT = 60
+# No clinical event of the trial (screening, stroke onset, assessment, sample, export "as of")
+# lies before this date [assumed: the trial is registered in 2025].
+TRIAL_START = dt.date(2025, 1, 1)
 
 ACTIVE = "hUC-MSC"
 PLACEBO = "placebo"

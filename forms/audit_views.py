@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from edc import bounds
 from edc.audit import audit_event
 from edc.models import AuditAction, User
 from edc.roles import scope_to_user
@@ -21,13 +22,6 @@ from forms import audit
 from visits.models import Subject
 
 ROWS_PER_PAGE = 200
-
-
-def _date(value: str) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def _start_of(day: dt.date) -> dt.datetime:
@@ -42,7 +36,7 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
     if not audit.may_view_audit(user):
         raise PermissionDenied
     params = request.GET
-    filters = {name: params.get(name, "").strip()
+    filters = {name: bounds.text_param(params.get(name))
                for name in ("subject", "form", "record", "field", "user", "date_from",
                             "date_to")}
     choices = audit.source_choices(user)
@@ -61,8 +55,15 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
             errors.append(_("No user %(u)s.") % {"u": filters["user"]})
     if filters["form"] not in dict(choices):
         filters["form"] = ""
-    record = int(filters["record"]) if filters["form"] and filters["record"].isdigit() else None
-    date_from, date_to = _date(filters["date_from"]), _date(filters["date_to"])
+    record = bounds.id_param(filters["record"]) if filters["form"] else None
+    dates = {}
+    for name in ("date_from", "date_to"):
+        try:
+            dates[name] = bounds.date_param(filters[name])
+        except ValueError as error:
+            errors.append(str(error))
+            dates[name] = None
+    date_from, date_to = dates["date_from"], dates["date_to"]
 
     rows = [] if errors else audit.audit_rows(
         user=user, subject=subject, crf_code=filters["form"] or None, record=record,

@@ -6,19 +6,24 @@ from django.db import models
 from django.forms import BoundField
 from django.utils.translation import gettext_lazy as _
 
+from edc import bounds
 from forms.models import CRF, Missing
 
 MISSING_PREFIX = "missing__"
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 
 
-def _widget_for(field: models.Field):
+def _widget_for(field: models.Field, model: type[CRF]):
     if field.choices and not isinstance(field, models.BooleanField):
         return forms.RadioSelect
+    earliest = model.earliest_date(field.name)
     if isinstance(field, models.DateTimeField):
-        return forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_FORMAT)
+        return forms.DateTimeInput(attrs={"type": "datetime-local",
+                                          "min": f"{earliest.isoformat()}T00:00"},
+                                   format=DATETIME_FORMAT)
     if isinstance(field, models.DateField):
-        return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        return forms.DateInput(attrs={"type": "date", "min": earliest.isoformat()},
+                               format="%Y-%m-%d")
     if isinstance(field, models.BooleanField) and field.null:
         return forms.RadioSelect(choices=[(True, _("Yes")), (False, _("No"))])
     if isinstance(field, models.TextField):
@@ -47,7 +52,7 @@ class CRFEntryForm(forms.Form):
         choices=[("", _("— the form was done —")), *Missing.choices],
     )
     reason = forms.CharField(
-        label=_("Reason for change"), required=False, max_length=500,
+        label=_("Reason for change"), required=False, max_length=bounds.REASON,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
         help_text=_("Required when changing a form that was complete."),
     )
@@ -65,6 +70,19 @@ class CRFEntryForm(forms.Form):
                 field.choices = [c for c in field.choices if c[0] not in ("", None)]
             if isinstance(field, forms.DecimalField | forms.IntegerField):
                 field.widget.attrs.setdefault("inputmode", "decimal")
+
+    def clean(self):
+        """A date before its plausible span is refused here, before any arithmetic on it
+        (a date-time in year 1 cannot even be converted to UTC)."""
+        data = super().clean()
+        for name in self.model.entry_items():
+            field = self.model._meta.get_field(name)
+            value = data.get(name)
+            if isinstance(field, models.DateField) and value is not None:
+                message = bounds.date_span_error(value, earliest=self.model.earliest_date(name))
+                if message:
+                    self.add_error(name, message)
+        return data
 
     # Study day of each saved date item (set by the view when the subject has a Day 1).
     study_days: dict[str, int] = {}
@@ -88,7 +106,8 @@ class CRFEntryForm(forms.Form):
 
 def crf_form_class(model: type[CRF]) -> type[CRFEntryForm]:
     items = model.entry_items()
-    widgets = {name: w for name in items if (w := _widget_for(model._meta.get_field(name)))}
+    widgets = {name: w for name in items
+               if (w := _widget_for(model._meta.get_field(name), model))}
     fields = forms.fields_for_model(model, fields=items, widgets=widgets)
     for name in items:
         fields[name].required = False

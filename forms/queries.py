@@ -21,7 +21,9 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from edc import bounds
 from edc.audit import AuditAction, audit_event
+from edc.bounds import bounded_text, length_checks
 from edc.models import User
 from edc.roles import Action, can, scope_to_user
 from forms.models.base import CRF
@@ -84,7 +86,7 @@ class Query(models.Model):
     status = models.CharField(
         _("status"), max_length=10, choices=QueryStatus.choices, default=QueryStatus.OPEN
     )
-    text = models.TextField(_("question"))
+    text = bounded_text(_("question"), bounds.DESCRIPTION)
     raised_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("raised by"), on_delete=models.PROTECT,
         null=True, blank=True, related_name="+", help_text=_("Empty: raised by an edit check."),
@@ -114,6 +116,7 @@ class Query(models.Model):
                          name="query_target"),
         ]
         constraints = [
+            *length_checks("query", text=bounds.DESCRIPTION),
             # No second query for a check failure that already has one in progress.
             models.UniqueConstraint(
                 fields=["content_type", "object_id", "field_name", "check_code"],
@@ -161,7 +164,7 @@ class QueryMessage(models.Model):
     )
     at = models.DateTimeField(_("at"), default=timezone.now)
     kind = models.CharField(_("kind"), max_length=20, choices=MessageKind.choices)
-    text = models.TextField(_("text"), blank=True)
+    text = bounded_text(_("text"), bounds.DESCRIPTION, blank=True)
 
     history = HistoricalRecords()
 
@@ -169,6 +172,7 @@ class QueryMessage(models.Model):
         ordering = ["at", "pk"]
         verbose_name = _("query message")
         verbose_name_plural = _("query messages")
+        constraints = [*length_checks("query_message", text=bounds.DESCRIPTION)]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.at:%Y-%m-%d %H:%M}"

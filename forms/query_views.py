@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from edc import protocol
+from edc import bounds, protocol
 from edc.models import Site
 from edc.roles import Action, can, scope_to_user
 from edc.web import next_url
@@ -97,11 +97,11 @@ def query_list(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     now = timezone.now()
     all_queries = query_services.queries_for_user(request.user)
-    site = request.GET.get("site", "")
-    status = request.GET.get("status", "open")
-    form = request.GET.get("form", "")
-    check = request.GET.get("check", "")
-    min_age = request.GET.get("min_age", "")
+    site = bounds.text_param(request.GET.get("site"))
+    status = bounds.text_param(request.GET.get("status", "open"))
+    form = bounds.text_param(request.GET.get("form"))
+    check = bounds.text_param(request.GET.get("check"))
+    min_age = bounds.int_param(request.GET.get("min_age"), maximum=bounds.MAX_DAYS)
     shown = all_queries
     if site:
         shown = shown.filter(subject__site__code=site)
@@ -115,8 +115,8 @@ def query_list(request: HttpRequest) -> HttpResponse:
         shown = shown.filter(check_code="")
     elif check:
         shown = shown.filter(check_code=check)
-    if min_age.isdigit():
-        shown = shown.filter(raised_at__lte=now - timezone.timedelta(days=int(min_age)))
+    if min_age is not None:
+        shown = shown.filter(raised_at__lte=now - timezone.timedelta(days=min_age))
     rows = [(q, query_services.query_age_days(q, now)) for q in shown.order_by("raised_at")]
     open_ages = [(now - raised_at).days for raised_at in all_queries.filter(
         status__in=[QueryStatus.OPEN, QueryStatus.ANSWERED]).values_list("raised_at", flat=True)]
@@ -134,7 +134,7 @@ def query_list(request: HttpRequest) -> HttpResponse:
         "checks": [c.code for c in ALL_CHECKS],
         "statuses": QueryStatus.choices,
         "filters": {"site": site, "status": status, "form": form, "check": check,
-                    "min_age": min_age},
+                    "min_age": "" if min_age is None else min_age},
     })
 
 

@@ -11,11 +11,11 @@ import datetime as dt
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from edc import protocol
+from edc import bounds, protocol
 from edc.models import User
 from edc.roles import Action, can
 from forms import eligibility as eligibility_rules
@@ -58,20 +58,60 @@ def _is_blank(value: Any) -> bool:
     return value is None or value == "" or value == {} or value == []
 
 
-def _future_errors(crf: CRF, subject: Subject) -> dict[str, list[str]]:
+def _date_errors(crf: CRF, subject: Subject) -> dict[str, list[str]]:
+    """Dates outside their plausible span: before the trial (or before 1900 for a date that
+    may precede it, ``CRF.historic_items``), or in the future unless the item is planned."""
     now = timezone.now()
     today = schedule.local_date(now, subject.site.zone)
     errors: dict[str, list[str]] = {}
     for field in crf._meta.concrete_fields:
         value = getattr(crf, field.attname)
-        if value is None or field.name in ("created_at", "updated_at", *crf.future_items):
+        if (value is None or field.name in ("created_at", "updated_at", "verified_at")
+                or not isinstance(field, models.DateField)):
             continue
-        if isinstance(field, models.DateTimeField) and value > now:
+        early = bounds.date_span_error(value, earliest=crf.earliest_date(field.name))
+        if early:
+            errors[field.name] = [early]
+        elif field.name in crf.future_items:
+            continue
+        elif isinstance(field, models.DateTimeField) and value > now:
             errors[field.name] = [_("A date and time in the future is not possible.")]
-        elif (isinstance(field, models.DateField)
-              and not isinstance(field, models.DateTimeField) and value > today):
+        elif not isinstance(field, models.DateTimeField) and value > today:
             errors[field.name] = [_("A date in the future is not possible.")]
     return errors
+
+
+def _save_or_conflict(crf: CRF, *, is_new: bool) -> None:
+    """Save; a first save that loses the race to another first save of the same form (both
+    opened it empty) is an edit conflict, like a later save on a stale version.
+
+    The second INSERT waits for the first transaction and then violates the form's
+    one-per-visit (or one-per-subject) constraint; the savepoint keeps this transaction usable
+    to read the row that won, which the view shows beside the user's input."""
+    try:
+        with transaction.atomic():
+            crf.save()
+    except IntegrityError:
+        current = _saved_twin(crf) if is_new else None
+        if current is None:
+            raise
+        raise EditConflict(current) from None
+
+
+def _saved_twin(crf: CRF) -> CRF | None:
+    """The saved record that a unique constraint says ``crf`` duplicates, if any."""
+    model = type(crf)
+    for constraint in model._meta.constraints:
+        if not (isinstance(constraint, models.UniqueConstraint) and constraint.fields
+                and constraint.condition is None):
+            continue
+        values = {name: getattr(crf, name) for name in constraint.fields}
+        if any(value is None for value in values.values()):
+            continue  # NULLs never collide
+        found = model.objects.filter(**values).exclude(pk=crf.pk).first()
+        if found is not None:
+            return found
+    return None
 
 
 def crf_instance(*, model: type[CRF], subject: Subject, visit: Visit | None = None,
@@ -122,6 +162,7 @@ def crf_save(
     subject = Subject.objects.select_related("site").get(pk=crf.subject_id)
     if not can(user, Action.ENTER_DATA, subject.site):
         raise PermissionDenied(_("Your role does not allow data entry at this site."))
+    reason = bounds.text_input(reason, limit=bounds.REASON, field="reason")
     if not subject.has_consented:
         raise ValidationError(
             _("No clinical data can be saved for a subject before informed consent is recorded.")
@@ -133,6 +174,11 @@ def crf_save(
             raise EditConflict(crf)
     elif expected_version != 0:
         raise EditConflict(crf)
+    elif not protocol.crf(model.crf_code).is_log and (twin := _saved_twin(crf)) is not None:
+        # The visit's form was opened empty, but someone's first save has committed since.
+        # (A second entry of a one-per-subject log, such as a death report, is refused by
+        # validation instead: it duplicates a record, it does not race one.)
+        raise EditConflict(twin)
     refuse_if_locked(subject=subject, visit=crf.visit, record=crf)
     crf.subject = subject
     before = _snapshot(crf) if crf.pk else None
@@ -154,7 +200,7 @@ def crf_save(
             errors.setdefault(name, []).append(
                 _("An item with a value cannot also be marked as missing.")
             )
-    for found in (_future_errors(crf, subject), crf.hard_errors(), hard_check_errors(crf)):
+    for found in (_date_errors(crf, subject), crf.hard_errors(), hard_check_errors(crf)):
         for name, messages in found.items():
             errors.setdefault(name, []).extend(str(m) for m in messages)
     if complete and not crf.not_done_reason:
@@ -181,7 +227,7 @@ def crf_save(
     crf._history_user = user
     if reason.strip():
         crf._change_reason = reason.strip()
-    crf.save()
+    _save_or_conflict(crf, is_new=before is None)
     sae_saved(crf)
     if before is None or changed:
         signatures_break(crf=crf, user=user)

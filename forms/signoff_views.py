@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from edc import bounds
 from edc.audit import audit_event
 from edc.models import AuditAction, Site
 from edc.roles import Action, can, scope_to_user
@@ -50,26 +51,32 @@ def sign(request: HttpRequest, subject_pk: int, visit_pk: int | None = None) -> 
 
 
 def _lock_target(request: HttpRequest, scope: str):
+    """The object to lock, from ids parsed only after the permission check; an id that is not
+    one (``"abc"``, ``"²"``, too large) names nothing: 404."""
     if scope == LockScope.TRIAL:
         return None
+    pk = bounds.id_param(request.POST.get("pk"))
     if scope == LockScope.SITE:
         return get_object_or_404(scope_to_user(Site.objects.all(), request.user,
-                                               site_field="pk"), pk=request.POST.get("pk"))
-    subject = get_object_or_404(subjects_for_user(request.user), pk=request.POST.get("subject"))
+                                               site_field="pk"), pk=pk)
+    subject = get_object_or_404(subjects_for_user(request.user),
+                                pk=bounds.id_param(request.POST.get("subject")))
     if scope == LockScope.SUBJECT:
         return subject
     if scope == LockScope.VISIT:
-        return get_object_or_404(subject.visits, pk=request.POST.get("pk"))
+        return get_object_or_404(subject.visits, pk=pk)
     model = CRF_MODELS.get(request.POST.get("crf_code", ""))
     if model is None:
         raise Http404
-    return get_object_or_404(model, pk=request.POST.get("pk"), subject=subject)
+    return get_object_or_404(model, pk=pk, subject=subject)
 
 
 @login_required
 def lock(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         raise Http404
+    if not can(request.user, Action.LOCK_DATA):
+        raise PermissionDenied
     scope = request.POST.get("scope", "")
     if scope not in LockScope.values:
         raise Http404
@@ -90,7 +97,7 @@ def locks_page(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     errors = None
     if request.method == "POST":
-        lock_row = get_object_or_404(Lock, pk=request.POST.get("lock"))
+        lock_row = get_object_or_404(Lock, pk=bounds.id_param(request.POST.get("lock")))
         try:
             locks.lock_release(lock=lock_row, user=request.user,
                                reason=request.POST.get("reason", ""))

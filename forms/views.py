@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import MinValueValidator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from edc import protocol
+from edc import bounds, protocol
 from edc.models import Site
 from edc.roles import Action, can, scope_to_user
 from edc.web import apply_errors
@@ -119,10 +120,13 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
         visit = get_object_or_404(subject.visits, pk=visit_pk)
         if crf_code not in expected_crfs(visit):
             raise Http404
-    crf = (services.crf_instance(model=model, subject=subject, visit=visit, pk=pk)
-           if pk is None or is_log else None)
-    if crf is None:
+    if pk is not None and not is_log:
         raise Http404
+    try:
+        crf = services.crf_instance(model=model, subject=subject, visit=visit, pk=pk)
+    except model.DoesNotExist:
+        # A log entry of another subject, or none at all.
+        raise Http404 from None
     form_class = crf_form_class(model)
     can_enter = can(request.user, Action.ENTER_DATA, subject.site)
     conflict = None
@@ -189,8 +193,8 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
 def matrix(request: HttpRequest) -> HttpResponse:
     if not can(request.user, Action.VIEW_SUBJECTS):
         raise PermissionDenied
-    site_code = request.GET.get("site", "")
-    visit_status = request.GET.get("status", "")
+    site_code = bounds.text_param(request.GET.get("site"))
+    visit_status = bounds.text_param(request.GET.get("status"))
     if visit_status and visit_status not in VisitStatus.__members__.values():
         visit_status = ""
     return render(request, "forms/matrix.html", {
@@ -219,6 +223,9 @@ def eligibility(request: HttpRequest, subject_pk: int) -> HttpResponse:
             confirmations[criterion.code] = {"yes": True, "no": False}.get(answer)
         planned_raw = request.POST.get("planned_first_infusion_at", "")
         planned = None
+        version = bounds.int_param(request.POST.get("version", "0") or "0")
+        if version is None:
+            errors["__all__"] = [_("The form was sent incomplete: reload the page.")]
         if planned_raw:
             try:
                 planned = timezone.make_aware(
@@ -230,7 +237,7 @@ def eligibility(request: HttpRequest, subject_pk: int) -> HttpResponse:
                 services.eligibility_confirm(
                     subject=subject, user=request.user, planned_first_infusion_at=planned,
                     confirmations=confirmations,
-                    expected_version=int(request.POST.get("version", "0") or 0),
+                    expected_version=version,
                     reason=request.POST.get("reason", ""),
                 )
             except services.EditConflict:
@@ -294,12 +301,13 @@ DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 class VisitDateForm(forms.Form):
     actual_date = forms.DateField(label=gettext_lazy("Visit date"), widget=DATE_WIDGET,
-                                  required=False)
+                                  required=False,
+                                  validators=[MinValueValidator(bounds.TRIAL_START)])
     missed_reason = forms.CharField(
         label=gettext_lazy("Or: the visit did not take place, because"), required=False,
-        widget=forms.Textarea(attrs={"rows": 2}))
+        max_length=bounds.REASON, widget=forms.Textarea(attrs={"rows": 2}))
     reason = forms.CharField(label=gettext_lazy("Reason for changing a recorded date"),
-                             required=False, max_length=300)
+                             required=False, max_length=bounds.REASON)
 
     def clean(self):
         data = super().clean()

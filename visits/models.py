@@ -7,6 +7,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from edc import bounds
+from edc.bounds import bounded_text, length_checks
 from edc.models import Site
 from edc.protocol import UNSCHEDULED_VISIT_CODE, UNSCHEDULED_VISIT_LABEL, VISITS
 from visits import schedule
@@ -152,7 +154,8 @@ class Visit(models.Model):
     window_end = models.DateField(_("window end"), null=True, blank=True)
     actual_date = models.DateField(_("visit date"), null=True, blank=True)
     is_missed = models.BooleanField(_("missed"), default=False)
-    missed_reason = models.TextField(_("reason the visit did not take place"), blank=True)
+    missed_reason = bounded_text(_("reason the visit did not take place"), bounds.REASON,
+                                 blank=True)
 
     history = HistoricalRecords()
 
@@ -161,6 +164,7 @@ class Visit(models.Model):
         verbose_name = _("visit")
         verbose_name_plural = _("visits")
         constraints = [
+            *length_checks("visit", missed_reason=bounds.REASON),
             models.UniqueConstraint(
                 fields=["subject", "code", "sequence"], name="visit_unique_per_subject"
             ),
@@ -303,13 +307,14 @@ class Unblinding(models.Model):
 
     subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="unblindings")
     user = models.ForeignKey("edc.User", on_delete=models.PROTECT, related_name="+")
-    reason = models.TextField(_("reason"))
+    reason = bounded_text(_("reason"), bounds.REASON)
     unblinded_at = models.DateTimeField(_("unblinded at"))
 
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["-unblinded_at"]
+        constraints = [*length_checks("unblinding", reason=bounds.REASON)]
 
     def __str__(self) -> str:
         return f"unblinding of {self.subject} by {self.user}"

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from edc import bounds
 from edc.audit import AuditAction, audit_event
 from edc.models import Site, User
 from edc.protocol import (
@@ -44,12 +45,19 @@ _STATUS_TRANSITIONS: dict[str, set[str]] = {
 
 
 def _save(instance, *, user: User, reason: str = "") -> None:
-    """Validate and save ``instance`` with its author and reason on the history row."""
+    """Validate and save ``instance`` with its author and reason on the history row. A reason
+    typed by a person is bounded where it enters (``_typed_reason``); here it may carry a
+    label before it, and is only refused if it holds NUL."""
+    reason = bounds.text_input(reason, limit=bounds.REASON + bounds.TERM, field="reason")
     instance.full_clean()
     instance._history_user = user
     if reason:
         instance._change_reason = reason
     instance.save()
+
+
+def _typed_reason(reason: str) -> str:
+    return bounds.text_input(reason, limit=bounds.REASON, field="reason")
 
 
 def _next_screening_number(site: Site) -> str:
@@ -81,6 +89,10 @@ def subject_screen(
     _require(user, Action.SCREEN_SUBJECT, site)
     if screened_at > timezone.now():
         raise ValidationError({"screened_at": _("Screening cannot be in the future.")})
+    if screened_at.date() < bounds.TRIAL_START:
+        raise ValidationError({"screened_at": _(
+            "A time before the trial began (%(start)s) is not possible.")
+            % {"start": bounds.TRIAL_START.isoformat()}})
     subject = Subject(
         screening_number=_next_screening_number(site),
         site=site,
@@ -105,6 +117,7 @@ def subject_identity_save(
     reason: str = "",
 ) -> SubjectIdentity:
     _require(user, Action.VIEW_IDENTIFIERS, subject.site)
+    reason = _typed_reason(reason)
     identity = SubjectIdentity.objects.filter(subject=subject).first() or SubjectIdentity(
         subject=subject
     )
@@ -112,6 +125,10 @@ def subject_identity_save(
         raise ValidationError({"reason": _("Give the reason for changing the identifiers.")})
     if birth_date > timezone.now().date():
         raise ValidationError({"birth_date": _("The date of birth cannot be in the future.")})
+    if birth_date < bounds.EARLIEST_DATE:
+        raise ValidationError({"birth_date": _("A date of birth before %(earliest)s is not "
+                                               "plausible.")
+                               % {"earliest": bounds.EARLIEST_DATE.isoformat()}})
     identity.full_name = full_name
     identity.birth_date = birth_date
     identity.hospital_record_number = hospital_record_number
@@ -146,6 +163,10 @@ def subject_consent(
         raise ValidationError(_("Consent is already recorded for this subject."))
     if consented_at > timezone.now():
         raise ValidationError({"consented_at": _("Consent cannot be in the future.")})
+    if consented_at.date() < bounds.TRIAL_START:
+        raise ValidationError({"consented_at": _(
+            "A time before the trial began (%(start)s) is not possible.")
+            % {"start": bounds.TRIAL_START.isoformat()}})
     if consented_at < subject.screened_at - dt.timedelta(days=1):
         raise ValidationError(
             {"consented_at": _("Consent cannot be more than a day before screening.")}
@@ -256,6 +277,7 @@ def subject_set_status(
     through :func:`randomization_allocate`."""
     subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)
     _require(user, Action.ENTER_DATA, subject.site)
+    reason = _typed_reason(reason)
     if status not in _STATUS_TRANSITIONS.get(subject.status, set()):
         raise ValidationError(
             _("A subject who is %(current)s cannot become %(new)s.")
@@ -297,6 +319,7 @@ def visit_record_date(
     """Record the date a visit took place (clears a 'missed' mark)."""
     visit = Visit.objects.select_for_update().select_related("subject__site").get(pk=visit.pk)
     _validate_visit_date(visit.subject, actual_date)
+    reason = _typed_reason(reason)
     if visit.actual_date is not None and visit.actual_date != actual_date and not reason:
         raise ValidationError({"reason": _("Give the reason for changing the visit date.")})
     visit.actual_date = actual_date
@@ -371,7 +394,8 @@ def subject_unblind(*, subject: Subject, user: User, reason: str) -> Unblinding:
     _require(user, Action.EMERGENCY_UNBLIND, subject.site)
     if subject.randomization_number is None:
         raise ValidationError(_("Only a randomized subject has an allocation to reveal."))
-    if not reason.strip():
+    reason = _typed_reason(reason)
+    if not reason:
         raise ValidationError({"reason": _("Give the medical reason for breaking the blind.")})
     unblinding = Unblinding(subject=subject, user=user, reason=reason.strip(),
                             unblinded_at=timezone.now())

@@ -1,6 +1,7 @@
 """Screening log, consent, identifiers, screen failure, the pharmacy allocation list and
 emergency unblinding. Views parse and render; ``visits.services`` writes."""
 
+import datetime as dt
 from collections import Counter
 
 from django import forms
@@ -8,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import MinValueValidator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from edc import protocol
+from edc import bounds, protocol
 from edc.models import Site, User
 from edc.roles import Action, Role, can, scope_to_user
 from edc.services import Prompt, mail_send, password_confirms
@@ -38,11 +40,22 @@ def _criteria_choices():
     return [(c.code, f"{c.code} — {c.text}") for c in protocol.ELIGIBILITY_CRITERIA]
 
 
+def trial_time(value: dt.datetime) -> None:
+    """A screening or consent time lies between the trial's start and now."""
+    if value.date() < bounds.TRIAL_START:
+        raise ValidationError(_("A time before the trial began (%(start)s) is not possible.")
+                              % {"start": bounds.TRIAL_START.isoformat()})
+    if value > timezone.now():
+        raise ValidationError(_("A time in the future is not possible."))
+
+
 class ScreeningForm(forms.Form):
     site = forms.ModelChoiceField(queryset=Site.objects.none(), label=gettext_lazy("Site"))
-    screened_at = forms.DateTimeField(label=gettext_lazy("Screened at"), widget=DATETIME_WIDGET)
+    screened_at = forms.DateTimeField(label=gettext_lazy("Screened at"), widget=DATETIME_WIDGET,
+                                      validators=[trial_time])
     full_name = forms.CharField(label=gettext_lazy("Full name"), max_length=200)
-    birth_date = forms.DateField(label=gettext_lazy("Date of birth"), widget=DATE_WIDGET)
+    birth_date = forms.DateField(label=gettext_lazy("Date of birth"), widget=DATE_WIDGET,
+                                 validators=[MinValueValidator(bounds.EARLIEST_DATE)])
     hospital_record_number = forms.CharField(label=gettext_lazy("Hospital record number"),
                                              max_length=50, required=False)
     phone = forms.CharField(label=gettext_lazy("Phone"), max_length=30, required=False)
@@ -50,7 +63,7 @@ class ScreeningForm(forms.Form):
 
 class ConsentForm(forms.Form):
     consented_at = forms.DateTimeField(label=gettext_lazy("Consent signed at"),
-                                       widget=DATETIME_WIDGET)
+                                       widget=DATETIME_WIDGET, validators=[trial_time])
     signed_by = forms.ChoiceField(label=gettext_lazy("Signed by"), choices=ConsentSigner.choices,
                                   widget=forms.RadioSelect)
     form_version = forms.CharField(label=gettext_lazy("Consent form version"), max_length=30)
@@ -60,8 +73,8 @@ class ScreenFailForm(forms.Form):
     failed_criteria = forms.MultipleChoiceField(
         label=gettext_lazy("Criteria not met"), widget=forms.CheckboxSelectMultiple, choices=()
     )
-    reason = forms.CharField(label=gettext_lazy("Comment"), widget=forms.Textarea(
-        attrs={"rows": 3}))
+    reason = forms.CharField(label=gettext_lazy("Comment"), max_length=bounds.REASON,
+                             widget=forms.Textarea(attrs={"rows": 3}))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -70,6 +83,7 @@ class ScreenFailForm(forms.Form):
 
 class UnblindForm(forms.Form):
     reason = forms.CharField(label=gettext_lazy("Medical reason for breaking the blind"),
+                             max_length=bounds.REASON,
                              widget=forms.Textarea(attrs={"rows": 3}))
     password = forms.CharField(label=gettext_lazy("Your password"),
                                widget=forms.PasswordInput(attrs={"autocomplete":
@@ -177,7 +191,7 @@ def identity(request: HttpRequest, subject_pk: int) -> HttpResponse:
         hospital_record_number = forms.CharField(label=_("Hospital record number"),
                                                  max_length=50, required=False)
         phone = forms.CharField(label=_("Phone"), max_length=30, required=False)
-        reason = forms.CharField(label=_("Reason for change"), max_length=300,
+        reason = forms.CharField(label=_("Reason for change"), max_length=bounds.REASON,
                                  required=current is not None)
 
     initial = {}

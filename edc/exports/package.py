@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from edc import protocol
 from edc.audit import audit_event
@@ -51,6 +52,22 @@ TABLE_FORMATS = ("csv", "xpt", "dta", "sav", "rds")
 Progress = Callable[[int, int, str], None]
 
 
+def as_of_error(as_of: dt.datetime | None, now: dt.datetime | None = None) -> str | None:
+    """Why ``as_of`` cannot be the time an export rebuilds the data at, or None: it must lie
+    between the trial's start (``edc.protocol.TRIAL_START``) and now."""
+    if as_of is None:
+        return None
+    # The date as written, in its own zone: no conversion, which fails for year 1.
+    if as_of.date() < protocol.TRIAL_START:
+        return gettext("A time before the trial began (%(start)s) holds no data.") % {
+            "start": protocol.TRIAL_START.isoformat()}
+    if timezone.is_naive(as_of):
+        as_of = timezone.make_aware(as_of, dt.UTC)
+    if as_of > (now or timezone.now()):
+        return gettext("The time lies in the future.")
+    return None
+
+
 @dataclass(frozen=True)
 class ExportRequest:
     user: User
@@ -62,6 +79,8 @@ class ExportRequest:
         unknown = set(self.formats) - set(FORMATS)
         if unknown or not self.formats:
             raise ValueError(f"unknown or no export format: {', '.join(sorted(unknown))}")
+        if (error := as_of_error(self.as_of)) is not None:
+            raise ValueError(f"--as-of: {error}")
 
 
 @dataclass

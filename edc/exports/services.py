@@ -9,11 +9,12 @@ import datetime as dt
 import logging
 
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from edc import bounds
 from edc.exports import package
 from edc.exports.datasets import may_export
 from edc.exports.dictionary import Profile
@@ -31,6 +32,8 @@ def export_start(*, user: User, formats: list[str], profile: Profile,
     """Record an export request and queue it for a worker (after the commit)."""
     if not may_export(user, profile):
         raise PermissionDenied(gettext("Your role does not allow this export."))
+    if (error := package.as_of_error(as_of)) is not None:
+        raise ValidationError({"as_of": error})
     request = package.ExportRequest(user, tuple(formats), profile, as_of)
     run = ExportRun.objects.create(
         requested_by=user, formats=list(request.formats), profile=str(profile), as_of=as_of,
@@ -59,7 +62,8 @@ def export_execute(run_pk: int) -> ExportRun:
         result = package.build(request, package.export_path(run.pk), progress=progress)
     except Exception as error:
         logger.exception("export %s failed", run.pk)
-        run.status, run.error = ExportStatus.FAILED, f"{type(error).__name__}: {error}"
+        run.status = ExportStatus.FAILED
+        run.error = bounds.cut(f"{type(error).__name__}: {error}")
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "error", "finished_at"])
         return run

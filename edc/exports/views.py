@@ -9,7 +9,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
-from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
@@ -52,8 +51,8 @@ class ExportForm(forms.Form):
 
     def clean_as_of(self) -> dt.datetime | None:
         value = self.cleaned_data["as_of"]
-        if value is not None and value > timezone.now():
-            raise forms.ValidationError(_("The time lies in the future."))
+        if (error := package.as_of_error(value)) is not None:
+            raise forms.ValidationError(error)
         return value
 
 
@@ -75,15 +74,16 @@ def exports(request: HttpRequest) -> HttpResponse:
                                as_of=form.cleaned_data["as_of"])
             return redirect("exports:detail", pk=run.pk)
         status = 400
-    runs = ExportRun.objects.filter(requested_by=request.user)[:20]
+    runs = ExportRun.objects.filter(requested_by=request.user).readable()[:20]
     return render(request, "exports/exports.html", {
         "form": form, "runs": runs, "formats": package.FORMATS,
     }, status=status)
 
 
 def _own_run(request: HttpRequest, pk: int) -> ExportRun:
-    run = get_object_or_404(ExportRun, pk=pk, requested_by=request.user)
-    if not may_export(request.user, Profile(run.profile)):
+    run = get_object_or_404(ExportRun.objects.readable(), pk=pk, requested_by=request.user)
+    if run.profile not in Profile.__members__.values() or not may_export(
+            request.user, Profile(run.profile)):
         raise PermissionDenied(gettext("Your role does not allow this export."))
     return run
 
@@ -97,7 +97,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "exports/detail.html", {
         "run": run, "done": done, "total": total, "label": label,
         "percent": round(100 * done / total) if total else 0,
-        "formats": [package.FORMATS[f] for f in run.formats],
+        "formats": [package.FORMATS.get(f, f) for f in run.formats],
         "profile_label": PROFILE_LABELS[Profile(run.profile)],
     })
 

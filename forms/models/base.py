@@ -6,6 +6,7 @@ row. Concrete CRFs declare their items as fields, their required items, their un
 items derived from others; the service layer (``forms.services``) does every write.
 """
 
+import datetime as dt
 from typing import ClassVar
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from edc import bounds
 from visits.models import Subject, Visit
 
 
@@ -49,6 +51,9 @@ class CRF(models.Model):
     derived_items: ClassVar[tuple[str, ...]] = ()
     # Dates that may lie in the future (a planned date); every other date may not.
     future_items: ClassVar[tuple[str, ...]] = ()
+    # Dates that may lie before the trial began (a medication started years ago), back to
+    # ``edc.bounds.EARLIEST_DATE``; every other date lies on or after ``edc.bounds.TRIAL_START``.
+    historic_items: ClassVar[tuple[str, ...]] = ()
     # Units shown beside values, by item.
     units: ClassVar[dict[str, str]] = {}
 
@@ -105,6 +110,11 @@ class CRF(models.Model):
     @classmethod
     def entry_items(cls) -> list[str]:
         return [name for name in cls.item_names() if name not in cls.derived_items]
+
+    @classmethod
+    def earliest_date(cls, name: str) -> dt.date:
+        """The earliest plausible value of date item ``name``."""
+        return bounds.EARLIEST_DATE if name in cls.historic_items else bounds.TRIAL_START
 
     def required_for_completion(self) -> tuple[str, ...]:
         """The required items for this form's answers (a form may need fewer, e.g. an

@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from edc import bounds
+from edc.bounds import bounded_text, length_checks
 from forms.models.base import CRF
 
 
@@ -25,13 +27,14 @@ class ProtocolDeviation(CRF):
     category = models.CharField(
         _("category"), max_length=25, blank=True, choices=DeviationCategory.choices
     )
-    description = models.TextField(_("description"), blank=True)
+    description = bounded_text(_("description"), bounds.DESCRIPTION, blank=True)
     is_major = models.BooleanField(
         _("major deviation"), null=True, blank=True,
         help_text=_("Major: may affect the subject's safety, rights or the reliability of "
                     "the trial's data."),
     )
-    corrective_action = models.TextField(_("corrective and preventive action"), blank=True)
+    corrective_action = bounded_text(_("corrective and preventive action"), bounds.DESCRIPTION,
+                                     blank=True)
     reported_on = models.DateField(_("date reported"), null=True, blank=True)
 
     class Meta:
@@ -39,6 +42,8 @@ class ProtocolDeviation(CRF):
         verbose_name_plural = _("protocol deviations")
         ordering = ["occurred_on", "pk"]
         constraints = [
+            *length_checks("deviation", description=bounds.DESCRIPTION,
+                          corrective_action=bounds.DESCRIPTION),
             models.CheckConstraint(
                 name="deviation_reported_after_it_occurred",
                 condition=Q(occurred_on__isnull=True) | Q(reported_on__isnull=True)

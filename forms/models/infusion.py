@@ -7,7 +7,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from edc import protocol
+from edc import bounds, protocol
+from edc.bounds import bounded_text, length_checks
 from forms.models.adverse_events import AdverseEvent
 from forms.models.base import CRF, one_per_visit
 from forms.models.vitals import VITAL_UNITS, blood_pressure_errors, hard_limit_errors
@@ -46,8 +47,8 @@ class Infusion(CRF):
         _("infusion number (from the visit)"), null=True, blank=True
     )
     given = models.BooleanField(_("infusion given"), null=True, blank=True)
-    not_given_reason = models.TextField(
-        _("reason the infusion was not given"), blank=True,
+    not_given_reason = bounded_text(
+        _("reason the infusion was not given"), bounds.REASON, blank=True,
         help_text=_("Required when the infusion was not given."),
     )
     kit_number = models.CharField(
@@ -70,8 +71,8 @@ class Infusion(CRF):
     stopped_at = models.DateTimeField(_("infusion stopped"), null=True, blank=True)
     rate_ml_per_hour = _volume_field(_("infusion rate"))
     interrupted = models.BooleanField(_("infusion interrupted"), null=True, blank=True)
-    interruption_reason = models.TextField(
-        _("reason for the interruption"), blank=True,
+    interruption_reason = bounded_text(
+        _("reason for the interruption"), bounds.REASON, blank=True,
         help_text=_("Required when the infusion was interrupted."),
     )
     interruption_adverse_event = models.ForeignKey(
@@ -79,8 +80,8 @@ class Infusion(CRF):
         on_delete=models.PROTECT, related_name="+", null=True, blank=True,
         help_text=_("Record the adverse event first, then link it here."),
     )
-    premedication = models.TextField(
-        _("premedication"), blank=True, help_text=_("Drug, dose and route, or none.")
+    premedication = bounded_text(
+        _("premedication"), bounds.NOTE, blank=True, help_text=_("Drug, dose and route, or none.")
     )
     pre_systolic_bp = _vital_field(_("systolic blood pressure before the infusion"))
     pre_diastolic_bp = _vital_field(_("diastolic blood pressure before the infusion"))
@@ -99,6 +100,8 @@ class Infusion(CRF):
         verbose_name = _("infusion record")
         verbose_name_plural = _("infusion records")
         constraints = [
+            *length_checks("infusion", not_given_reason=bounds.REASON,
+                          interruption_reason=bounds.REASON, premedication=bounds.NOTE),
             one_per_visit("infusion"),
             models.CheckConstraint(
                 name="infusion_number_range",

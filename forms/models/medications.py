@@ -19,6 +19,8 @@ class ConcomitantMedication(CRF):
     units = {"dose": "mg", "prednisone_equivalent": "mg/day"}
     derived_items = ("prednisone_equivalent",)
     required_items = ("medication", "indication", "start_date")
+    # A medication taken before the stroke may have started (and ended) years earlier.
+    historic_items = ("start_date", "end_date")
 
     medication = models.CharField(_("medication"), max_length=200, blank=True)
     corticosteroid = models.CharField(

@@ -4,6 +4,8 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from edc import bounds
+from edc.bounds import bounded_text, length_checks
 from forms import derivations
 from forms.models.base import CRF, one_per_visit
 
@@ -83,8 +85,8 @@ class NIHSS(CRF):
     best_language = _item_field("9")
     dysarthria = _item_field("10")
     extinction = _item_field("11")
-    un_explanation = models.TextField(
-        _("explanation for items scored UN"), blank=True,
+    un_explanation = bounded_text(
+        _("explanation for items scored UN"), bounds.REASON, blank=True,
         help_text=_("Required when any item is untestable."),
     )
     total = models.PositiveSmallIntegerField(_("NIHSS total (computed)"), null=True, blank=True)
@@ -95,6 +97,7 @@ class NIHSS(CRF):
         verbose_name = _("NIHSS")
         verbose_name_plural = _("NIHSS")
         constraints = [
+            *length_checks("nihss", un_explanation=bounds.REASON),
             one_per_visit("nihss"),
             models.CheckConstraint(
                 name="nihss_total_range", condition=models.Q(total__isnull=True)

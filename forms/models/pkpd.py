@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from edc import bounds
+from edc.bounds import bounded_text, length_checks
 from forms.models.base import CRF, one_per_visit
 
 
@@ -31,8 +33,8 @@ class PKPDSample(CRF):
         _("time point"), max_length=15, blank=True, choices=Timepoint.choices
     )
     collected = models.BooleanField(_("sample collected"), null=True, blank=True)
-    not_collected_reason = models.TextField(
-        _("reason the sample was not collected"), blank=True,
+    not_collected_reason = bounded_text(
+        _("reason the sample was not collected"), bounds.REASON, blank=True,
         help_text=_("Required when the sample was not collected."),
     )
     collected_at = models.DateTimeField(_("date and time collected"), null=True, blank=True)
@@ -48,12 +50,14 @@ class PKPDSample(CRF):
         _("storage location"), max_length=100, blank=True,
         help_text=_("Rack, box and position in the freezer."),
     )
-    comments = models.TextField(_("comments"), blank=True)
+    comments = bounded_text(_("comments"), bounds.DESCRIPTION, blank=True)
 
     class Meta:
         verbose_name = _("PK/PD sample")
         verbose_name_plural = _("PK/PD samples")
         constraints = [
+            *length_checks("pkpd", not_collected_reason=bounds.REASON,
+                          comments=bounds.DESCRIPTION),
             one_per_visit("pkpd"),
             models.CheckConstraint(
                 name="pkpd_processed_after_collection",

@@ -3,6 +3,8 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from edc import bounds
+from edc.bounds import bounded_text, length_checks
 from forms.models.base import CRF, one_per_subject
 from forms.models.labs import Sex
 
@@ -66,12 +68,14 @@ class MedicalHistory(CRF):
     severe_depression = _history_item(_("severe depression"))
     malignancy = _history_item(_("brain tumour or malignancy"))
     alcohol_abuse = _history_item(_("alcohol abuse in the past year (> 2 units/day)"))
-    other_conditions = models.TextField(_("other relevant conditions"), blank=True)
+    other_conditions = bounded_text(_("other relevant conditions"), bounds.DESCRIPTION,
+                                    blank=True)
 
     class Meta:
         verbose_name = _("medical history")
         verbose_name_plural = _("medical history")
-        constraints = [one_per_subject("medical_history")]
+        constraints = [one_per_subject("medical_history"),
+                       *length_checks("medical_history", other_conditions=bounds.DESCRIPTION)]
 
 
 class StrokeEvent(CRF):

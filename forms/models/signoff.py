@@ -10,6 +10,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from simple_history.models import HistoricalRecords
 
+from edc import bounds
+from edc.bounds import bounded_text, length_checks
 from edc.models import Site
 from visits.models import Subject, Visit
 
@@ -23,18 +25,20 @@ class Signature(models.Model):
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                                related_name="+")
     printed_name = models.CharField(gettext_lazy("printed name"), max_length=200)
-    meaning = models.TextField(gettext_lazy("meaning of the signature"))
+    meaning = bounded_text(gettext_lazy("meaning of the signature"), bounds.DESCRIPTION)
     signed_at = models.DateTimeField(gettext_lazy("signed at"))
     fingerprint = models.CharField(gettext_lazy("fingerprint of the signed data"), max_length=64)
     is_broken = models.BooleanField(gettext_lazy("broken by a later change"), default=False)
     broken_at = models.DateTimeField(null=True, blank=True)
-    broken_reason = models.TextField(blank=True)
+    broken_reason = bounded_text(gettext_lazy("why the signature was broken"), bounds.REASON,
+                                 blank=True)
 
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["-signed_at"]
         constraints = [
+            *length_checks("signature", meaning=bounds.DESCRIPTION, broken_reason=bounds.REASON),
             models.CheckConstraint(
                 name="signature_broken_has_time",
                 condition=models.Q(is_broken=False) | models.Q(broken_at__isnull=False),
@@ -69,17 +73,19 @@ class Lock(models.Model):
     locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                                   related_name="+")
     locked_at = models.DateTimeField(gettext_lazy("locked at"))
-    reason = models.TextField(gettext_lazy("reason"), blank=True)
+    reason = bounded_text(gettext_lazy("reason"), bounds.REASON, blank=True)
     unlocked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                                     null=True, blank=True, related_name="+")
     unlocked_at = models.DateTimeField(gettext_lazy("unlocked at"), null=True, blank=True)
-    unlock_reason = models.TextField(gettext_lazy("reason for unlocking"), blank=True)
+    unlock_reason = bounded_text(gettext_lazy("reason for unlocking"), bounds.REASON,
+                                 blank=True)
 
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["-locked_at"]
         constraints = [
+            *length_checks("lock", reason=bounds.REASON, unlock_reason=bounds.REASON),
             models.CheckConstraint(
                 name="lock_unlock_has_reason",
                 condition=Q(unlocked_at__isnull=True) | ~Q(unlock_reason=""),

@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from edc import bounds
+from edc.bounds import bounded_text, length_checks
 from edc.protocol import INFUSIONS_PER_SUBJECT
 from forms.models.adverse_events import INFUSION_NUMBER_CHOICES, AdverseEvent, Relationship
 from forms.models.base import CRF, one_per_subject, one_per_visit
@@ -32,12 +34,13 @@ class EndOfStudy(CRF):
         choices=EndReason.choices,
         help_text=_("Required when the subject did not complete the study."),
     )
-    comments = models.TextField(_("comments"), blank=True)
+    comments = bounded_text(_("comments"), bounds.DESCRIPTION, blank=True)
 
     class Meta:
         verbose_name = _("end of study")
         verbose_name_plural = _("end of study")
-        constraints = [one_per_visit("end_of_study")]
+        constraints = [one_per_visit("end_of_study"),
+                       *length_checks("end_of_study", comments=bounds.DESCRIPTION)]
 
     def hard_errors(self) -> dict[str, list[str]]:
         if self.completed is False and not self.reason_not_completed:
@@ -58,12 +61,13 @@ class EarlyTermination(CRF):
     last_dose_infusion_number = models.PositiveSmallIntegerField(
         _("last infusion received"), choices=LAST_DOSE_CHOICES, null=True, blank=True
     )
-    comments = models.TextField(_("comments"), blank=True)
+    comments = bounded_text(_("comments"), bounds.DESCRIPTION, blank=True)
 
     class Meta:
         verbose_name = _("early termination")
         verbose_name_plural = _("early terminations")
         constraints = [
+            *length_checks("early_termination", comments=bounds.DESCRIPTION),
             one_per_subject("early_termination"),
             models.CheckConstraint(
                 name="early_termination_last_dose_range",
@@ -86,7 +90,7 @@ class Death(CRF):
     required_items = ("died_on", "primary_cause", "relationship_to_product")
 
     died_on = models.DateField(_("date of death"), null=True, blank=True)
-    primary_cause = models.TextField(_("primary cause of death"), blank=True)
+    primary_cause = bounded_text(_("primary cause of death"), bounds.NOTE, blank=True)
     related_adverse_event = models.ForeignKey(
         AdverseEvent, verbose_name=_("fatal adverse event"), on_delete=models.PROTECT,
         related_name="+", null=True, blank=True,
@@ -101,7 +105,7 @@ class Death(CRF):
     class Meta:
         verbose_name = _("death report")
         verbose_name_plural = _("death reports")
-        constraints = [one_per_subject("death")]
+        constraints = [one_per_subject("death"), *length_checks("death", primary_cause=bounds.NOTE)]
 
     def __str__(self) -> str:
         text = str(_("Death"))

@@ -21,14 +21,19 @@ from edc.models import User
 
 
 def parse_as_of(value: str) -> dt.datetime:
-    moment = parse_datetime(value)
+    try:
+        moment = parse_datetime(value)
+    except ValueError:
+        raise CommandError(f"--as-of: not a date or time: {value!r}") from None
     if moment is None:
         try:
             moment = dt.datetime.combine(dt.date.fromisoformat(value), dt.time.max)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise CommandError(f"--as-of: not a date or time: {value!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
+    if (error := package.as_of_error(moment)) is not None:
+        raise CommandError(f"--as-of: {error}")
     return moment
 
 
