@@ -131,7 +131,8 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
                 record = request.GET.get("record", "")
                 found = (model.objects.filter(subject=subject, visit=visit, pk=record)
                          .values_list(model.slot_item, flat=True).first()
-                         if record.isascii() and record.isdigit() else None)
+                         if record.isascii() and record.isdigit() and len(record) < 16
+                         else None)
                 return redirect("forms:visit_crf_slot", subject_pk=subject.pk,
                                 visit_pk=visit.pk, crf_code=crf_code,
                                 slot=found if found in slots else slots[0])
