@@ -309,3 +309,24 @@ def test_an_8_digit_meddra_code_saves_and_the_database_refuses_others(subject, n
     with pytest.raises(IntegrityError), transaction.atomic():
         AdverseEvent.objects.create(subject=subject, term="Rash", meddra_code="rash")
 
+
+
+def test_a_query_on_a_pk_pd_sample_links_to_that_sample(client, site, subject, nurse):
+    from edc.roles import Role
+    from forms import queries
+    from tests.factories import UserFactory
+
+    d1 = subject.visits.get(code="D1")
+    sample = services.crf_save(
+        crf=services.crf_instance(model=PKPDSample, subject=subject, visit=d1,
+                                  slot="post_dose_1h"),
+        values={"freezer_id": "F-80-02"}, user=nurse, expected_version=0)
+    monitor = UserFactory(role=Role.MONITOR, sites=[site])
+    queries.query_raise(target=sample, field_name="freezer_id", text="Which rack?",
+                        user=monitor)
+    client.force_login(monitor)
+    page = client.get(reverse("forms:query_list")).content.decode()
+    link = reverse("forms:visit_crf", args=[subject.pk, d1.pk, "pkpd"])
+    assert f'{link}?record={sample.pk}#item-freezer_id' in page
+    assert client.get(f"{link}?record={sample.pk}")["Location"] == reverse(
+        "forms:visit_crf_slot", args=[subject.pk, d1.pk, "pkpd", "post_dose_1h"])
