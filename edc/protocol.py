@@ -98,6 +98,34 @@ class VisitDef:
     crfs: tuple[str, ...]
     # Which planned infusion (1-based) is given at this visit, if any.
     infusion_number: int | None = None
+    # PK/PD samples expected at this visit, one per time point (codes of PKPD_TIMEPOINTS).
+    pkpd_timepoints: tuple[str, ...] = ()
+
+    def expected_forms(self) -> tuple[tuple[str, str], ...]:
+        """(CRF code, slot) of every record expected at this visit: one per CRF, and for
+        PK/PD one per time point (the slot); the slot is "" for every other CRF."""
+        return tuple(
+            (code, slot) for code in self.crfs
+            for slot in (self.pkpd_timepoints if code == PKPD_CRF else ("",))
+        )
+
+
+@dataclass(frozen=True)
+class PKPDTimepoint:
+    code: str
+    label: "str | Promise"
+
+
+# PK/PD time points [assumed]: before and 1 h after each infusion, 24 h after the first, and
+# once at the Day 30 follow-up (PROTOCOL.md, "PK/PD time points").
+PKPD_CRF = "pkpd"
+PKPD_TIMEPOINTS: tuple[PKPDTimepoint, ...] = (
+    PKPDTimepoint("pre_dose", _("Pre-dose")),
+    PKPDTimepoint("post_dose_1h", _("1 h post-dose")),
+    PKPDTimepoint("24h", _("24 h post-dose")),
+    PKPDTimepoint("follow_up", _("Follow-up (no dose)")),
+)
+_AROUND_DOSE = ("pre_dose", "post_dose_1h")
 
 
 _SCREENING_CRFS = ("consent", "demographics", "medical_history", "stroke_event", "eligibility")
@@ -107,14 +135,19 @@ VISITS: tuple[VisitDef, ...] = (
     VisitDef("SCR", _("Screening"), -1, 1, 1,
              (*_SCREENING_CRFS, "nihss", "mrs", "vital_signs", "labs")),
     VisitDef("D1", _("Randomization + infusion 1"), 1, 0, 0,
-             ("nihss", "vital_signs", "infusion", "pkpd"), infusion_number=1),
-    VisitDef("D2", _("24 h safety"), 2, 0, 0, ("nihss", "vital_signs", "labs", "pkpd")),
+             ("nihss", "vital_signs", "infusion", "pkpd"), infusion_number=1,
+             pkpd_timepoints=_AROUND_DOSE),
+    VisitDef("D2", _("24 h safety"), 2, 0, 0, ("nihss", "vital_signs", "labs", "pkpd"),
+             pkpd_timepoints=("24h",)),
     VisitDef("D8", _("Infusion 2"), 8, 1, 1,
-             ("nihss", "vital_signs", "labs", "infusion", "pkpd"), infusion_number=2),
+             ("nihss", "vital_signs", "labs", "infusion", "pkpd"), infusion_number=2,
+             pkpd_timepoints=_AROUND_DOSE),
     VisitDef("D15", _("Infusion 3"), 15, 1, 1,
-             ("nihss", "vital_signs", "labs", "infusion", "pkpd"), infusion_number=3),
+             ("nihss", "vital_signs", "labs", "infusion", "pkpd"), infusion_number=3,
+             pkpd_timepoints=_AROUND_DOSE),
     VisitDef("D30", _("Follow-up"), 30, 3, 3,
-             ("nihss", "mrs", "barthel", "vital_signs", "labs", "pkpd")),
+             ("nihss", "mrs", "barthel", "vital_signs", "labs", "pkpd"),
+             pkpd_timepoints=("follow_up",)),
     VisitDef("D90", _("Primary endpoint"), 90, 7, 7,
              ("nihss", "mrs", "barthel", "vital_signs", "labs")),
     VisitDef("D180", _("Safety follow-up / end of study"), 180, 14, 14,
@@ -132,6 +165,13 @@ def visit_def(code: str) -> VisitDef:
     for visit in VISITS:
         if visit.code == code:
             return visit
+    raise KeyError(code)
+
+
+def pkpd_timepoint(code: str) -> PKPDTimepoint:
+    for timepoint in PKPD_TIMEPOINTS:
+        if timepoint.code == code:
+            return timepoint
     raise KeyError(code)
 
 

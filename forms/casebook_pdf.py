@@ -92,7 +92,10 @@ def _record_block(record, zone) -> list:
               f"{_('SDV')}: {record.get_sdv_status_display()}")
     if record.not_done_reason:
         status += f" · {_('Form not done')}: {record.get_not_done_reason_display()}"
-    return [_p(f"{record._meta.verbose_name} — {status}", H3), _record_table(record, zone)]
+    title = str(record._meta.verbose_name)
+    if record.slot_item:
+        title += f" · {getattr(record, f'get_{record.slot_item}_display')()}"
+    return [_p(f"{title} — {status}", H3), _record_table(record, zone)]
 
 
 def casebook_pdf(*, subject: Subject, audit: list) -> bytes:
@@ -130,20 +133,23 @@ def casebook_pdf(*, subject: Subject, audit: list) -> bytes:
     if not signatures:
         story.append(_p(_("Not signed.")))
 
-    by_visit: dict[tuple[int | None, str], list] = {}
+    by_visit: dict[tuple[int | None, str, str], list] = {}
     for code, model in CRF_MODELS.items():
         for record in model.objects.filter(subject=subject).order_by("pk"):
-            by_visit.setdefault((record.visit_id, code), []).append(record)
+            by_visit.setdefault((record.visit_id, code, record.slot), []).append(record)
     for row in casebook_rows(subject):
         visit = row.visit
         date = f"{visit.actual_date:%Y-%m-%d}" if visit.actual_date else "—"
         story.append(_p(f"{visit.label} · {_('visit date')} {date} · {row.status.label}", H2))
-        for cell in row.forms:
-            for record in by_visit.get((visit.pk, cell.code), []):
+        keys = [(visit.pk, cell.code, cell.slot) for cell in row.forms]
+        # Then any other record of the visit (a time point the protocol no longer expects).
+        keys += sorted(key for key in by_visit if key[0] == visit.pk and key not in keys)
+        for key in keys:
+            for record in by_visit.get(key, []):
                 story.append(KeepTogether(_record_block(record, zone)))
     story.append(_p(_("Log forms"), H2))
     for code in LOG_FORM_CODES:
-        for record in by_visit.get((None, code), []):
+        for record in by_visit.get((None, code, ""), []):
             story.append(KeepTogether(_record_block(record, zone)))
 
     story += [PageBreak(), _p(_("Queries"), H2)]

@@ -20,7 +20,7 @@ from edc.models import Site, User
 from edc.roles import scope_to_user
 from forms.models import CRF_MODELS, AdverseEvent, CRFStatus
 from forms.queries import ACTIVE_STATUSES, Query
-from forms.selectors import VISIT_FORM_CODES, expected_crfs
+from forms.selectors import VISIT_FORM_CODES, expected_crfs, expected_forms
 from visits import schedule
 from visits.models import ON_STUDY_STATUSES, Subject, SubjectStatus, Visit
 
@@ -222,6 +222,12 @@ def _forms_at(visit_code: str) -> tuple[str, ...]:
     return expected_crfs(Visit(code=visit_code))
 
 
+def _records_at(visit_code: str) -> int:
+    """How many records the casebook expects at a visit with this code (PK/PD: one per time
+    point)."""
+    return len(expected_forms(Visit(code=visit_code)))
+
+
 _VISIT_KEY = ("subject__site_id", "code", "window_start", "window_end", "actual_date",
               "is_missed", "subject__status")
 
@@ -265,7 +271,7 @@ def visit_compliance_and_expected_forms(
         n = row["n"]
         if status in _FORMS_EXPECTED:
             forms = _forms_at(row["code"])
-            completion[site_code].expected += n * len(forms)
+            completion[site_code].expected += n * _records_at(row["code"])
             if "consent" in forms:
                 # Consent lives on the subject; a screening visit exists only once it is signed.
                 completion[site_code].complete += n
@@ -295,10 +301,12 @@ def crf_completion(
     code_by_pk = {site.pk: site.code for site in sites}
     visit_key = [f"visit__{name}" for name in _VISIT_KEY[1:-1]]
     for crf_code in VISIT_FORM_CODES:
+        slot_item = CRF_MODELS[crf_code].slot_item
         rows = (
             scope_to_user(CRF_MODELS[crf_code].objects.filter(visit__isnull=False), user,
                           site_field="subject__site")
-            .values("subject__site_id", "subject__status", *visit_key, "status")
+            .values("subject__site_id", "subject__status", *visit_key, "status",
+                    *((slot_item,) if slot_item else ()))
             .annotate(n=Count("pk"))
             .order_by()
         )
@@ -308,7 +316,8 @@ def crf_completion(
                 continue
             if _group_status(row, today, prefix="visit__") not in _FORMS_EXPECTED:
                 continue
-            if crf_code not in _forms_at(row["visit__code"]):
+            slot = row[slot_item] if slot_item else ""
+            if (crf_code, slot) not in expected_forms(Visit(code=row["visit__code"])):
                 continue
             if row["status"] == CRFStatus.COMPLETE:
                 completion[site_code].complete += row["n"]

@@ -8,7 +8,7 @@ not allow it) are returned as messages by item code, for the form to show beside
 
 import datetime as dt
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Literal
@@ -200,6 +200,17 @@ def round_egfr(egfr: Number) -> int:
     """eGFR in whole mL/min/1.73 m² as labs report it, halves rounded up (59.5 → 60)."""
     exact = egfr if isinstance(egfr, Decimal) else Decimal(egfr)
     return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def egfr_to_store(egfr: Number) -> Decimal:
+    """eGFR to one decimal, rounded down, as stored and shown beside the lab panel.
+
+    Rounded down, never to the nearest: 59.96 is 59.9, not 60.0, so a stored or displayed eGFR
+    never crosses a whole-number limit such as the "eGFR < 60" exclusion (a value below the
+    limit stays below it, a value at or above it stays there). Decisions do not read it: they
+    recompute eGFR from creatinine, age and sex (``forms.services.lab_egfr``)."""
+    exact = egfr if isinstance(egfr, Decimal) else to_decimal(egfr)
+    return exact.quantize(Decimal("0.1"), rounding=ROUND_FLOOR)
 
 
 def times_uln(value: Number, uln: Number) -> float:

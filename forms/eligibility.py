@@ -33,7 +33,7 @@ from edc.protocol import (
     MIN_EGFR,
     MIN_NIHSS,
 )
-from forms.derivations import Number, hours_between, to_decimal
+from forms.derivations import Number, egfr_ckd_epi_2021, hours_between, to_decimal
 
 NOT_ENTERED = "—"
 CRITERIA = ELIGIBILITY_CRITERIA
@@ -48,7 +48,9 @@ class EligibilityInputs:
     the investigator's call (PROTOCOL.md), so it is passed as False and decided by the
     confirmation. ``max_prednisone_equivalent_mg_per_day`` is the highest daily dose of systemic
     corticosteroid within 14 days before dosing (0 when none was given); it covers the steroid
-    half of EX10, the investigator confirms the immunosuppressant half. ``midline_shift_mm`` is
+    half of EX10, the investigator confirms the immunosuppressant half. eGFR is decided on the value
+    computed from creatinine, sex and age (never on a rounded, stored eGFR), and the display
+    names what it was computed from. ``midline_shift_mm`` is
     kept for the record but decides nothing: EX04 also needs the investigator's judgement of
     the likelihood of surgery or poor prognosis, so it is confirmed, never derived.
     """
@@ -64,6 +66,11 @@ class EligibilityInputs:
     ast_uln: Number | None = None
     alt_uln: Number | None = None
     egfr: Number | None = None
+    # eGFR is recomputed from these when all three are known (``egfr`` is then not read):
+    # creatinine as entered, the sex and the age on the sample date.
+    creatinine_umol_l: Number | None = None
+    sex: str | None = None
+    age_at_sample: int | None = None
     max_prednisone_equivalent_mg_per_day: Number | None = None
     thrombolysis_or_thrombectomy: bool | None = None
     intracranial_hemorrhage: bool | None = None
@@ -178,6 +185,21 @@ def _liver(inputs: EligibilityInputs) -> Derived:
 
 
 def _egfr(inputs: EligibilityInputs) -> Derived:
+    """Compared unrounded with the limit; shown rounded down (59.99 as 59.9, never 60)."""
+    scr, sex, age = inputs.creatinine_umol_l, inputs.sex, inputs.age_at_sample
+    if scr is not None and sex is not None and age is not None:
+        try:
+            value = egfr_ckd_epi_2021(creatinine_umol_l=scr, age_years=age, sex=sex)
+        except ValueError:  # a creatinine of 0 cannot be saved; nothing to decide on
+            return Derived("EX07", _("eGFR %(egfr)s") % {"egfr": NOT_ENTERED}, None)
+        egfr = to_decimal(value)
+        display = _("eGFR %(egfr)s mL/min/1.73 m² (CKD-EPI 2021 from creatinine %(scr)s µmol/L, "
+                    "%(sex)s, age %(age)s on the sample date), compared with the limit "
+                    "%(limit)s") % {
+            "egfr": _shown(egfr, 2, ROUND_FLOOR), "scr": _shown(to_decimal(scr), 3, ROUND_FLOOR),
+            "sex": _("female") if sex == "F" else _("male"), "age": age, "limit": MIN_EGFR,
+        }
+        return Derived("EX07", display, egfr >= MIN_EGFR)
     if inputs.egfr is None:
         return Derived("EX07", _("eGFR %(egfr)s") % {"egfr": NOT_ENTERED}, None)
     egfr = to_decimal(inputs.egfr)

@@ -112,6 +112,9 @@ def crf_form_class(model: type[CRF]) -> type[CRFEntryForm]:
     for name in items:
         fields[name].required = False
         model_field = model._meta.get_field(name)
+        # Validators declared on the item (a positive dose, a MedDRA code) refuse the input
+        # in the form too, beside the field, before the service sees it.
+        fields[name].validators = [*fields[name].validators, *model_field._validators]
         if isinstance(model_field, models.BooleanField) and not model_field.null:
             fields[name] = forms.BooleanField(label=fields[name].label, required=False)
         elif isinstance(model_field, models.BooleanField):

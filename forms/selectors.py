@@ -2,7 +2,6 @@
 CRF table once, whatever the number of subjects (pinned by query-count tests)."""
 
 import datetime as dt
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -26,17 +25,30 @@ def expected_crfs(visit: Visit) -> tuple[str, ...]:
     return protocol.visit_def(visit.code).crfs
 
 
-def crf_status_map(subject_ids) -> dict[tuple[int, int | None, str], tuple[str, int]]:
-    """(subject id, visit id, CRF code) → (status, pk) for every visit form of these subjects.
-    One query per CRF table."""
+def expected_forms(visit: Visit) -> tuple[tuple[str, str], ...]:
+    """(CRF code, slot) of every record expected at the visit: PK/PD once per time point."""
+    if visit.code == protocol.UNSCHEDULED_VISIT_CODE:
+        return tuple((code, "") for code in UNSCHEDULED_CRFS)
+    return protocol.visit_def(visit.code).expected_forms()
+
+
+def slot_label(code: str, slot: str) -> str:
+    return str(protocol.pkpd_timepoint(slot).label) if code == protocol.PKPD_CRF and slot else ""
+
+
+def crf_status_map(subject_ids) -> dict[tuple[int, int | None, str, str], tuple[str, int]]:
+    """(subject id, visit id, CRF code, slot) → (status, pk) for every visit form of these
+    subjects (the slot is the PK/PD time point, "" for other forms). One query per CRF
+    table."""
     result = {}
     for code in VISIT_FORM_CODES:
         model = CRF_MODELS[code]
+        slot = (model.slot_item,) if model.slot_item else ()
         rows = model.objects.filter(subject_id__in=subject_ids).values_list(
-            "subject_id", "visit_id", "status", "pk"
+            "subject_id", "visit_id", "status", "pk", *slot
         )
-        for subject_id, visit_id, status, pk in rows:
-            result[(subject_id, visit_id, code)] = (status, pk)
+        for subject_id, visit_id, status, pk, *at in rows:
+            result[(subject_id, visit_id, code, at[0] if at else "")] = (status, pk)
     return result
 
 
@@ -46,6 +58,9 @@ class FormCell:
     label: str
     status: str
     pk: int | None
+    # The PK/PD time point ("" for a form entered once per visit), and its label.
+    slot: str = ""
+    slot_label: str = ""
 
 
 @dataclass
@@ -66,10 +81,11 @@ class VisitRow:
         return sum(1 for f in self.forms if f.status == CRFStatus.COMPLETE)
 
 
-def _form_status(status_map, subject: Subject, visit: Visit, code: str) -> tuple[str, int | None]:
+def _form_status(status_map, subject: Subject, visit: Visit, code: str,
+                 slot: str = "") -> tuple[str, int | None]:
     if code == "consent":
         return (CRFStatus.COMPLETE if subject.has_consented else CRFStatus.NOT_STARTED), None
-    return status_map.get((subject.pk, visit.pk, code), (CRFStatus.NOT_STARTED, None))
+    return status_map.get((subject.pk, visit.pk, code, slot), (CRFStatus.NOT_STARTED, None))
 
 
 def casebook_rows(subject: Subject, *, now: dt.datetime | None = None) -> list[VisitRow]:
@@ -79,9 +95,10 @@ def casebook_rows(subject: Subject, *, now: dt.datetime | None = None) -> list[V
     rows = []
     for visit in subject.visits.all():
         row = VisitRow(visit=visit, status=visit.status_on(today))
-        for code in expected_crfs(visit):
-            status, pk = _form_status(status_map, subject, visit, code)
-            row.forms.append(FormCell(code, protocol.crf(code).label, status, pk))
+        for code, slot in expected_forms(visit):
+            status, pk = _form_status(status_map, subject, visit, code, slot)
+            row.forms.append(FormCell(code, protocol.crf(code).label, status, pk, slot,
+                                      slot_label(code, slot)))
         rows.append(row)
     return rows
 
@@ -116,10 +133,8 @@ def site_matrix(user: User, *, site_code: str = "", visit_status: str = "",
         subjects = subjects.filter(site__code=site_code)
     subjects = list(subjects)
     status_map = crf_status_map([s.pk for s in subjects])
-    complete_by_visit: dict[tuple[int, int], int] = defaultdict(int)
-    for (subject_id, visit_id, _code), (status, _pk) in status_map.items():
-        if status == CRFStatus.COMPLETE:
-            complete_by_visit[(subject_id, visit_id)] += 1
+    complete = {key for key, (status, _pk) in status_map.items()
+                if status == CRFStatus.COMPLETE}
     rows = []
     for subject in subjects:
         today = schedule.local_date(now, subject.site.zone)
@@ -130,10 +145,12 @@ def site_matrix(user: User, *, site_code: str = "", visit_status: str = "",
             if visit is None:
                 cells.append(MatrixCell(None, ""))
                 continue
-            done = complete_by_visit[(subject.pk, visit.pk)]
-            if "consent" in visit_def.crfs and subject.has_consented:
-                done += 1
-            cells.append(MatrixCell(visit, visit.status_on(today), done, len(visit_def.crfs)))
+            expected = visit_def.expected_forms()
+            # Only the records the visit expects count (one per PK/PD time point).
+            done = sum(1 for code, slot in expected
+                       if (subject.pk, visit.pk, code, slot) in complete
+                       or (code == "consent" and subject.has_consented))
+            cells.append(MatrixCell(visit, visit.status_on(today), done, len(expected)))
         if visit_status and not any(c.status == visit_status for c in cells):
             continue
         rows.append(MatrixRow(subject, cells))

@@ -40,7 +40,7 @@ from forms.reminders import sae_saved
 from forms.signatures import signatures_break
 from visits import schedule
 from visits import services as visit_services
-from visits.models import Subject, SubjectStatus, Visit
+from visits.models import Subject, SubjectIdentity, SubjectStatus, Visit
 from visits.randomization import stratum_for_nihss
 from visits.services import randomization_allocate
 
@@ -115,28 +115,54 @@ def _saved_twin(crf: CRF) -> CRF | None:
 
 
 def crf_instance(*, model: type[CRF], subject: Subject, visit: Visit | None = None,
-                 pk: int | None = None) -> CRF:
-    """The saved form for this subject and visit (or log entry ``pk``), or a new unsaved one."""
+                 pk: int | None = None, slot: str = "") -> CRF:
+    """The saved form for this subject and visit (or log entry ``pk``), or a new unsaved one.
+    A form entered several times per visit (PK/PD) is also identified by its ``slot`` (the
+    time point)."""
     queryset = model.objects.filter(subject=subject)
     if pk is not None:
         return queryset.get(pk=pk)
+    slot_filter = {model.slot_item: slot} if model.slot_item else {}
     if visit is not None:
-        found = queryset.filter(visit=visit).first()
+        found = queryset.filter(visit=visit, **slot_filter).first()
         if found is not None:
             return found
-    return model(subject=subject, visit=visit)
+    return model(subject=subject, visit=visit, **slot_filter)
+
+
+def _sample_date(labs: LabPanel, subject: Subject) -> dt.date:
+    return (schedule.local_date(labs.sampled_at, subject.site.zone) if labs.sampled_at
+            else timezone.localdate(timezone.now(), subject.site.zone))
+
+
+def age_on(subject: Subject, day: dt.date) -> int | None:
+    """The subject's age in completed years on ``day``, from the birth date kept with the
+    identifiers (read here, never shown); the age at consent when no birth date is recorded.
+    Raises ValidationError when ``day`` is before the birth date."""
+    birth_date = (SubjectIdentity.objects.filter(subject_id=subject.pk)
+                  .values_list("birth_date", flat=True).first())
+    if birth_date is None:
+        return subject.age_at_consent
+    if day < birth_date:
+        raise ValidationError(
+            {"sampled_at": _("The sample date is before the subject's date of birth.")})
+    return schedule.age_in_years(birth_date, day)
+
+
+def lab_egfr_basis(labs: LabPanel, subject: Subject) -> tuple[str | None, int | None]:
+    """The sex and the age on the sample date that a panel's eGFR is computed with."""
+    sex = Demographics.objects.filter(subject=subject).values_list("sex", flat=True).first()
+    return sex or None, age_on(subject, _sample_date(labs, subject))
 
 
 def crf_derive(crf: CRF) -> None:
     """Compute the derived items. Labs need the site lab's ranges on the sample date and the
-    subject's sex and age; every other form derives from its own items."""
+    subject's sex and age on that date; every other form derives from its own items."""
     if isinstance(crf, LabPanel):
         subject = crf.subject
-        sex = Demographics.objects.filter(subject=subject).values_list("sex", flat=True).first()
-        on = (schedule.local_date(crf.sampled_at, subject.site.zone) if crf.sampled_at
-              else timezone.localdate(timezone.now(), subject.site.zone))
-        ranges = reference_ranges(subject.site, sex or "", on)
-        crf.apply_reference(ranges=ranges, sex=sex or None, age=subject.age_at_consent)
+        sex, age = lab_egfr_basis(crf, subject)
+        ranges = reference_ranges(subject.site, sex or "", _sample_date(crf, subject))
+        crf.apply_reference(ranges=ranges, sex=sex, age=age)
     else:
         crf.derive()
 
@@ -271,18 +297,23 @@ def eligibility_inputs(subject: Subject, checklist: EligibilityChecklist | None)
     planned = checklist.planned_first_infusion_at if checklist else None
     steroid_doses = ConcomitantMedication.objects.filter(
         subject=subject, prednisone_equivalent__isnull=False
-    )
+    ).exclude(corticosteroid="")
     if planned is not None:
         window_start = schedule.local_date(planned, subject.site.zone) - dt.timedelta(days=14)
         steroid_doses = steroid_doses.filter(
             models.Q(end_date__isnull=True) | models.Q(end_date__gte=window_start)
         )
     # The concomitant-medication log is the record of steroid use: none recorded is 0 mg/day.
+    # Recomputed from the dose as entered, not read from the stored (rounded) equivalent.
     max_steroid = max(
-        (float(d) for d in steroid_doses.values_list("prednisone_equivalent", flat=True)),
+        (dose.prednisone_equivalent_exact() or 0.0 for dose in steroid_doses),
         default=0.0,
     )
     uln = (labs.ranges_used if labs else {}) or {}
+    try:
+        sex, age_at_sample = lab_egfr_basis(labs, subject) if labs else (None, None)
+    except ValidationError:  # the birth date was corrected to after the sample date
+        sex, age_at_sample = None, None
     return eligibility_rules.EligibilityInputs(
         age_at_consent=subject.age_at_consent,
         onset_at=stroke.onset_at if stroke else None,
@@ -294,7 +325,9 @@ def eligibility_inputs(subject: Subject, checklist: EligibilityChecklist | None)
         alt=labs.alt if labs else None,
         ast_uln=float(uln["ast"][1]) if "ast" in uln else None,
         alt_uln=float(uln["alt"][1]) if "alt" in uln else None,
-        egfr=labs.egfr if labs else None,
+        creatinine_umol_l=labs.creatinine if labs else None,
+        sex=sex,
+        age_at_sample=age_at_sample,
         max_prednisone_equivalent_mg_per_day=max_steroid,
         thrombolysis_or_thrombectomy=(
             None if stroke is None or not (stroke.thrombolysis and stroke.thrombectomy)

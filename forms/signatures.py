@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from edc import protocol
 from edc.audit import audit_event
 from edc.models import AuditAction, User
 from edc.roles import Action, can
@@ -25,13 +26,14 @@ MEANING = gettext_lazy(
 )
 
 
-def _expected(subject: Subject, visit: Visit | None) -> list[tuple[Visit, str]]:
-    from forms.selectors import expected_crfs
+def _expected(subject: Subject, visit: Visit | None) -> list[tuple[Visit, str, str]]:
+    """(visit, CRF code, slot) of every expected record: PK/PD once per time point."""
+    from forms.selectors import expected_forms
 
     visits = [visit] if visit is not None else [
         v for v in subject.visits.all() if v.actual_date is not None
     ]
-    return [(v, code) for v in visits for code in expected_crfs(v)
+    return [(v, code, slot) for v in visits for code, slot in expected_forms(v)
             if code in CRF_MODELS]
 
 
@@ -55,12 +57,15 @@ def incomplete_forms(subject: Subject, visit: Visit | None) -> list[str]:
     """What still stops signing: expected forms not complete, saved forms in progress."""
     records = signed_records(subject, visit)
     expected = _expected(subject, visit)
-    expected_keys = {(v.pk, code) for v, code in expected}
-    done = {(r.visit_id, r.crf_code) for r in records if r.status == CRFStatus.COMPLETE}
+    expected_keys = {(v.pk, code, slot) for v, code, slot in expected}
+    done = {(r.visit_id, r.crf_code, r.slot) for r in records
+            if r.status == CRFStatus.COMPLETE}
     missing = [f"{v.label}: {CRF_MODELS[code]._meta.verbose_name}"
-               for v, code in expected if (v.pk, code) not in done]
+               + (f" ({protocol.pkpd_timepoint(slot).label})" if slot else "")
+               for v, code, slot in expected if (v.pk, code, slot) not in done]
     missing += [f"{r._meta.verbose_name}: {r}" for r in records
-                if r.status != CRFStatus.COMPLETE and (r.visit_id, r.crf_code) not in expected_keys]
+                if r.status != CRFStatus.COMPLETE
+                and (r.visit_id, r.crf_code, r.slot) not in expected_keys]
     return missing
 
 

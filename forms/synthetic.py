@@ -492,9 +492,10 @@ class SubjectRun:
 
     def save(self, model: type[CRF], values: dict[str, Any], *, visit: str | None = None,
              pk: int | None = None, user: User | None = None, reason: str = "",
-             missing: dict[str, str] | None = None) -> CRF:
+             missing: dict[str, str] | None = None, slot: str = "") -> CRF:
         crf = form_services.crf_instance(model=model, subject=self.subject,
-                                         visit=self.visits.get(visit) if visit else None, pk=pk)
+                                         visit=self.visits.get(visit) if visit else None, pk=pk,
+                                         slot=slot)
         saved = form_services.crf_save(
             crf=crf, values=values, user=user or self.staff.nurse,
             expected_version=crf.version, complete=True, missing_items=missing, reason=reason)
@@ -892,7 +893,7 @@ class SubjectRun:
         self.nihss_items = nihss_change(rng, self.nihss_items, max(0, min(30, target)),
                                         self.side)
         mrs = mrs_for(sum(self.nihss_items.values()), rng)
-        for crf_code in visit_def.crfs:
+        for crf_code, slot in visit_def.expected_forms():
             moment += dt.timedelta(minutes=rng.randint(5, 12))
             if crf_code == "nihss":
                 values = {"assessed_at": moment, **nihss_values(self.nihss_items)}
@@ -913,7 +914,7 @@ class SubjectRun:
             elif crf_code == "infusion":
                 moment, values = self.infusion_values(visit_def, moment)
             elif crf_code == "pkpd":
-                values = self.pkpd_values(code, visit_start=self.now, after_dose=moment)
+                values = self.pkpd_values(slot, visit_start=self.now, after_dose=moment)
                 moment = max(moment, values.get("processed_at") or moment)
                 moment += dt.timedelta(minutes=5)
             elif crf_code == "end_of_study":
@@ -921,14 +922,15 @@ class SubjectRun:
                           "comments": "Completed the study as planned."}
             else:  # pragma: no cover - every CRF of a scheduled visit is covered above
                 raise ValueError(crf_code)
-            self.at(moment, self.visit_form, CRF_MODELS[crf_code], values, code)
+            self.at(moment, self.visit_form, CRF_MODELS[crf_code], values, code, slot)
         if code == self.worsening_visit:
             self.at(moment + dt.timedelta(hours=2), self.adverse_event,
                     self.event_values(WORSENING_AE, day, "worsening"))
         if code == DAY180:
             self.at(moment + dt.timedelta(minutes=30), self.complete)
 
-    def visit_form(self, model: type[CRF], values: dict[str, Any], code: str) -> None:
+    def visit_form(self, model: type[CRF], values: dict[str, Any], code: str,
+                   slot: str = "") -> None:
         """Save a visit form, sometimes with an error the edit checks catch (corrected once
         the query asks, when it was a slip) and sometimes corrected later with a reason."""
         rng = self.rng
@@ -948,7 +950,7 @@ class SubjectRun:
             planted = {"kit_number": kit}
             values["kit_number"] = kit[:-2] + kit[-1] + kit[-2] if kit[-1] != kit[-2] \
                 else kit[:-1] + str((int(kit[-1]) + 1) % 10)
-        saved = self.save(model, values, visit=code)
+        saved = self.save(model, values, visit=code, slot=slot)
         for item, value in planted.items():
             self.corrections[(model, saved.pk, item)] = {item: value}
         if model in (NIHSS, VitalSigns, LabPanel, Barthel) and rng.random() < CORRECTION_RATE:
@@ -1009,20 +1011,18 @@ class SubjectRun:
         }
         return stopped + dt.timedelta(minutes=rng.randint(10, 25)), values
 
-    def pkpd_values(self, code: str, *, visit_start: dt.datetime, after_dose: dt.datetime
+    def pkpd_values(self, timepoint: str, *, visit_start: dt.datetime, after_dose: dt.datetime
                     ) -> dict[str, Any]:
-        """Day 1 samples an hour after the first infusion, the other infusion days before
-        the dose, the other visits when the subject arrives."""
+        """The 1 h post-dose sample after the infusion, the others (pre-dose, 24 h, follow-up)
+        when the subject arrives. The time point is the record's slot, not an item."""
         rng = self.rng
-        timepoint = {DAY1: "post_dose_1h", DAY2: "24h", DAY8: "pre_dose", DAY15: "pre_dose",
-                     DAY30: "other"}[code]
         if rng.random() < PKPD_NOT_COLLECTED_RATE:
-            return {"timepoint": timepoint, "collected": False,
+            return {"collected": False,
                     "not_collected_reason": "Venous access failed after two attempts"}
         collected = (after_dose if timepoint == "post_dose_1h"
                      else visit_start + dt.timedelta(minutes=rng.randint(2, 8)))
         return {
-            "timepoint": timepoint, "collected": True, "collected_at": collected,
+            "collected": True, "collected_at": collected,
             "tube_type": rng.choice(("edta", "edta", "serum", "paxgene_rna")),
             "processed_at": collected + dt.timedelta(minutes=rng.randint(30, 60)),
             "freezer_id": f"-80 °C freezer {self.site.code}-1",

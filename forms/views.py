@@ -34,8 +34,10 @@ from forms.selectors import (
     LOG_FORM_CODES,
     casebook_rows,
     expected_crfs,
+    expected_forms,
     log_entries,
     site_matrix,
+    slot_label,
 )
 from visits import schedule
 from visits.models import SubjectStatus
@@ -107,7 +109,8 @@ def casebook(request: HttpRequest, subject_pk: int) -> HttpResponse:
 
 @login_required
 def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
-             visit_pk: int | None = None, pk: int | None = None) -> HttpResponse:
+             visit_pk: int | None = None, pk: int | None = None,
+             slot: str | None = None) -> HttpResponse:
     subject = subject_for_page(request, subject_pk)
     model = CRF_MODELS.get(crf_code)
     if model is None or crf_code == "eligibility":
@@ -120,10 +123,29 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
         visit = get_object_or_404(subject.visits, pk=visit_pk)
         if crf_code not in expected_crfs(visit):
             raise Http404
+        if model.slot_item:
+            # One record per visit and time point (PK/PD): the address names the time point.
+            slots = [s for code, s in expected_forms(visit) if code == crf_code]
+            if slot is None:
+                # The form's address without a time point (a query's link): the time point
+                # of the record named by ``record``, else the visit's first.
+                record = request.GET.get("record", "")
+                found = (model.objects.filter(subject=subject, visit=visit, pk=record)
+                         .values_list(model.slot_item, flat=True).first()
+                         if record.isascii() and record.isdigit() and len(record) < 16
+                         else None)
+                return redirect("forms:visit_crf_slot", subject_pk=subject.pk,
+                                visit_pk=visit.pk, crf_code=crf_code,
+                                slot=found if found in slots else slots[0])
+            if slot not in slots:
+                raise Http404
+        elif slot is not None:
+            raise Http404
     if pk is not None and not is_log:
         raise Http404
     try:
-        crf = services.crf_instance(model=model, subject=subject, visit=visit, pk=pk)
+        crf = services.crf_instance(model=model, subject=subject, visit=visit, pk=pk,
+                                    slot=slot or "")
     except model.DoesNotExist:
         # A log entry of another subject, or none at all.
         raise Http404 from None
@@ -179,6 +201,7 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
     return render(request, "forms/crf_form.html", {
         "subject": subject, "visit": visit, "crf": crf, "form": form,
         "crf_label": protocol.crf(crf_code).label, "crf_code": crf_code,
+        "slot_label": slot_label(crf_code, slot or ""),
         "can_enter": can_enter, "conflict": conflict, "differing": differing,
         "derived": [(n, model._meta.get_field(n).verbose_name, getattr(crf, n),
                      model.units.get(n, "")) for n in model.derived_items

@@ -129,6 +129,31 @@ def test_log_forms_match(spec):
     assert [LOG_FORM_NAMES[n] for n in names] == [c.code for c in protocol.LOG_FORMS]
 
 
+def test_pkpd_time_points_match():
+    """The PK/PD time points of each visit, from the repository's PROTOCOL.md (the table is
+    checked wherever a copy has it; the team's shared copy predates it)."""
+    texts = [p.read_text(encoding="utf-8") for p in SPEC_PATHS]
+    with_table = [t for t in texts if "## PK/PD time points" in t]
+    assert with_table, "docs/PROTOCOL.md has no PK/PD time-point table"
+    labels = {str(t.label).lower(): t.code for t in protocol.PKPD_TIMEPOINTS}
+    for text in with_table:
+        header, *rows = table_after(text, "## PK/PD time points")
+        assert header == ["visit", "time points"]
+        declared = {code: tuple(labels[p.strip()] for p in points.split(","))
+                    for code, points in rows}
+        assert declared == {v.code: v.pkpd_timepoints for v in protocol.VISITS
+                            if v.pkpd_timepoints}
+
+
+def test_pkpd_time_points_are_declared_where_pkpd_is_expected():
+    codes = {t.code for t in protocol.PKPD_TIMEPOINTS}
+    for visit in protocol.VISITS:
+        assert bool(visit.pkpd_timepoints) == ("pkpd" in visit.crfs), visit.code
+        assert set(visit.pkpd_timepoints) <= codes, visit.code
+        pkpd = [slot for code, slot in visit.expected_forms() if code == "pkpd"]
+        assert pkpd == list(visit.pkpd_timepoints)
+
+
 def test_infusion_visits_are_the_infusion_record_visits():
     with_infusion = [v for v in protocol.VISITS if "infusion" in v.crfs]
     assert [v.infusion_number for v in with_infusion] == [1, 2, 3]

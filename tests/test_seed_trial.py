@@ -12,7 +12,7 @@ from django.utils import timezone
 from edc.protocol import ACTIVE, ARMS, PLACEBO
 from forms.models import CRF_MODELS, AdverseEvent, CRFStatus
 from forms.queries import MessageKind, Query, QueryStatus
-from forms.selectors import expected_crfs
+from forms.selectors import expected_forms
 from forms.synthetic import trial_digest, trial_generate, trial_plan
 from tests.factories import screened_subject
 from visits.models import KitAssignment, Subject, Visit
@@ -31,11 +31,13 @@ def test_small_trial_has_complete_casebooks_queries_and_history_and_prints_no_ar
     assert done.exists()
     for visit in done:
         assert visit.subject.has_consented
-        for code in expected_crfs(visit):
+        for code, slot in expected_forms(visit):
             if code == "consent":
                 continue
-            form = CRF_MODELS[code].objects.filter(visit=visit).first()
-            assert form is not None and form.status == CRFStatus.COMPLETE, (visit, code)
+            model = CRF_MODELS[code]
+            slot_filter = {model.slot_item: slot} if model.slot_item else {}
+            form = model.objects.filter(visit=visit, **slot_filter).first()
+            assert form is not None and form.status == CRFStatus.COMPLETE, (visit, code, slot)
     assert not Visit.objects.filter(actual_date__gt=dt.date.fromisoformat(AS_OF)).exists()
 
     statuses = set(Query.objects.values_list("status", flat=True))

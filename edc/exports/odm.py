@@ -149,6 +149,12 @@ class _Form:
     def is_log(self) -> bool:
         return self.dataset.visits == ("log",)
 
+    @property
+    def repeating(self) -> bool:
+        """Several instances per event: a log form, or a form entered once per time point of
+        a visit (PK/PD), each keyed by its record id (FormRepeatKey)."""
+        return self.is_log or bool(CRF_MODELS[self.code].slot_item)
+
     def item_oid(self, variable: Variable) -> str:
         return f"I.{self.code.upper()}.{variable.name.upper()}"
 
@@ -585,7 +591,7 @@ def _write_study(out: _Out, forms: list[_Form], events: list[_Event], profile: P
                             "Mandatory": "Yes" if event.type == "Scheduled" else "No"})
             for form in forms:
                 with out.element("FormDef", {"OID": form.oid, "Name": form.dataset.label,
-                                             "Repeating": "Yes" if form.is_log else "No"}):
+                                             "Repeating": "Yes" if form.repeating else "No"}):
                     out.leaf("ItemGroupRef", {"ItemGroupOID": form.group_oid,
                                               "Mandatory": "Yes"})
             for form in forms:
@@ -747,7 +753,7 @@ def _write_form(out: _Out, record: _Record, save: _Save, location: str) -> None:
     form = record.form
     kind, state, previous = save.kind, save.state, save.previous
     attrib = {"FormOID": form.oid}
-    if form.is_log:
+    if form.repeating:
         attrib["FormRepeatKey"] = str(record.pk)
     if kind:
         attrib["TransactionType"] = kind

@@ -1,11 +1,10 @@
 """Infusions and concomitant medications."""
 
-from decimal import Decimal
-
 from django.utils.translation import gettext_lazy as _
 
 from edc.protocol import MAX_PREDNISONE_MG_PER_DAY
 from forms.checks.base import SOFT, Check, SubjectData
+from forms.derivations import to_decimal
 from visits import schedule
 
 
@@ -25,8 +24,8 @@ def kit_differs_from_allocation(record, data: SubjectData) -> list[str]:
 
 
 def steroid_above_limit(record, data: SubjectData) -> list[str]:
-    dose = record.prednisone_equivalent
-    if dose is None or Decimal(dose) <= MAX_PREDNISONE_MG_PER_DAY:
+    dose = record.prednisone_equivalent_exact()  # as entered, not the rounded stored value
+    if dose is None or to_decimal(dose) <= MAX_PREDNISONE_MG_PER_DAY:
         return []
     if any(d.category == "prohibited_medication" for d in data.all("protocol_deviation")):
         return []

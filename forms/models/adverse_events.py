@@ -1,6 +1,7 @@
 """Adverse events log (PROTOCOL.md "Adverse events (CDASH AE)"). A serious event must reach the
 sponsor within 24 hours of the site becoming aware of it: the clock starts at ``site_aware_at``."""
 
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -58,6 +59,16 @@ FATAL_GRADE = 5
 INFUSION_NUMBER_CHOICES = [(1, _("Infusion 1")), (2, _("Infusion 2")), (3, _("Infusion 3"))]
 
 
+# MedDRA lowest level term and preferred term codes are 8 digits.
+MEDDRA_CODE_PATTERN = r"^[0-9]{8}$"
+MEDDRA_CODE = RegexValidator(
+    MEDDRA_CODE_PATTERN,
+    _("A MedDRA code is 8 digits (the LLT or PT code, e.g. 10019211); leave it blank if the "
+      "event is not coded."),
+    code="meddra_code",
+)
+
+
 def _criterion(label) -> models.BooleanField:
     return models.BooleanField(label, default=False)
 
@@ -75,8 +86,8 @@ class AdverseEvent(CRF):
         help_text=_("One diagnosis, or a sign or symptom when there is no diagnosis."),
     )
     meddra_code = models.CharField(
-        _("MedDRA code"), max_length=20, blank=True,
-        help_text=_("Lowest level term code, if coded."),
+        _("MedDRA code"), max_length=20, blank=True, validators=[MEDDRA_CODE],
+        help_text=_("Lowest level term (LLT) code, 8 digits, if coded."),
     )
     start_date = models.DateField(_("start date"), null=True, blank=True)
     end_date = models.DateField(_("end date"), null=True, blank=True)
@@ -130,6 +141,10 @@ class AdverseEvent(CRF):
                 name="adverse_event_ends_after_start",
                 condition=Q(start_date__isnull=True) | Q(end_date__isnull=True)
                 | Q(end_date__gte=F("start_date")),
+            ),
+            models.CheckConstraint(
+                name="adverse_event_meddra_code_8_digits",
+                condition=Q(meddra_code="") | Q(meddra_code__regex=MEDDRA_CODE_PATTERN),
             ),
             models.CheckConstraint(
                 name="adverse_event_grade_range",

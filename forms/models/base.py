@@ -56,6 +56,9 @@ class CRF(models.Model):
     historic_items: ClassVar[tuple[str, ...]] = ()
     # Units shown beside values, by item.
     units: ClassVar[dict[str, str]] = {}
+    # The item that, with the visit, identifies a record of a form entered several times per
+    # visit (PK/PD: the time point). Set from the page's address, never typed.
+    slot_item: ClassVar[str | None] = None
 
     subject = models.ForeignKey(
         Subject, verbose_name=_("subject"), on_delete=models.PROTECT, related_name="+"
@@ -109,7 +112,13 @@ class CRF(models.Model):
 
     @classmethod
     def entry_items(cls) -> list[str]:
-        return [name for name in cls.item_names() if name not in cls.derived_items]
+        return [name for name in cls.item_names()
+                if name not in cls.derived_items and name != cls.slot_item]
+
+    @property
+    def slot(self) -> str:
+        """This record's slot at its visit ("" for a form entered once per visit)."""
+        return getattr(self, self.slot_item) if self.slot_item else ""
 
     @classmethod
     def earliest_date(cls, name: str) -> dt.date:

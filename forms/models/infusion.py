@@ -3,6 +3,7 @@ and the bag's true content are never entered here; the kit number is all site st
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -18,6 +19,12 @@ VITAL_TIMEPOINTS = ("pre", "during", "post")
 PERI_INFUSION_VITALS = ("systolic_bp", "diastolic_bp", "heart_rate", "temperature")
 VITAL_ITEMS = tuple(f"{t}_{v}" for t in VITAL_TIMEPOINTS for v in PERI_INFUSION_VITALS)
 VOLUMES = ("volume_prepared_ml", "volume_infused_ml", "rate_ml_per_hour")
+
+
+def validate_positive_dose(value: Decimal | None) -> None:
+    if value is not None and value <= 0:
+        raise ValidationError(_("The planned dose must be more than 0 × 10⁶ cells/kg."),
+                              code="not_positive")
 
 
 def _vital_field(label, *, decimal: bool = False) -> models.Field:
@@ -60,7 +67,7 @@ class Infusion(CRF):
     )
     planned_dose_cells_per_kg = models.DecimalField(
         _("planned dose"), max_digits=4, decimal_places=2, null=True, blank=True,
-        default=Decimal("1.0"),
+        default=Decimal("1.0"), validators=[validate_positive_dose],
         help_text=_("Protocol dose: 1 × 10⁶ cells/kg (the same for every kit)."),
     )
     volume_prepared_ml = _volume_field(_("volume prepared"))
@@ -111,6 +118,11 @@ class Infusion(CRF):
                 name="infusion_infused_within_prepared",
                 condition=Q(volume_infused_ml__isnull=True) | Q(volume_prepared_ml__isnull=True)
                 | Q(volume_infused_ml__lte=F("volume_prepared_ml")),
+            ),
+            models.CheckConstraint(
+                name="infusion_planned_dose_positive",
+                condition=Q(planned_dose_cells_per_kg__isnull=True)
+                | Q(planned_dose_cells_per_kg__gt=0),
             ),
             models.CheckConstraint(
                 name="infusion_stops_after_start",

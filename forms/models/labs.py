@@ -77,6 +77,9 @@ class LabReferenceRange(models.Model):
                 condition=Q(low__isnull=True) | Q(low__lt=models.F("high")),
             ),
             models.CheckConstraint(
+                name="labrange_high_positive", condition=Q(high__gt=0),
+            ),
+            models.CheckConstraint(
                 name="labrange_dates_ordered",
                 condition=Q(effective_to__isnull=True)
                 | Q(effective_to__gte=models.F("effective_from")),
@@ -155,8 +158,12 @@ class LabPanel(CRF):
                                     null=True, blank=True)
     alt_x_uln = models.DecimalField(_("ALT × ULN (computed)"), max_digits=6, decimal_places=2,
                                     null=True, blank=True)
-    egfr = models.PositiveSmallIntegerField(_("eGFR, CKD-EPI 2021 (computed)"), null=True,
-                                            blank=True)
+    egfr = models.DecimalField(
+        _("eGFR, CKD-EPI 2021 (computed)"), max_digits=6, decimal_places=1, null=True,
+        blank=True,
+        help_text=_("Age on the sample date; one decimal, rounded down so that it never "
+                    "crosses a limit. Eligibility recomputes it from creatinine, age and sex."),
+    )
     ranges_used = models.JSONField(
         _("reference ranges used"), default=dict, blank=True,
         help_text=_("Analyte → [low, high, unit] of the site lab's range on the sample date."),
@@ -167,10 +174,18 @@ class LabPanel(CRF):
         verbose_name_plural = _("laboratory panels")
         constraints = [one_per_visit("labs")]
 
+    def egfr_exact(self, *, sex: str | None, age: int | None) -> float | None:
+        """eGFR unrounded, from the creatinine, the sex and the age on the sample date; None
+        while one of them is missing (a creatinine that is not positive is a hard error)."""
+        if self.creatinine is None or self.creatinine <= 0 or not sex or age is None:
+            return None
+        return derivations.egfr_ckd_epi_2021(creatinine_umol_l=self.creatinine,
+                                             age_years=age, sex=sex)
+
     def apply_reference(self, *, ranges: dict[str, LabReferenceRange], sex: str | None,
                         age: int | None) -> None:
         """Derive flags, × ULN and eGFR from the entered values, the site lab's ranges on the
-        sample date, and the subject's sex and age."""
+        sample date, and the subject's sex and age on the sample date."""
         used = {}
         for analyte in ANALYTES:
             value = getattr(self, analyte.code)
@@ -187,16 +202,13 @@ class LabPanel(CRF):
         for code in ("ast", "alt"):
             value, reference = getattr(self, code), ranges.get(code)
             ratio = None
-            if value is not None and reference is not None:
+            if value is not None and reference is not None and reference.high > 0:
                 # Rounded up: a value above 2.5 × ULN never shows as 2.50.
                 ratio = (Decimal(value) / Decimal(reference.high)).quantize(
                     Decimal("0.01"), rounding=ROUND_CEILING)
             setattr(self, f"{code}_x_uln", ratio)
-        self.egfr = None
-        if self.creatinine is not None and sex and age is not None:
-            self.egfr = derivations.round_egfr(derivations.egfr_ckd_epi_2021(
-                creatinine_umol_l=self.creatinine, age_years=age, sex=sex
-            ))
+        exact = self.egfr_exact(sex=sex, age=age)
+        self.egfr = None if exact is None else derivations.egfr_to_store(exact)
 
     def hard_errors(self) -> dict[str, list[str]]:
         errors = {}
@@ -204,4 +216,8 @@ class LabPanel(CRF):
             value = getattr(self, analyte.code)
             if value is not None and value < 0:
                 errors[analyte.code] = [str(_("A laboratory value cannot be negative."))]
+        if self.creatinine is not None and self.creatinine == 0:
+            errors["creatinine"] = [str(_(
+                "A creatinine of 0 µmol/L is not possible (eGFR cannot be computed from it): "
+                "enter the result as reported by the lab."))]
         return errors

@@ -1,12 +1,13 @@
 """Concomitant medications log, with the prednisone-equivalent daily dose of corticosteroids
 (PROTOCOL.md: exclusion above 10 mg/day within 14 days before dosing or during the trial)."""
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from forms import derivations
+from forms.derivations import to_decimal
 from forms.models.base import CRF
 
 CORTICOSTEROID_CHOICES = [("", _("Not a systemic corticosteroid"))] + [
@@ -52,16 +53,25 @@ class ConcomitantMedication(CRF):
         verbose_name_plural = _("concomitant medications")
         ordering = ["start_date", "pk"]
 
+    def prednisone_equivalent_exact(self) -> float | None:
+        """The daily prednisone-equivalent dose computed from the dose as entered (exact
+        ratios): what decisions compare with the 10 mg/day limit."""
+        if not self.corticosteroid or self.dose is None or self.dose < 0:
+            return None
+        if self.doses_per_day is not None and self.doses_per_day <= 0:
+            return None
+        return derivations.prednisone_equivalent_mg_per_day(
+            self.corticosteroid, self.dose,
+            1 if self.doses_per_day is None else self.doses_per_day,
+        )
+
     def derive(self) -> None:
-        self.prednisone_equivalent = None
-        if self.corticosteroid and self.dose is not None:
-            per_day = derivations.prednisone_equivalent_mg_per_day(
-                self.corticosteroid, self.dose, self.doses_per_day or 1
-            )
-            # Rounded as a Decimal: a rounded float (33.33 for dexamethasone 5 mg) is not
-            # exactly two decimals, and the field refused it, so the form could not be saved.
-            self.prednisone_equivalent = Decimal(per_day).quantize(Decimal("0.01"),
-                                                                    rounding=ROUND_HALF_UP)
+        per_day = self.prednisone_equivalent_exact()
+        # Two decimals, rounded up: cortisone 50.01 mg is 10.002 mg/day and shows as 10.01,
+        # never as 10.00, which would look within the limit. (A rounded float was refused by
+        # the two-decimal field, so the value is rounded as a Decimal.)
+        self.prednisone_equivalent = None if per_day is None else to_decimal(per_day).quantize(
+            Decimal("0.01"), rounding=ROUND_CEILING)
 
     def hard_errors(self) -> dict[str, list[str]]:
         errors: dict[str, list[str]] = {}
@@ -71,4 +81,10 @@ class ConcomitantMedication(CRF):
             errors["ongoing"] = [str(_("An ongoing medication has no end date."))]
         if self.corticosteroid and self.dose is None:
             errors["dose"] = [str(_("Give the dose of the corticosteroid."))]
+        if self.dose is not None and self.dose < 0:
+            errors["dose"] = [str(_("A dose cannot be negative."))]
+        if self.doses_per_day is not None and self.doses_per_day <= 0:
+            errors["doses_per_day"] = [str(_(
+                "Administrations per day must be more than 0 (leave it blank for once a "
+                "day)."))]
         return errors

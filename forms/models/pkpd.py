@@ -1,20 +1,16 @@
-"""PK/PD sample collection (PROTOCOL.md: exploratory pharmacokinetics and pharmacodynamics;
-collected at D1, D2, D8, D15 and D30)."""
+"""PK/PD sample collection (PROTOCOL.md: exploratory pharmacokinetics and pharmacodynamics),
+one record per visit and time point; the time points of each visit are declared in
+``edc.protocol`` (``VisitDef.pkpd_timepoints``)."""
 
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from edc import bounds
+from edc import bounds, protocol
 from edc.bounds import bounded_text, length_checks
-from forms.models.base import CRF, one_per_visit
+from forms.models.base import CRF
 
-
-class Timepoint(models.TextChoices):
-    PRE_DOSE = "pre_dose", _("Pre-dose")
-    POST_DOSE_1H = "post_dose_1h", _("1 h post-dose")
-    H24 = "24h", _("24 h post-dose")
-    OTHER = "other", _("Other")
+TIMEPOINT_CHOICES = [(t.code, t.label) for t in protocol.PKPD_TIMEPOINTS]
 
 
 class TubeType(models.TextChoices):
@@ -25,12 +21,14 @@ class TubeType(models.TextChoices):
 
 
 class PKPDSample(CRF):
-    crf_code = "pkpd"
-    required_items = ("timepoint", "collected", "collected_at", "tube_type", "processed_at",
-                      "freezer_id")
+    crf_code = protocol.PKPD_CRF
+    # One record per visit and time point: the time point comes from the casebook's link.
+    slot_item = "timepoint"
+    required_items = ("collected", "collected_at", "tube_type", "processed_at", "freezer_id")
 
     timepoint = models.CharField(
-        _("time point"), max_length=15, blank=True, choices=Timepoint.choices
+        _("time point"), max_length=15, choices=TIMEPOINT_CHOICES,
+        help_text=_("One sample per visit and time point (edc/protocol.py)."),
     )
     collected = models.BooleanField(_("sample collected"), null=True, blank=True)
     not_collected_reason = bounded_text(
@@ -58,7 +56,8 @@ class PKPDSample(CRF):
         constraints = [
             *length_checks("pkpd", not_collected_reason=bounds.REASON,
                           comments=bounds.DESCRIPTION),
-            one_per_visit("pkpd"),
+            models.UniqueConstraint(fields=["visit", "timepoint"],
+                                    name="pkpd_one_per_visit_and_timepoint"),
             models.CheckConstraint(
                 name="pkpd_processed_after_collection",
                 condition=Q(collected_at__isnull=True) | Q(processed_at__isnull=True)
@@ -67,14 +66,22 @@ class PKPDSample(CRF):
         ]
 
     def required_for_completion(self) -> tuple[str, ...]:
-        """A sample not collected needs only the time point, that answer and its reason (a
-        hard check)."""
+        """A sample not collected needs only that answer and its reason (a hard check)."""
         if self.collected is False:
-            return ("timepoint", "collected")
+            return ("collected",)
         return self.required_items
+
+    def expected_timepoints(self) -> tuple[str, ...]:
+        try:
+            return protocol.visit_def(self.visit.code).pkpd_timepoints
+        except (KeyError, AttributeError):
+            return ()
 
     def hard_errors(self) -> dict[str, list[str]]:
         errors: dict[str, list[str]] = {}
+        if self.visit is not None and self.timepoint not in self.expected_timepoints():
+            errors["timepoint"] = [str(_(
+                "No PK/PD sample is planned at this time point of this visit."))]
         if self.collected is False and not self.not_collected_reason.strip():
             errors["not_collected_reason"] = [
                 str(_("Give the reason the sample was not collected."))

@@ -288,3 +288,26 @@ def test_queries_do_not_grow_with_the_subjects(tmp_path, trial, site, nurse):
     save(VitalSigns, other, nurse, {"heart_rate": 70}, visit=other.visits.get(code="D2"),
          complete=False)
     assert count() == before
+
+
+def test_two_pk_pd_samples_of_one_visit_are_two_forms(tmp_path, site, nurse, odm_schema):
+    """Issue 14: PK/PD is recorded once per visit and time point; in ODM each sample is its
+    own repeat of the form, the file stays valid and both read back."""
+    from forms.models import PKPDSample
+
+    subject = randomized_subject(site=site, user=nurse)
+    d1 = subject.visits.get(code="D1")
+    for slot in ("pre_dose", "post_dose_1h"):
+        services.crf_save(crf=services.crf_instance(model=PKPDSample, subject=subject,
+                                                    visit=d1, slot=slot),
+                          values={"freezer_id": f"F-{slot}"}, user=nurse, expected_version=0)
+    data_manager = UserFactory(username="dm", role=Role.DATA_MANAGER)
+    path, _count = export(tmp_path, data_manager)
+    doc = etree.parse(str(path))
+    odm_schema.assertValid(doc)
+    assert doc.find(".//o:FormDef[@OID='F.PKPD']", N).get("Repeating") == "Yes"
+    samples = {key: items for key, items in final_state(doc).items()
+               if key[1] == "SE.D1" and key[3] == "F.PKPD"}
+    assert len(samples) == 2
+    assert sorted(items["I.PKPD.TIMEPOINT"] for items in samples.values()) == [
+        "post_dose_1h", "pre_dose"]

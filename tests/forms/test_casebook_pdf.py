@@ -39,9 +39,9 @@ def test_casebook_pdf_holds_values_queries_audit_and_signatures(client, site, su
                         user=monitor)
     services.crf_save(crf=vitals, user=nurse, expected_version=1,
                       values={"heart_rate": 118}, reason="Source says 118")
-    for code in protocol.visit_def("D2").crfs:
+    for code, slot in protocol.visit_def("D2").expected_forms():
         crf = services.crf_instance(model=CRF_MODELS[code], subject=subject,
-                                    visit=visit)
+                                    visit=visit, slot=slot)
         services.crf_save(crf=crf, values={}, user=nurse, expected_version=crf.version,
                           complete=True, not_done_reason="not_done", reason="Not done")
     signatures.casebook_sign(subject=subject, visit=visit, user=investigator,

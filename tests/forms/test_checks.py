@@ -101,6 +101,62 @@ def test_fever_without_fever_adverse_event(subject, nurse):
     assert crf.pk == query.object_id
 
 
+def infusion_vitals(**changes):
+    return {f"{timepoint}_{name}": value for timepoint in ("pre", "during", "post")
+            for name, value in (("systolic_bp", 140), ("diastolic_bp", 80), ("heart_rate", 75),
+                                ("temperature", Decimal("36.7")))} | changes
+
+
+@pytest.mark.parametrize(("code", "field", "bad", "good"), [
+    ("INF-003", "pre_systolic_bp", 186, 185), ("INF-003", "post_systolic_bp", 89, 90),
+    ("INF-004", "during_diastolic_bp", 111, 110), ("INF-005", "post_heart_rate", 121, 120),
+    ("INF-005", "pre_heart_rate", 44, 45),
+    ("INF-006", "during_temperature", Decimal("35.4"), Decimal("35.5")),
+    ("INF-007", "weight_for_dosing", Decimal("151.0"), Decimal("150.0")),
+    ("INF-007", "weight_for_dosing", Decimal("39.9"), Decimal("40.0")),
+])
+def test_infusion_vital_signs_and_weight_soft_ranges(subject, nurse, code, field, bad, good):
+    """Issue 14: the soft ranges of PROTOCOL.md apply to the infusion record's vital signs
+    before, during and after the infusion, and to the weight used for dosing."""
+    d1 = at(subject, "D1")
+    crf = save(Infusion, subject, nurse, infusion_vitals(**{field: bad}), visit=d1,
+               complete=False)
+    assert [q.field_name for q in queries(code)] == [field]
+    assert_raised_then_resolved(code, field, crf, nurse, infusion_vitals(**{field: good}))
+
+
+def test_infusion_vital_signs_at_the_range_edges_raise_nothing(subject, nurse):
+    save(Infusion, subject, nurse, infusion_vitals(
+        pre_systolic_bp=90, during_systolic_bp=185, post_diastolic_bp=40,
+        pre_heart_rate=120, during_temperature=Decimal("37.9"), weight_for_dosing=40),
+        visit=at(subject, "D1"), complete=False)
+    assert not Query.objects.exists()
+
+
+def test_demographics_weight_soft_range(site, nurse):
+    from forms.models.screening import Demographics
+    from tests.factories import screened_subject
+
+    subject = screened_subject(site=site, user=nurse)
+    crf = save(Demographics, subject, nurse, {"sex": "F", "weight": Decimal("39.5")},
+               visit=at(subject, "SCR"), complete=False)
+    assert_raised_then_resolved("DM-001", "weight", crf, nurse,
+                                {"sex": "F", "weight": Decimal("40.0")})
+
+
+def test_fever_around_the_infusion_without_fever_adverse_event(subject, nurse):
+    d1 = at(subject, "D1")
+    crf = save(Infusion, subject, nurse, infusion_vitals(post_temperature=Decimal("38.3")),
+               visit=d1, complete=False)
+    [query] = queries("INF-008")
+    assert (query.field_name, query.object_id) == ("post_temperature", crf.pk)
+    assert queries("INF-006") != []  # 38.3 is also above the soft range
+    services.crf_save(crf=AdverseEvent(subject=subject), user=nurse, expected_version=0,
+                      values={"term": "Fever after infusion", "start_date": today(subject),
+                              "special_interest": "fever", "ctcae_grade": 1})
+    assert queries("INF-008") == []
+
+
 @pytest.mark.parametrize(("code", "field"), [("LAB-001", "ast"), ("LAB-002", "alt")])
 def test_liver_enzymes_above_two_and_a_half_times_uln(subject, nurse, code, field):
     lab_ranges(subject.site)
@@ -226,14 +282,15 @@ def test_corticosteroid_above_ten_mg_prednisone(subject, nurse):
 
 
 def test_a_dose_whose_prednisone_equivalent_is_not_a_round_number_can_be_saved(subject, nurse):
-    """Dexamethasone 5 mg/day is 33.333… mg prednisone: stored as 33.33, the form saves (a
-    rounded float was refused by the two-decimal field) and the limit is queried."""
+    """Dexamethasone 5 mg/day is 33.333… mg prednisone: stored as 33.34 (rounded up, towards
+    the limit's failing side), the form saves (a rounded float was refused by the two-decimal
+    field) and the limit is queried."""
     crf = services.crf_save(crf=ConcomitantMedication(subject=subject), user=nurse,
                             expected_version=0,
                             values={"medication": "Decadron", "corticosteroid": "dexamethasone",
                                     "dose": Decimal(5), "doses_per_day": 1,
                                     "start_date": today(subject), "indication": "Cerebral edema"})
-    assert ConcomitantMedication.objects.get(pk=crf.pk).prednisone_equivalent == Decimal("33.33")
+    assert ConcomitantMedication.objects.get(pk=crf.pk).prednisone_equivalent == Decimal("33.34")
     assert [q.field_name for q in queries("CM-001")] == ["dose"]
 
 

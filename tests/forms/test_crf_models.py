@@ -34,9 +34,9 @@ def days_ago(days: int) -> dt.date:
     return timezone.localdate() - dt.timedelta(days=days)
 
 
-def save(model, subject, user, values, *, visit_code=None, complete=True, crf=None):
+def save(model, subject, user, values, *, visit_code=None, complete=True, crf=None, slot=""):
     visit = subject.visits.get(code=visit_code) if visit_code else None
-    crf = crf or services.crf_instance(model=model, subject=subject, visit=visit)
+    crf = crf or services.crf_instance(model=model, subject=subject, visit=visit, slot=slot)
     return services.crf_save(crf=crf, values=values, user=user,
                              expected_version=crf.version, complete=complete)
 
@@ -140,14 +140,16 @@ def test_infusion_interruption_links_an_adverse_event_of_the_same_subject(site, 
 def pkpd_values(**changes):
     collected = timezone.now() - dt.timedelta(hours=1)
     return {
-        "timepoint": "pre_dose", "collected": True, "collected_at": collected,
+        "collected": True, "collected_at": collected,
         "tube_type": "edta", "processed_at": collected + dt.timedelta(minutes=30),
         "freezer_id": "F-80-02", "storage_location": "Rack 3 / box 12 / A4",
     } | changes
 
 
 def test_pkpd_sample_saves(subject, nurse):
-    assert_saved_by(save(PKPDSample, subject, nurse, pkpd_values(), visit_code="D1"), nurse)
+    sample = save(PKPDSample, subject, nurse, pkpd_values(), visit_code="D1", slot="pre_dose")
+    assert_saved_by(sample, nurse)
+    assert sample.timepoint == "pre_dose"
 
 
 def test_pkpd_sample_hard_errors(subject, nurse):
@@ -155,15 +157,50 @@ def test_pkpd_sample_hard_errors(subject, nurse):
     errors = refused(PKPDSample, subject, nurse, pkpd_values(
         collected=False, collected_at=collected,
         processed_at=collected - dt.timedelta(minutes=5),
-    ), visit_code="D1")
+    ), visit_code="D1", slot="pre_dose")
     assert set(errors) == {"not_collected_reason", "processed_at"}
 
 
 def test_pkpd_sample_not_collected_needs_only_the_reason(subject, nurse):
     sample = save(PKPDSample, subject, nurse, {
-        "timepoint": "pre_dose", "collected": False, "not_collected_reason": "No venous access",
-    }, visit_code="D1")
+        "collected": False, "not_collected_reason": "No venous access",
+    }, visit_code="D1", slot="pre_dose")
     assert sample.status == CRFStatus.COMPLETE
+
+
+def test_day1_pre_dose_and_1_hour_samples_are_two_records(subject, nurse):
+    """Issue 14: the form offered time points but one record per visit, so the Day 1 1 h
+    sample could not be recorded beside the pre-dose one."""
+    pre = save(PKPDSample, subject, nurse, pkpd_values(), visit_code="D1", slot="pre_dose")
+    after = save(PKPDSample, subject, nurse, pkpd_values(), visit_code="D1",
+                 slot="post_dose_1h")
+    assert pre.pk != after.pk
+    d1 = subject.visits.get(code="D1")
+    assert sorted(PKPDSample.objects.filter(visit=d1).values_list("timepoint", flat=True)) == [
+        "post_dose_1h", "pre_dose"]
+    # Opening the pre-dose sample again finds the saved record, not a new one.
+    again = services.crf_instance(model=PKPDSample, subject=subject, visit=d1, slot="pre_dose")
+    assert again.pk == pre.pk
+    # The time point is not an item: a value typed for it changes nothing.
+    resaved = services.crf_save(crf=again, values={"timepoint": "post_dose_1h"}, user=nurse,
+                                expected_version=again.version, complete=True,
+                                reason="Re-entered")
+    assert PKPDSample.objects.get(pk=resaved.pk).timepoint == "pre_dose"
+
+
+def test_the_database_holds_one_sample_per_visit_and_time_point(subject, nurse):
+    from django.db import IntegrityError, transaction
+
+    save(PKPDSample, subject, nurse, pkpd_values(), visit_code="D1", slot="pre_dose")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PKPDSample.objects.create(subject=subject, visit=subject.visits.get(code="D1"),
+                                  timepoint="pre_dose")
+
+
+def test_a_time_point_not_planned_at_the_visit_is_refused(subject, nurse):
+    errors = refused(PKPDSample, subject, nurse, pkpd_values(), visit_code="D1", slot="24h")
+    assert "timepoint" in errors
+    assert not PKPDSample.objects.exists()
 
 
 # Adverse events
@@ -275,7 +312,8 @@ def test_death_links_an_adverse_event_of_the_same_subject(site, subject, nurse):
      (EarlyTermination, None), (Death, None)],
 )
 def test_completion_lists_the_missing_required_items(subject, nurse, model, visit_code):
-    errors = refused(model, subject, nurse, {}, visit_code=visit_code)
+    errors = refused(model, subject, nurse, {}, visit_code=visit_code,
+                     slot="pre_dose" if model.slot_item else "")
     expected = set(model.required_items) - ({"site_aware_at"} if model is AdverseEvent else set())
     assert set(errors) == expected
     assert all(messages == [REQUIRED] for messages in errors.values())

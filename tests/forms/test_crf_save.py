@@ -250,7 +250,9 @@ def test_casebook_lists_every_visit_and_expected_crf(client, subject, nurse):
     rows = response.context["visit_rows"]
     assert [r.visit.code for r in rows] == [v.code for v in protocol.VISITS]
     for row in rows:
-        assert [f.code for f in row.forms] == list(protocol.visit_def(row.visit.code).crfs)
+        visit = protocol.visit_def(row.visit.code)
+        assert list(dict.fromkeys(f.code for f in row.forms)) == list(visit.crfs)
+        assert [(f.code, f.slot) for f in row.forms] == list(visit.expected_forms())
 
 
 def test_links_to_adverse_events_offer_only_this_subjects_events(client, site, nurse):

@@ -38,9 +38,10 @@ def subject(site, nurse):
 def complete_visit(subject, user, code="D2"):
     visit = subject.visits.get(code=code)
     services.visit_record(visit=visit, actual_date=visit.planned_date, user=user)
-    for crf_code in visit_def(code).crfs:
-        services.crf_save(crf=CRF_MODELS[crf_code](subject=subject, visit=visit), values={},
-                          user=user, expected_version=0, complete=True,
+    for crf_code, slot in visit_def(code).expected_forms():
+        services.crf_save(crf=services.crf_instance(model=CRF_MODELS[crf_code], subject=subject,
+                                                    visit=visit, slot=slot),
+                          values={}, user=user, expected_version=0, complete=True,
                           not_done_reason="not_done")
     return visit
 
@@ -186,3 +187,28 @@ def test_locked_forms_take_no_manual_queries(subject, nurse, data_manager, site)
     with pytest.raises(ValidationError, match="locked"):
         queries.query_raise(target=vitals, field_name="heart_rate", text="Check?",
                             user=monitor)
+
+
+def test_signing_a_visit_needs_every_pk_pd_time_point(subject, nurse, investigator):
+    """Issue 14: Day 1 expects a pre-dose and a 1 h PK/PD sample; one complete is not
+    enough to sign, and both complete are."""
+    visit = subject.visits.get(code="D1")
+    services.visit_record(visit=visit, actual_date=visit.planned_date, user=nurse)
+    for crf_code, slot in visit_def("D1").expected_forms():
+        if (crf_code, slot) == ("pkpd", "post_dose_1h"):
+            continue
+        services.crf_save(crf=services.crf_instance(model=CRF_MODELS[crf_code], subject=subject,
+                                                    visit=visit, slot=slot),
+                          values={}, user=nurse, expected_version=0, complete=True,
+                          not_done_reason="not_done")
+    assert signatures.incomplete_forms(subject, visit) == [
+        f"{visit.label}: PK/PD sample (1 h post-dose)"]
+    with pytest.raises(ValidationError, match="1 h post-dose"):
+        signatures.casebook_sign(subject=subject, visit=visit, user=investigator,
+                                 password=PASSWORD)
+    services.crf_save(crf=services.crf_instance(model=CRF_MODELS["pkpd"], subject=subject,
+                                                visit=visit, slot="post_dose_1h"),
+                      values={}, user=nurse, expected_version=0, complete=True,
+                      not_done_reason="not_done")
+    assert signatures.casebook_sign(subject=subject, visit=visit, user=investigator,
+                                    password=PASSWORD).fingerprint
