@@ -86,6 +86,7 @@ from edc.exports.dictionary import (
     Variable,
     ascii_text,
 )
+from edc.exports.escape import escape_text
 from edc.models import Site, User
 from edc.roles import Action, Role, can
 from forms.models import CRF_MODELS
@@ -216,8 +217,9 @@ def _length(variable: Variable) -> int | None:
 
 
 def _clean(text: str) -> str:
-    """Text without the characters XML 1.0 cannot hold."""
-    return _NOT_XML.sub("", text)
+    """Text with the characters XML 1.0 cannot hold escaped by the export's rule
+    (:data:`edc.exports.escape.TEXT_ESCAPE_RULE`), never dropped."""
+    return escape_text(text, _NOT_XML, blanks=False)
 
 
 def _timestamp(value: dt.datetime) -> str:

@@ -83,6 +83,7 @@ from edc.exports.dictionary import (
     Variable,
     ascii_text,
 )
+from edc.exports.escape import TEXT_ESCAPE_RULE, escape_text, unescape_text
 
 
 class ExportError(Exception):
@@ -162,49 +163,9 @@ def _label(v: Variable, length: int) -> str:
     return label[:length]
 
 
-# Reversible escape ----------------------------------------------------------------------------
-
-ESCAPE = re.compile(r"\\u\{([0-9a-f]{1,6})\}")
-BLANK_RUN = 64
-TEXT_ESCAPE_RULE = (
-    "Where a format cannot hold a character, or would drop it, the text carries it as "
-    "\\u{hex} (its Unicode code point in lower-case hexadecimal, e.g. \u00b5 as \\u{b5}, "
-    "\u4e2d as \\u{4e2d}): in SAS XPORT every character outside printable ASCII except "
-    "tab, line feed and carriage return; in SPSS and Excel the control characters they "
-    "cannot store; in SAS XPORT and SPSS the spaces that end a text (their readers drop "
-    "trailing blanks) and every 64th space of a run of spaces. The characters \\u{ of the "
-    "text itself are written \\u{5c}u{. To get the text back, concatenate a variable's parts "
-    "(XPORT and SPSS: NAME, NAME1, NAME2 ...; Excel: name, name_part2 ...) and replace each "
-    "\\u{hex} by its character, left to right (Python: re.sub(r'\\\\u\\{([0-9a-f]+)\\}', "
-    "lambda m: chr(int(m[1], 16)), text)).")
 _NOT_XPT = re.compile("[^\t\n\r\x20-\x7e]")
 _NOT_SPSS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NOT_EXCEL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _code_point(match: re.Match) -> str:
-    return "".join(f"\\u{{{ord(c):x}}}" for c in match[0])
-
-
-def escape_text(text: str, forbidden: re.Pattern, *, blanks: bool) -> str:
-    """``text`` with what the format cannot carry written as ``\\u{hex}``
-    (:data:`TEXT_ESCAPE_RULE`); :func:`unescape_text` gives ``text`` back. Text that needs
-    no escape is returned unchanged."""
-    if "\\u{" not in text and not forbidden.search(text) and not (
-            blanks and (text.endswith(" ") or " " * BLANK_RUN in text)):
-        return text
-    text = text.replace("\\u{", "\\u{5c}u{")
-    text = forbidden.sub(_code_point, text)
-    if blanks:
-        body = text.rstrip(" ")
-        text = body + "\\u{20}" * (len(text) - len(body))
-        text = text.replace(" " * BLANK_RUN, " " * (BLANK_RUN - 1) + "\\u{20}")
-    return text
-
-
-def unescape_text(text: str) -> str:
-    """The inverse of :func:`escape_text` (what an independent reader does by the rule)."""
-    return ESCAPE.sub(lambda m: chr(int(m[1], 16)), text)
 
 
 # Excel --------------------------------------------------------------------------------------
