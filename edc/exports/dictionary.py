@@ -54,13 +54,13 @@ class AuditScope(StrEnum):
     UNKNOWN = ""  # the data dictionary page, which has no exporter
 
 
+# At most 40 characters: the label is also the SAS XPORT dataset label.
 AUDIT_LABELS = {
-    AuditScope.CLINICAL: "Audit trail: every change to clinical data",
-    AuditScope.CLINICAL_AND_ALLOCATION:
-        "Audit trail: every change to clinical data and the randomization",
+    AuditScope.CLINICAL: "Audit trail: all clinical data changes",
+    AuditScope.CLINICAL_AND_ALLOCATION: "Audit trail: clinical and randomization",
     AuditScope.ALLOCATION: "Audit trail: randomization changes only",
-    AuditScope.NONE: "Audit trail: empty (the exporter's role does not read the trail)",
-    AuditScope.UNKNOWN: "Audit trail of data changes (what it holds depends on the exporter)",
+    AuditScope.NONE: "Audit trail: empty (role cannot read it)",
+    AuditScope.UNKNOWN: "Audit trail: depends on who exports",
 }
 
 

@@ -12,6 +12,7 @@ import zipfile
 import openpyxl
 import pandas as pd
 import pyreadr
+import pyreadstat
 import pytest
 from lxml import etree
 
@@ -114,7 +115,7 @@ def test_the_audit_trail_label_and_manifest_say_what_it_holds(
     statistician = UserFactory(username="stat", role=Role.UNBLINDED_STATISTICIAN)
     labels = {}
     for user, profile in ((data_manager, Profile.BLINDED), (statistician, Profile.UNBLINDED)):
-        files = build(user, tmp_path, f"{user.username}.zip", formats=("csv", "dta"),
+        files = build(user, tmp_path, f"{user.username}.zip", formats=("csv", "dta", "xpt"),
                       profile=profile)
         manifest = json.loads(files["manifest.json"])
         (entry,) = [d for d in manifest["datasets"] if d["name"] == "audit_trail"]
@@ -128,6 +129,9 @@ def test_the_audit_trail_label_and_manifest_say_what_it_holds(
         with pd.io.stata.StataReader(tmp_path / "a.dta") as reader:
             assert reader.data_label == entry["label"][:80]
         assert "\\u{" in manifest["text_escape_rule"]
+        with open(tmp_path / "a.xpt", "wb") as out:
+            out.write(files["xpt/audit.xpt"])
+        assert pyreadstat.read_xport(tmp_path / "a.xpt")[1].file_label == entry["label"]
     assert labels["dm"]["audit_scope"] == "clinical"
     assert labels["stat"]["audit_scope"] == "allocation"
     assert labels["dm"]["label"] != labels["stat"]["label"]
