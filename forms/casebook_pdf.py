@@ -7,6 +7,7 @@ Chinese and Latin text print without embedding a font file. Never contains the a
 
 import datetime as dt
 import io
+import re
 from xml.sax.saxutils import escape
 
 from django.db import models
@@ -48,8 +49,56 @@ GRID = TableStyle([
 ])
 
 
+PAGE_MARGIN = 15 * mm
+FRAME_HEIGHT = A4[1] - 2 * PAGE_MARGIN
+CELL_PADDING = 6  # points: ReportLab's default left and right padding of a table cell
+# What a printable text cannot show as it is: control characters, shown as \u{hex}.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _markup(text) -> str:
+    text = _UNPRINTABLE.sub(lambda m: f"\\u{{{ord(m[0]):x}}}", str(text))
+    return escape(text.replace("\r\n", "\n")).replace("\n", "<br/>").replace("\r", "<br/>")
+
+
 def _p(text, style=BODY) -> Paragraph:
-    return Paragraph(escape(str(text)), style)
+    return Paragraph(_markup(text), style)
+
+
+def _pieces(text: str, width: float, style: ParagraphStyle) -> list[str]:
+    """``text`` in pieces each of which fits a table cell of ``width`` points well within a
+    page, counting every glyph as wide as a Chinese one and every line break as a line: a
+    table row cannot be split across pages, so a long text (a query answer, an old value in
+    the audit trail) takes several rows instead of failing the whole casebook."""
+    per_line = max(1, int((width - CELL_PADDING) / style.fontSize))
+    most = max(1, int(FRAME_HEIGHT * 0.8 / style.leading))
+    pieces, current, lines = [], [], 0
+    for line in str(text).replace("\r\n", "\n").split("\n"):
+        while True:
+            need = max(1, -(-len(line) // per_line))
+            if lines + need <= most:
+                current.append(line)
+                lines += need
+                break
+            room = (most - lines) * per_line
+            if room > 0:
+                current.append(line[:room])
+                line = line[room:]
+            pieces.append("\n".join(current))
+            current, lines = [], 0
+    pieces.append("\n".join(current))
+    return pieces
+
+
+def _rows(cells: list, widths: list[float], style: ParagraphStyle = SMALL) -> list[list]:
+    """One table row of ``cells`` (texts or ready flowables), or several where a text is too
+    long for one: the continuation rows hold the next pieces of the long texts."""
+    columns = [[cell] if isinstance(cell, Paragraph) else _pieces(cell, width, style)
+               for cell, width in zip(cells, widths, strict=True)]
+    return [[(column[i] if isinstance(column[i], Paragraph) else Paragraph(
+        _markup(column[i]), style)) if i < len(column) else ""
+             for column in columns]
+            for i in range(max(len(column) for column in columns))]
 
 
 def display(record: models.Model, name: str, zone) -> str:
@@ -74,15 +123,16 @@ def display(record: models.Model, name: str, zone) -> str:
 
 def _record_table(record, zone) -> Table:
     units = type(record).units
+    widths = [70 * mm, 100 * mm]
     rows = [[_p(_("Item")), _p(_("Value"))]]
     for name in record.item_names():
         if name in ("ranges_used", "derived", "confirmations", "contradictions"):
             continue
         value = display(record, name, zone)
         unit = units.get(name, "")
-        rows.append([_p(record._meta.get_field(name).verbose_name, SMALL),
-                     _p(f"{value} {unit}".strip(), SMALL)])
-    table = Table(rows, colWidths=[70 * mm, 100 * mm], repeatRows=1)
+        rows += _rows([_p(record._meta.get_field(name).verbose_name, SMALL),
+                       f"{value} {unit}" if unit else value], widths)
+    table = Table(rows, colWidths=widths, repeatRows=1)
     table.setStyle(GRID)
     return table
 
@@ -103,8 +153,8 @@ def casebook_pdf(*, subject: Subject, audit: list) -> bytes:
     zone = subject.site.zone
     buffer = io.BytesIO()
     document = SimpleDocTemplate(
-        buffer, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm,
-        bottomMargin=15 * mm, title=f"Casebook {subject.label}",
+        buffer, pagesize=A4, leftMargin=PAGE_MARGIN, rightMargin=PAGE_MARGIN,
+        topMargin=PAGE_MARGIN, bottomMargin=PAGE_MARGIN, title=f"Casebook {subject.label}",
         author=protocol.TRIAL_REGISTRY_ID, subject=protocol.TRIAL_REGISTRY_ID,
     )
     generated = timezone.localtime(timezone.now(), zone).strftime("%Y-%m-%d %H:%M %Z")
@@ -153,30 +203,31 @@ def casebook_pdf(*, subject: Subject, audit: list) -> bytes:
             story.append(KeepTogether(_record_block(record, zone)))
 
     story += [PageBreak(), _p(_("Queries"), H2)]
+    widths = [35 * mm, 20 * mm, 20 * mm, 105 * mm]
     rows = [[_p(h, SMALL) for h in (_("Item"), _("Check"), _("Status"), _("Thread"))]]
     for query in subject.queries.prefetch_related("messages__author").order_by("raised_at"):
-        thread = "<br/>".join(
-            escape(f"{timezone.localtime(m.at, zone):%Y-%m-%d %H:%M} "
-                   f"{m.author.printed_name if m.author else _('System')} "
-                   f"({m.get_kind_display()}): {m.text}")
-            for m in query.messages.all())
-        rows.append([_p(f"{query.crf_code or _('visit')}.{query.field_name}", SMALL),
-                     _p(query.check_code or _("manual"), SMALL),
-                     _p(query.get_status_display(), SMALL), Paragraph(thread, SMALL)])
-    table = Table(rows, colWidths=[35 * mm, 20 * mm, 20 * mm, 105 * mm], repeatRows=1)
+        first = [f"{query.crf_code or _('visit')}.{query.field_name}",
+                 query.check_code or _("manual"), query.get_status_display()]
+        # One row per message (and more for a long one): the query's columns on the first.
+        for m in query.messages.all():
+            rows += _rows([*first, f"{timezone.localtime(m.at, zone):%Y-%m-%d %H:%M} "
+                                   f"{m.author.printed_name if m.author else _('System')} "
+                                   f"({m.get_kind_display()}): {m.text}"], widths)
+            first = ["", "", ""]
+        if first[0]:
+            rows += _rows([*first, ""], widths)
+    table = Table(rows, colWidths=widths, repeatRows=1)
     table.setStyle(GRID)
     story.append(table)
 
     story += [Spacer(1, 6 * mm), _p(_("Audit trail (times UTC)"), H2)]
     rows = [[_p(h, SMALL) for h in (_("Time"), _("User"), _("Record"), _("Item"), _("Old"),
                                     _("New"), _("Reason"))]]
+    widths = [26 * mm, 20 * mm, 36 * mm, 26 * mm, 24 * mm, 24 * mm, 24 * mm]
     for item in audit:
-        rows.append([_p(f"{item.when:%Y-%m-%d %H:%M:%S}", SMALL), _p(item.who, SMALL),
-                     _p(f"{item.model} {item.record}", SMALL), _p(item.field_label, SMALL),
-                     _p(item.old_value, SMALL), _p(item.new_value, SMALL),
-                     _p(item.reason, SMALL)])
-    table = Table(rows, colWidths=[26 * mm, 20 * mm, 36 * mm, 26 * mm, 24 * mm, 24 * mm,
-                                   24 * mm], repeatRows=1)
+        rows += _rows([f"{item.when:%Y-%m-%d %H:%M:%S}", item.who, f"{item.model} {item.record}",
+                       item.field_label, item.old_value, item.new_value, item.reason], widths)
+    table = Table(rows, colWidths=widths, repeatRows=1)
     table.setStyle(GRID)
     story.append(table)
     document.build(story)

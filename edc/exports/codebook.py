@@ -55,8 +55,12 @@ def entries(datasets: list[Dataset]) -> list[Entry]:
 def html(datasets: list[Dataset], *, title: str, stylesheet: str = "") -> str:
     """The codebook page: self-contained (inline style) in an export's zip; served by the
     EDC with ``stylesheet``, our own CSS file, since the content security policy refuses
-    inline style."""
+    inline style. It states how long text is split and the escape rule of the formats that
+    cannot carry every character."""
+    from edc.exports.tabular import TEXT_ESCAPE_RULE
+
     return render_to_string("exports/codebook.html", {
         "title": title, "datasets": datasets, "entries": entries(datasets),
         "trial": protocol.TRIAL_REGISTRY_ID, "stylesheet": stylesheet,
+        "escape_rule": TEXT_ESCAPE_RULE,
     })

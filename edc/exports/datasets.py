@@ -11,6 +11,7 @@ Values are plain Python: ``int``, ``Decimal``, ``str``, ``bool``, ``date``, ``da
 or ``None``; writers format them.
 """
 
+import base64
 import copy
 import datetime as dt
 import json
@@ -18,9 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import F, OuterRef, Subquery
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext
 
 from edc.exports.dictionary import (
@@ -44,16 +47,29 @@ def may_export(user: User, profile: Profile) -> bool:
     return can(user, action)
 
 
+def subject_key(pk: int) -> str:
+    """The subject's pseudonym: a keyed hash (HMAC-SHA256) of the subject's database id with
+    the server's secret (``EXPORT_PSEUDONYM_SECRET``, else ``SECRET_KEY``), 60 bits in
+    base 32 after a "P". The same subject has the same key in every dataset, format and
+    export while the secret is kept; without the secret it cannot be computed from, or
+    traced back to, the screening number or subject ID."""
+    secret = getattr(settings, "EXPORT_PSEUDONYM_SECRET", None) or settings.SECRET_KEY
+    digest = salted_hmac("edc.exports.subject_key", str(pk), secret=secret,
+                         algorithm="sha256").digest()
+    return "P" + base64.b32encode(digest).decode("ascii")[:12]
+
+
 @dataclass(frozen=True)
 class SubjectInfo:
     screening_number: str
-    subject_id: str
+    subject_id: str | None
     site: str
     zone: str
     day1: dt.date | None
     # The date study days count from: Day 1, or the screening date for a subject never
     # randomized (de-identified exports only).
     reference: dt.date
+    key: str = ""  # the pseudonym (``subject_key``)
 
 
 @dataclass
@@ -109,8 +125,8 @@ class ExportContext:
             site = sites[site_id]
             day1 = schedule.local_date(randomized_at, site.zone) if randomized_at else None
             result[pk] = SubjectInfo(
-                screening_number, subject_id or "", site.code, str(site.time_zone), day1,
-                day1 or schedule.local_date(screened_at, site.zone))
+                screening_number, subject_id or None, site.code, str(site.time_zone), day1,
+                day1 or schedule.local_date(screened_at, site.zone), subject_key(pk))
         return result
 
     @cached_property
@@ -158,7 +174,7 @@ def rows(dataset: Dataset, context: ExportContext) -> Iterator[tuple]:
 
 def _subject_columns(subject: SubjectInfo) -> dict:
     return {"screening_number": subject.screening_number, "subject_id": subject.subject_id,
-            "site": subject.site}
+            "subject_key": subject.key, "site": subject.site}
 
 
 def _source_columns(dataset: Dataset) -> list[tuple[str, str]]:
@@ -289,9 +305,8 @@ def _query_messages(dataset: Dataset, context: ExportContext):
         subject = context.subjects.get(query_subjects[values["query_id"]])
         if subject is None:
             continue
-        yield subject, {
+        yield subject, _subject_columns(subject) | {
             "query_id": values["query_id"], "message_id": values["id"],
-            "subject_id": subject.subject_id or subject.screening_number,
             "kind": values["kind"], "author": context.users.get(values["author_id"]),
             "at": values["at"], "text": values["text"] or None,
         }
@@ -311,9 +326,10 @@ def _audit_trail(dataset: Dataset, context: ExportContext):
         subject = context.subjects.get(row.subject_pk)
         if subject is None or row.source not in keys:
             continue
-        yield subject, {
+        yield subject, _subject_columns(subject) | {
             "time": row.when, "user": row.who, "action": row.action,
-            "record_type": row.model, "record": row.record, "field": row.field,
+            "record_type": row.model, "record_id": row.record_pk, "record": row.record,
+            "field": row.field,
             "old_value": row.old_value or None, "new_value": row.new_value or None,
             "reason": row.reason or None,
         }

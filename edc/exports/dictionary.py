@@ -5,7 +5,14 @@ code list are the same in every format.
 
 A dataset's columns depend on the export profile: the blinded profile (the default) has no
 arm anywhere; the unblinded one adds the arm to the subjects dataset; the de-identified one
-replaces dates by study days and leaves out free text and staff names.
+replaces dates by study days, the screening number and subject ID by the subject's
+pseudonymous key (``subject_key``, the same in every dataset and format, the ODM SubjectKey
+too), and leaves out free text and staff names.
+
+What the ``audit_trail`` dataset holds depends on who exports it (:func:`audit_scope`): every
+change to clinical data for a data manager, the randomization rows only for the unblinded
+statistician, nothing for a role that does not read the trail. Its label says which, in every
+format, the data dictionary and the manifest.
 """
 
 import re
@@ -34,10 +41,51 @@ class Profile(StrEnum):
     DEIDENTIFIED = "deidentified"
 
 
+SUBJECT_KEY_LABEL = "Subject key (pseudonym, the same in every dataset and format)"
+
+
+class AuditScope(StrEnum):
+    """What the audit-trail dataset of an export holds (who exports decides)."""
+
+    CLINICAL = "clinical"
+    CLINICAL_AND_ALLOCATION = "clinical and allocation"
+    ALLOCATION = "allocation"
+    NONE = "none"
+    UNKNOWN = ""  # the data dictionary page, which has no exporter
+
+
+# At most 40 characters: the label is also the SAS XPORT dataset label.
+AUDIT_LABELS = {
+    AuditScope.CLINICAL: "Audit trail: all clinical data changes",
+    AuditScope.CLINICAL_AND_ALLOCATION: "Audit trail: clinical and randomization",
+    AuditScope.ALLOCATION: "Audit trail: randomization changes only",
+    AuditScope.NONE: "Audit trail: empty (role cannot read it)",
+    AuditScope.UNKNOWN: "Audit trail: depends on who exports",
+}
+
+
+def audit_scope(user, profile: "Profile") -> AuditScope:
+    """What ``user``'s export with ``profile`` holds in its audit-trail dataset (the same
+    rules as ``edc.exports.datasets._audit_trail`` and ``forms.audit.sources_for``)."""
+    from forms.audit import ALLOCATION, CLINICAL, may_view_audit, sources_for
+
+    if not may_view_audit(user):
+        return AuditScope.NONE
+    gates = {source.gate for source in sources_for(user)}
+    clinical = CLINICAL in gates
+    allocation = ALLOCATION in gates and profile == Profile.UNBLINDED
+    if clinical and allocation:
+        return AuditScope.CLINICAL_AND_ALLOCATION
+    if clinical:
+        return AuditScope.CLINICAL
+    return AuditScope.ALLOCATION if allocation else AuditScope.NONE
+
+
 PROFILE_LABELS = {
     Profile.BLINDED: "Blinded (no treatment arm)",
     Profile.UNBLINDED: "Unblinded (with treatment arm)",
-    Profile.DEIDENTIFIED: "De-identified (study days for dates, no free text)",
+    Profile.DEIDENTIFIED: "De-identified (study days for dates, a pseudonymous subject key, "
+                          "no free text)",
 }
 
 
@@ -307,7 +355,9 @@ def query_messages_dataset() -> Dataset:
     variables = [
         Variable("query_id", "Query id", INTEGER, source="query_id"),
         Variable("message_id", "Message id", INTEGER),
+        Variable("screening_number", "Screening number", TEXT, length=20),
         Variable("subject_id", "Subject ID", TEXT, length=20),
+        Variable("site", "Site", TEXT, length=10),
         Variable("kind", "Kind", TEXT, length=20, choices=_choices(MessageKind.choices),
                  source="kind"),
         Variable("author", "Author", TEXT, length=150, staff=True),
@@ -318,44 +368,53 @@ def query_messages_dataset() -> Dataset:
                    sas_name="qmessage")
 
 
-def audit_dataset() -> Dataset:
+def audit_dataset(scope: AuditScope = AuditScope.UNKNOWN) -> Dataset:
     variables = [
+        Variable("screening_number", "Screening number", TEXT, length=20),
+        Variable("subject_id", "Subject ID", TEXT, length=20),
+        Variable("site", "Site", TEXT, length=10),
         Variable("time", "Time of the change", DATETIME),
         Variable("user", "User", TEXT, length=150, staff=True),
         Variable("action", "Action", TEXT, length=10),
         Variable("record_type", "Record type", TEXT, length=60),
-        Variable("record", "Record", TEXT, free_text=True),
+        Variable("record_id", "Record id", INTEGER),
+        Variable("record", "Record (as the audit trail page names it)", TEXT, free_text=True),
         Variable("field", "Field", TEXT, length=64),
         Variable("old_value", "Old value", TEXT, free_text=True),
         Variable("new_value", "New value", TEXT, free_text=True),
         Variable("reason", "Reason for change", TEXT, free_text=True),
     ]
-    return Dataset("audit_trail", "Audit trail of data changes", _with_sas_names(variables),
-                   sas_name="audit")
+    return Dataset("audit_trail", AUDIT_LABELS[scope], _with_sas_names(variables),
+                   sas_name="audit", extra={"audit_scope": str(scope)})
 
 
 def deidentify(dataset: Dataset) -> Dataset:
-    """The de-identified form of ``dataset``: dates and times become study days, free text,
-    staff names and the screening number are left out."""
+    """The de-identified form of ``dataset``: dates and times become study days, the subject
+    ID becomes the subject's pseudonymous key, free text, staff names and the screening
+    number are left out."""
     variables = []
     for v in dataset.variables:
         if v.free_text or v.staff or v.name == "screening_number":
             continue
+        if v.name == "subject_id":
+            v = Variable("subject_key", SUBJECT_KEY_LABEL, TEXT, length=13)
         if v.type in (DATE, DATETIME):
             v = replace(v, type=INTEGER, label=f"{v.label} (study day)", length=None)
         variables.append(v)
     return replace(dataset, variables=_with_sas_names(variables))
 
 
-def datasets(profile: Profile = Profile.BLINDED) -> list[Dataset]:
-    """Every dataset of an export with ``profile``, in a fixed order."""
+def datasets(profile: Profile = Profile.BLINDED,
+             audit: AuditScope = AuditScope.UNKNOWN) -> list[Dataset]:
+    """Every dataset of an export with ``profile``, in a fixed order; ``audit`` says what its
+    audit trail holds (:func:`audit_scope`)."""
     result = [
         subjects_dataset(with_arm=profile == Profile.UNBLINDED),
         visits_dataset(),
         *(crf_dataset(code) for code in CRF_MODELS),
         queries_dataset(),
         query_messages_dataset(),
-        audit_dataset(),
+        audit_dataset(audit),
     ]
     if profile == Profile.DEIDENTIFIED:
         result = [deidentify(d) for d in result]

@@ -7,7 +7,8 @@ protocol visit, in protocol order, plus ``UNS`` (unscheduled, repeating) and ``L
 the log forms); one FormDef per CRF dataset with one ItemGroupDef; one ItemDef per item, with
 its SAS name, unit and code list. Booleans are integers with the Yes/No code list, as in the
 other formats. The key columns the tabular datasets repeat are ODM keys here: SubjectKey (the
-subject ID, or the screening number before randomization), StudyEventRepeatKey (an
+subject ID, or the screening number before randomization; in a de-identified file the
+subject's pseudonymous ``subject_key``, as in the tables), StudyEventRepeatKey (an
 unscheduled visit's sequence number) and FormRepeatKey (a log form's record id). Form status,
 source data verification and why a form or an item has no value have no ODM element: they
 are ``Annotation/Flag`` values bound to code lists (OpenEDC does the same); an item without a
@@ -85,6 +86,7 @@ from edc.exports.dictionary import (
     Variable,
     ascii_text,
 )
+from edc.exports.escape import escape_text
 from edc.models import Site, User
 from edc.roles import Action, Role, can
 from forms.models import CRF_MODELS
@@ -98,8 +100,8 @@ LOG_EVENT = "LOG"
 
 # Columns the tabular datasets repeat on every row: ODM keys, flags or nothing here.
 KEY_COLUMNS = frozenset({
-    "screening_number", "subject_id", "site", "record_id", "visit", "visit_date", "study_day",
-    "form_status", "not_done_reason", "missing_items", "sdv_status", "last_saved",
+    "screening_number", "subject_id", "subject_key", "site", "record_id", "visit", "visit_date",
+    "study_day", "form_status", "not_done_reason", "missing_items", "sdv_status", "last_saved",
 })
 # Form flags: (column, code list, annotation SeqNum on FormData).
 FORM_FLAGS = (("form_status", "CL.FORM_STATUS", 1), ("sdv_status", "CL.SDV_STATUS", 2),
@@ -221,8 +223,9 @@ def _length(variable: Variable) -> int | None:
 
 
 def _clean(text: str) -> str:
-    """Text without the characters XML 1.0 cannot hold."""
-    return _NOT_XML.sub("", text)
+    """Text with the characters XML 1.0 cannot hold escaped by the export's rule
+    (:data:`edc.exports.escape.TEXT_ESCAPE_RULE`), never dropped."""
+    return escape_text(text, _NOT_XML, blanks=False)
 
 
 def _timestamp(value: dt.datetime) -> str:
@@ -521,15 +524,13 @@ def write_odm(path: str | Path, context: ExportContext, datasets: list[Dataset],
             _write_study(out, forms, events, context.profile, mdv)
             _write_admin(out, context, subject_pks, trail, mdv, stamp)
             with out.element("ClinicalData", {"StudyOID": STUDY_OID, "MetaDataVersionOID": mdv}):
-                unrandomized = 0
                 for start in range(0, len(subject_pks), SUBJECT_CHUNK):
                     for subject in _read_chunk(context, subject_pks[start:start + SUBJECT_CHUNK],
                                                forms, trail):
                         key = subject.info.subject_id or subject.info.screening_number
-                        if context.profile == Profile.DEIDENTIFIED and not subject.info.subject_id:
-                            # The screening number is an identifier: an export-local number.
-                            unrandomized += 1
-                            key = f"NOT-RANDOMIZED-{unrandomized:04d}"
+                        if context.profile == Profile.DEIDENTIFIED:
+                            # The pseudonym of every other format of the export.
+                            key = subject.info.key
                         _write_subject(out, key, subject, events, trail)
     return out.item_data
 

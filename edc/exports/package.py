@@ -6,7 +6,12 @@ zip file.
 - **Reproducible:** the data files depend only on the data and the parameters. Where a format
   stores a time (Excel properties, XPORT and SPSS headers, the ODM creation time) it is the
   time of the last change to the exported data, not the clock; zip entries carry it too.
-  The manifest, which says when the export ran, is the one file that differs between runs.
+  The manifest, which says when the export ran, differs between runs, and so does the ODM
+  file's FileOID, which ODM requires to be unique for each file (the manifest names it).
+- **Self-describing:** the manifest says what each dataset holds (the audit trail's content
+  depends on who exports), the escape rule of the formats that cannot carry every character
+  (:data:`edc.exports.tabular.TEXT_ESCAPE_RULE`) and, in a de-identified export, how the
+  pseudonymous subject key is made.
 - **Flat memory:** rows stream from the database; each dataset is held once, one at a time,
   for the writers that need a whole table (XPORT, Stata, SPSS, R).
 - **Audited:** an ``exported`` audit event records who, the parameters and the zip's SHA-256.
@@ -17,6 +22,7 @@ import hashlib
 import json
 import subprocess
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +40,7 @@ from edc import protocol
 from edc.audit import audit_event
 from edc.exports import codebook, csvfiles
 from edc.exports.datasets import ExportContext, rows
-from edc.exports.dictionary import PROFILE_LABELS, Profile, datasets
+from edc.exports.dictionary import PROFILE_LABELS, Profile, audit_scope, datasets
 from edc.models import AuditAction, User
 
 # Format code → label, in the order files are written.
@@ -163,8 +169,9 @@ def build(request: ExportRequest, destination: Path, *,
             cut = request.as_of or timezone.now()
             context = ExportContext(request.user, request.profile, request.as_of)
             stamp = last_change(cut)
-            files = _write_files(request, context, work, stamp, progress, total)
-        manifest = _manifest(request, files, cut, stamp)
+            file_oid = _file_oid(request, cut) if "odm" in request.formats else None
+            files = _write_files(request, context, work, stamp, progress, total, file_oid)
+        manifest = _manifest(request, files, cut, stamp, file_oid)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         progress(total - 1, total, "zip")
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -181,8 +188,13 @@ def build(request: ExportRequest, destination: Path, *,
     return result
 
 
-def _write_files(request, context, work: Path, stamp, progress: Progress, total: int):
-    chosen = datasets(request.profile)
+def _datasets(request: ExportRequest):
+    return datasets(request.profile, audit_scope(request.user, request.profile))
+
+
+def _write_files(request, context, work: Path, stamp, progress: Progress, total: int,
+                 file_oid: str):
+    chosen = _datasets(request)
     files: list[dict] = []
     done = 0
 
@@ -224,7 +236,7 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
         progress(done, total, "CDISC ODM")
         relative = f"{_stem()}_odm.xml"
         count = odm.write_odm(work / relative, context, chosen, stamp=stamp,
-                              file_oid=_file_oid(request, stamp))
+                              file_oid=file_oid)
         record(relative, count)
         done += 1
     progress(done, total, "data dictionary")
@@ -259,15 +271,33 @@ def _stem() -> str:
     return protocol.TRIAL_REGISTRY_ID.lower()
 
 
-def _file_oid(request: ExportRequest, stamp: dt.datetime) -> str:
-    cut = request.as_of or stamp
+def _file_oid(request: ExportRequest, cut: dt.datetime) -> str:
+    """A FileOID no other file has (ODM 1.3.2: unique for each file): the trial, the profile,
+    the data cut and this run's own random part."""
     return (f"{protocol.TRIAL_REGISTRY_ID}.{request.profile}."
-            f"{cut.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}")
+            f"{cut.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}.{uuid.uuid4().hex[:16]}")
 
 
-def _manifest(request: ExportRequest, files: list[dict], cut, stamp) -> dict:
+def _manifest(request: ExportRequest, files: list[dict], cut, stamp,
+              file_oid: str | None) -> dict:
+    from edc.exports.tabular import TEXT_ESCAPE_RULE
+
     sites = sorted(set(context_sites(request.user)))
-    return {
+    chosen = _datasets(request)
+    extra = {}
+    if file_oid:
+        extra["odm_file_oid"] = file_oid
+    if request.profile == Profile.DEIDENTIFIED:
+        extra["subject_key"] = (
+            "Each subject is named by a pseudonymous key, the same in every dataset and "
+            "format of this and later exports (the ODM SubjectKey too): a keyed hash "
+            "(HMAC-SHA256) of the subject's record number with a secret the server keeps, so "
+            "it cannot be derived from the screening number or the subject ID.")
+    return extra | {
+        "datasets": [{"name": d.name, "label": d.label,
+                      **({"audit_scope": d.extra["audit_scope"]} if "audit_scope" in d.extra
+                         else {})} for d in chosen],
+        "text_escape_rule": TEXT_ESCAPE_RULE,
         "trial": protocol.TRIAL_REGISTRY_ID,
         "software": {"name": "edc", "version": software_version()},
         "created_at": timezone.now().isoformat(),

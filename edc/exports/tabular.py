@@ -14,13 +14,20 @@ integer    number           numeric          long (nullable)   numeric F10.0    
 float      number (exact)   numeric          double            numeric F.d       double
 boolean    1/0              numeric 1/0      byte 1/0,         numeric 1/0,      logical
                                              labels Yes/No     labels Yes/No
-text       text             char, ≤ 200      str# / strL       string            character
-                            bytes (split)
-coded      code + label     the code         numeric with      the code, with    factor, the
-           column                            value labels      value labels      codes as levels
+text       text cell (never ASCII char, ≤ 200   str# / strL       string ≤ 32,767   character
+           a formula),      bytes (split,                      bytes (split,
+           split at 32,767  escaped)                           escaped)
+coded      code + label     the code         numeric with      the code, with    factor (codes
+           column                            value labels      value labels      as levels) +
+                                                                                 label column
 date       Excel date       DATE9.           %td               DATE11            Date
 datetime   naive UTC        DATETIME20. UTC  %tc UTC (ms)      DATETIME20 UTC    POSIXct UTC
 =========  ===============  ===============  ================  ================  =============
+
+No writer refuses a text for its length or its characters: what a format cannot hold in
+one value continues in further columns, and what it cannot carry is escaped by one
+documented, reversible rule (:data:`TEXT_ESCAPE_RULE`, repeated in the manifest and the data
+dictionary).
 
 Missing values are empty cells, SAS/Stata/SPSS system missing, R ``NA``; a missing text is
 blank where the format has no missing string (XPORT, Stata, SPSS). Datetimes are UTC wherever
@@ -46,6 +53,7 @@ DataFrame or one set of columns), never the whole export.
 
 import datetime as dt
 import gzip
+import pickle
 import re
 import struct
 import tempfile
@@ -58,10 +66,9 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.xml.functions import tostring
 
-from edc.exports import csvfiles
 from edc.exports.codebook import COLUMNS
 from edc.exports.dictionary import (
     BOOLEAN,
@@ -76,6 +83,7 @@ from edc.exports.dictionary import (
     Variable,
     ascii_text,
 )
+from edc.exports.escape import TEXT_ESCAPE_RULE, escape_text, unescape_text
 
 
 class ExportError(Exception):
@@ -155,6 +163,11 @@ def _label(v: Variable, length: int) -> str:
     return label[:length]
 
 
+_NOT_XPT = re.compile("[^\t\n\r\x20-\x7e]")
+_NOT_SPSS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NOT_EXCEL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 # Excel --------------------------------------------------------------------------------------
 
 EXCEL_MAX_ROWS = 1_048_576
@@ -164,24 +177,80 @@ EXCEL_SHEET_NAME = 31
 DICTIONARY_SHEET = "dictionary"
 
 
-def _excel_text(value: str, where: str) -> str:
-    if len(value) > EXCEL_MAX_TEXT:
-        raise ExportError(f"{where}: a text of {len(value)} characters does not fit an Excel "
-                          f"cell ({EXCEL_MAX_TEXT} at most).")
-    # Control characters are not allowed in the XML of a worksheet.
-    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+# A text cell starting with one of these is a formula to a spreadsheet that re-reads it.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _excel_value(v: Variable, value, where: str):
+def excel_pieces(value: str) -> list[str]:
+    """``value`` (escaped, :data:`TEXT_ESCAPE_RULE`) in pieces of at most
+    :data:`EXCEL_MAX_TEXT` characters as Excel counts them (UTF-16 units), never half a
+    character; their concatenation is the escaped text."""
+    value = escape_text(value, _NOT_EXCEL, blanks=False)
+    if len(value) <= EXCEL_MAX_TEXT // 2:
+        return [value]
+    pieces, start, units = [], 0, 0
+    for i, char in enumerate(value):
+        size = 2 if ord(char) > 0xFFFF else 1
+        if units + size > EXCEL_MAX_TEXT:
+            pieces.append(value[start:i])
+            start, units = i, 0
+        units += size
+    pieces.append(value[start:])
+    return pieces
+
+
+def _excel_cell(sheet, value):
+    """A cell for the write-only ``sheet``: text is always text (never a formula, whatever it
+    starts with), and text a spreadsheet could take for a formula carries Excel's quote
+    prefix, so editing the cell keeps it text."""
+    if not isinstance(value, str):
+        return value
+    cell = WriteOnlyCell(sheet, value)
+    cell.data_type = "s"
+    if value.startswith(FORMULA_STARTS):
+        cell.quotePrefix = True
+    return cell
+
+
+def _excel_value(v: Variable, value):
+    """The cell values of one variable: one, or a text and its continuations."""
     if value is None:
-        return None
+        return [None]
     if v.type == BOOLEAN:
-        return int(value)
+        return [int(value)]
     if isinstance(value, dt.datetime):
-        return _naive_utc(value)
+        return [_naive_utc(value)]
     if isinstance(value, str):
-        return _excel_text(value, where)
-    return value
+        return excel_pieces(value)
+    return [value]
+
+
+def _continuation_header(name: str, part: int) -> str:
+    return f"{name}_part{part}"
+
+
+def _spool(dataset: Dataset, rows: Iterable[tuple], spool) -> tuple[int, list[int]]:
+    """Write ``rows``' cell values to ``spool`` (a binary file) and return their number and
+    the number of cells each variable needs (text longer than a cell takes several)."""
+    parts = [1] * len(dataset.variables)
+    count = 0
+    for row in rows:
+        count += 1
+        if count >= EXCEL_MAX_ROWS:
+            raise ExportError(f"{dataset.name}: more rows than an Excel sheet holds "
+                              f"({EXCEL_MAX_ROWS - 1}).")
+        cells = [_excel_value(v, value)
+                 for v, value in zip(dataset.variables, row, strict=True)]
+        for index, pieces in enumerate(cells):
+            parts[index] = max(parts[index], len(pieces))
+        pickle.dump((row, cells), spool, protocol=pickle.HIGHEST_PROTOCOL)
+    return count, parts
+
+
+def _unspool(spool, count: int):
+    spool.seek(0)
+    for _ in range(count):
+        yield pickle.load(spool)  # noqa: S301 (our own temporary file)
 
 
 def _check_sheet(name: str, taken: set[str]) -> None:
@@ -200,8 +269,14 @@ def write_xlsx(path, tables: Iterable[tuple[Dataset, Iterable[tuple]]], codebook
     codebook. Rows stream (openpyxl write-only). Returns the number of data rows per sheet.
 
     Datetimes are naive UTC (the dictionary label says so), dates Excel dates, decimals exact
-    numbers, booleans 1/0. Control characters, which a worksheet cannot hold, become U+FFFD.
-    Determinism: the document properties carry the stamp, and the zip is rewritten with every
+    numbers, booleans 1/0. Text is always a text cell, never a formula: text starting with
+    =, +, -, @, tab or carriage return also carries Excel's quote prefix (formula injection).
+    Control characters, which a worksheet cannot hold, are escaped (:data:`TEXT_ESCAPE_RULE`).
+    A text longer than a cell holds (:data:`EXCEL_MAX_TEXT`) continues in the columns
+    ``<name>_part2``, ``<name>_part3`` … right after it, present only where a value needs
+    them; the text is their concatenation. Rows are spooled to a temporary file first, so
+    the header knows those columns and memory stays flat. Determinism: the document
+    properties carry the stamp, and the zip is rewritten with every
     entry dated by the stamp, in openpyxl's order, with fixed attributes."""
     when = _utc(stamp)
     workbook = Workbook(write_only=True)
@@ -209,24 +284,28 @@ def write_xlsx(path, tables: Iterable[tuple[Dataset, Iterable[tuple]]], codebook
     taken = {DICTIONARY_SHEET}
     for dataset, rows in tables:
         _check_sheet(dataset.name, taken)
-        header = csvfiles.header(dataset)
-        if len(header) > EXCEL_MAX_COLUMNS:
-            raise ExportError(f"{dataset.name}: {len(header)} columns do not fit a sheet.")
-        sheet = workbook.create_sheet(dataset.name)
-        sheet.freeze_panes = "A2"
-        sheet.append(header)
-        count = 0
-        for row in rows:
-            count += 1
-            if count >= EXCEL_MAX_ROWS:
-                raise ExportError(f"{dataset.name}: more rows than an Excel sheet holds "
-                                  f"({EXCEL_MAX_ROWS - 1}).")
-            cells = []
-            for v, value in zip(dataset.variables, row, strict=True):
-                cells.append(_excel_value(v, value, f"{dataset.name}.{v.name}"))
+        with tempfile.TemporaryFile() as spool:
+            count, parts = _spool(dataset, rows, spool)
+            header = []
+            for v, width in zip(dataset.variables, parts, strict=True):
+                header.append(v.name)
+                header += [_continuation_header(v.name, k) for k in range(2, width + 1)]
                 if v.is_coded:
-                    cells.append(v.decode(value) or None)
-            sheet.append(cells)
+                    header.append(f"{v.name}_label")
+            if len(header) > EXCEL_MAX_COLUMNS:
+                raise ExportError(f"{dataset.name}: {len(header)} columns do not fit a sheet.")
+            sheet = workbook.create_sheet(dataset.name)
+            sheet.freeze_panes = "A2"
+            sheet.append(header)
+            for row, values in _unspool(spool, count):
+                cells = []
+                for v, value, pieces, width in zip(dataset.variables, row, values, parts,
+                                                   strict=True):
+                    cells += [_excel_cell(sheet, p) for p in pieces]
+                    cells += [None] * (width - len(pieces))
+                    if v.is_coded:
+                        cells.append(_excel_cell(sheet, v.decode(value) or None))
+                sheet.append(cells)
         counts[dataset.name] = count
 
     dictionary = workbook.create_sheet(DICTIONARY_SHEET)
@@ -237,8 +316,9 @@ def write_xlsx(path, tables: Iterable[tuple[Dataset, Iterable[tuple]]], codebook
         cells = entry.cells()
         if entry.type == DATETIME:
             cells[COLUMNS.index("label")] += UTC_SUFFIX
-        dictionary.append([_excel_text(c, DICTIONARY_SHEET) if isinstance(c, str) else c
-                           for c in cells])
+        dictionary.append([
+            _excel_cell(dictionary, "".join(excel_pieces(c))[:EXCEL_MAX_TEXT])
+            if isinstance(c, str) else c for c in cells])
         count += 1
     counts[DICTIONARY_SHEET] = count
 
@@ -326,9 +406,9 @@ def _continuation_names(base: str, count: int, taken: set[str]) -> list[str]:
     return names
 
 
-def _part_label(label: str, part: int) -> str:
+def _part_label(label: str, part: int, length: int = SAS_LABEL_LENGTH) -> str:
     suffix = f" (part {part})"
-    return label[: SAS_LABEL_LENGTH - len(suffix)].rstrip() + suffix
+    return label[: length - len(suffix)].rstrip() + suffix
 
 
 def _xpt_number(v: Variable, value):
@@ -352,7 +432,8 @@ def _xpt_frame(dataset: Dataset, columns: list[list]):
                            pd.Series([_xpt_number(v, x) for x in values], dtype="float64"),
                            fmt))
             continue
-        pieces = [split_text(str(x)) if x is not None else [""] for x in values]
+        pieces = [split_text(escape_text(str(x), _NOT_XPT, blanks=True))
+                  if x is not None else [""] for x in values]
         parts = max((len(p) for p in pieces), default=1)
         names = [v.sas_name, *_continuation_names(v.sas_name, parts - 1, taken)]
         for part, name in enumerate(names):
@@ -421,7 +502,8 @@ def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     """SAS XPORT version 5 (the FDA transport format), one dataset per file, member name
     ``dataset.sas_name``. Columns are the variables' ``sas_name``s with their ``sas_label``s;
     dates are SAS dates (DATE9.), datetimes SAS datetimes in UTC (DATETIME20.), booleans 1/0,
-    coded values their codes; text is UTF-8.
+    coded values their codes; text is ASCII, as V5 readers expect, anything else escaped
+    reversibly (:data:`TEXT_ESCAPE_RULE`: ``µ`` is ``\\u{b5}``).
 
     The v5 limits are checked here because pyreadstat does not check them all: names of at
     most 8 characters, ASCII labels of at most 40, character values of at most 200 bytes. A
@@ -583,24 +665,34 @@ def write_sav(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     decimal places), booleans 1/0 labelled Yes/No, coded integers numeric with value labels,
     coded text stays the code as a string with string value labels (SPSS supports them),
     dates DATE11, datetimes DATETIME20 in UTC (SPSS counts seconds from 1582 in a double:
-    about 2 µs resolution). Measurement levels: coded integers ordinal, other coded and text
+    about 2 µs resolution). A text longer than an SPSS string (32,767 bytes) continues in
+    ``<name>_part2`` …, split before a space where it can; spaces ending a text, which SPSS
+    drops, and control characters are escaped (:data:`TEXT_ESCAPE_RULE`). Measurement
+    levels: coded integers ordinal, other coded and text
     variables nominal, numbers scale. The header's creation date and time are ``stamp``.
     Returns the number of rows."""
     _check_names(dataset, SPSS_NAME, SPSS_RESERVED, "SPSS")
     columns, count = _columns(dataset, rows)
-    data, value_labels, formats, measures = {}, {}, {}, {}
+    data, value_labels, formats, measures, labels = {}, {}, {}, {}, {}
     for v, values in zip(dataset.variables, columns, strict=True):
         if v.type == TEXT:
-            texts = ["" if x is None else str(x) for x in values]
-            if any(len(x.encode()) > SPSS_STRING_BYTES for x in texts):
-                raise ExportError(f"{dataset.name}.{v.name}: a text longer than "
-                                  f"{SPSS_STRING_BYTES} bytes does not fit SPSS.")
-            data[v.name] = pd.Series(texts, dtype="object")
-            measures[v.name] = "nominal"
+            pieces = [[""] if x is None else
+                      split_text(escape_text(str(x), _NOT_SPSS, blanks=True), SPSS_STRING_BYTES)
+                      for x in values]
+            for part in range(max((len(p) for p in pieces), default=1)):
+                name = v.name if part == 0 else _continuation_header(v.name, part + 1)
+                if name in data:
+                    raise ExportError(f"{dataset.name}: two SPSS variables named {name}.")
+                data[name] = pd.Series([p[part] if part < len(p) else "" for p in pieces],
+                                       dtype="object")
+                measures[name] = "nominal"
+                labels[name] = _label(v, 256) if part == 0 else _part_label(
+                    _label(v, 256), part + 1, 256)
             if v.is_coded:
                 value_labels[v.name] = {str(code): label for code, label in v.choices
                                         if code != ""}
             continue
+        labels[v.name] = _label(v, 256)
         data[v.name] = pd.Series([_spss_number(v, x) for x in values], dtype="float64")
         if v.type == DATE:
             formats[v.name] = "DATE11"
@@ -619,7 +711,7 @@ def write_sav(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     path = Path(path)
     pyreadstat.write_sav(
         frame, str(path), file_label=_truncate_bytes(dataset.label, 64),
-        column_labels=[_label(v, 256) for v in dataset.variables],
+        column_labels=[labels[name] for name in data],
         variable_value_labels=value_labels or None, variable_format=formats,
         variable_measure=measures,
     )
@@ -743,17 +835,29 @@ def _r_column(v: Variable, values: list) -> tuple:
 def write_rds(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
     """An R data frame in an .rds file (``readRDS``): integers integer (double beyond R's
     range), decimals double, booleans logical, coded variables factors with the codes as
-    levels in code-list order, dates ``Date``, datetimes ``POSIXct`` in UTC, text character,
+    levels in code-list order, each followed by a character column ``<name>_label`` with
+    the decoded label (as in the CSV and Excel files), dates ``Date``, datetimes ``POSIXct``
+    in UTC, text character,
     missing values ``NA``; every column carries its label (``attr(x, "label")``). Written by
     our own serializer (see the module docstring), gzip-compressed with a zero time in the
     gzip header, so the file does not depend on the clock (``stamp`` is accepted for a
     uniform interface). Returns the number of rows."""
     _utc(stamp)
     columns, count = _columns(dataset, rows)
+    vectors, names = [], []
+    for v, values in zip(dataset.variables, columns, strict=True):
+        vectors.append(_r_column(v, values))
+        names.append(v.name)
+        if v.is_coded and v.type != BOOLEAN:
+            # The decoded label beside the code, as in the CSV and Excel files.
+            vectors.append((_STRSXP, [None if x is None else v.decode(x) or None
+                                      for x in values],
+                            [("label", _strings(f"{v.label} (label)"))]))
+            names.append(f"{v.name}_label")
     frame = (
         _VECSXP,
-        [_r_column(v, values) for v, values in zip(dataset.variables, columns, strict=True)],
-        [("names", _strings(*dataset.names)),
+        vectors,
+        [("names", _strings(*names)),
          ("class", _strings("data.frame")),
          ("row.names", (_INTSXP, [R_NA_INTEGER, -count], ())),
          ("label", _strings(dataset.label))],
@@ -769,5 +873,16 @@ def write_rds(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     return count
 
 
-__all__ = ["ExportError", "split_text", "stata_codes", "write_dta", "write_rds", "write_sav",
-           "write_xlsx", "write_xpt"]
+__all__ = [
+    "TEXT_ESCAPE_RULE",
+    "ExportError",
+    "escape_text",
+    "split_text",
+    "stata_codes",
+    "unescape_text",
+    "write_dta",
+    "write_rds",
+    "write_sav",
+    "write_xlsx",
+    "write_xpt",
+]

@@ -66,3 +66,40 @@ def test_casebook_pdf_holds_values_queries_audit_and_signatures(client, site, su
 def test_site_staff_cannot_export_the_casebook(client, subject, nurse):
     client.force_login(nurse)
     assert client.get(reverse("forms:casebook_pdf", args=[subject.pk])).status_code == 403
+
+
+def squeezed(text: str) -> str:
+    return "".join(text.split())
+
+
+def test_long_answers_and_values_print_over_as_many_pages_as_they_need(
+        client, site, subject, nurse):
+    """A 1,500-character query answer was a 500 (a table row taller than a page); a long text
+    now continues in further rows, and every character of it is in the PDF."""
+    investigator = UserFactory(role=Role.INVESTIGATOR, sites=[site])
+    monitor = UserFactory(role=Role.MONITOR, sites=[site])
+    visit = subject.visits.get(code="D2")
+    services.visit_record(visit=visit, actual_date=visit.planned_date, user=nurse)
+    vitals = services.crf_save(crf=VitalSigns(subject=subject, visit=visit), user=nurse,
+                               expected_version=0, values={"heart_rate": 131})
+    query = queries.query_raise(target=vitals, field_name="heart_rate",
+                                text="Please check the heart rate.", user=monitor)
+    answer = ("The heart rate was re-measured twice; Source document page 12 confirms 131. "
+              * 25)[:1500].strip()
+    lines = "\n".join(f"line {i} of a pasted note" for i in range(400))
+    queries.query_answer(query=query, text=answer, user=nurse)
+    queries.query_requery(query=query, text=lines, user=monitor)
+    reason = "Corrected after source data verification " * 60  # 2,460 characters
+    services.crf_save(crf=vitals, user=nurse, expected_version=1, values={"heart_rate": 118},
+                      reason=reason.strip())
+
+    client.force_login(investigator)
+    response = client.get(reverse("forms:casebook_pdf", args=[subject.pk]))
+    assert response.status_code == 200
+    reader = PdfReader(io.BytesIO(response.content))
+    text = squeezed("".join(page.extract_text() for page in reader.pages))
+    for header in ("ItemCheckStatusThread", "TimeUserRecordItemOldNewReason"):
+        text = text.replace(header, "")  # repeated on each page a table continues on
+    assert squeezed(answer) in text
+    assert squeezed(lines) in text
+    assert squeezed(reason) in text

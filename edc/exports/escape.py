@@ -1,0 +1,46 @@
+"""The one escape rule of the export (:data:`TEXT_ESCAPE_RULE`): how a writer carries a
+character its format cannot hold, or would drop, so that an independent reader with the rule
+alone gets the exact text back. Stated in the manifest and the data dictionary of every
+export."""
+
+import re
+
+ESCAPE = re.compile(r"\\u\{([0-9a-f]{1,6})\}")
+BLANK_RUN = 64
+TEXT_ESCAPE_RULE = (
+    "Where a format cannot hold a character, or would drop it, the text carries it as "
+    "\\u{hex} (its Unicode code point in lower-case hexadecimal: \u00b5 is \\u{b5}, "
+    "\u4e2d is \\u{4e2d}): in SAS XPORT every character outside printable ASCII except "
+    "tab, line feed and carriage return; in SPSS, Excel and ODM the control characters they "
+    "cannot store; in SAS XPORT and SPSS the spaces that end a text (their readers drop "
+    "trailing blanks) and every 64th space of a run of spaces. The characters \\u{ of the "
+    "text itself are written \\u{5c}u{. CSV, Stata and R carry every text as it is. To get "
+    "the text back, join a variable's parts in order (XPORT: NAME, NAME1, NAME2 ..., "
+    "labelled '(part 2)' ...; SPSS and Excel: name, name_part2, name_part3 ...), then "
+    "replace each \\u{hex} by its character, left to right (Python: "
+    "re.sub(r'\\\\u\\{([0-9a-f]+)\\}', lambda m: chr(int(m[1], 16)), text)).")
+
+
+def _code_point(match: re.Match) -> str:
+    return "".join(f"\\u{{{ord(c):x}}}" for c in match[0])
+
+
+def escape_text(text: str, forbidden: re.Pattern, *, blanks: bool) -> str:
+    """``text`` with what the format cannot carry written as ``\\u{hex}``
+    (:data:`TEXT_ESCAPE_RULE`); :func:`unescape_text` gives ``text`` back. Text that needs
+    no escape is returned unchanged."""
+    if "\\u{" not in text and not forbidden.search(text) and not (
+            blanks and (text.endswith(" ") or " " * BLANK_RUN in text)):
+        return text
+    text = text.replace("\\u{", "\\u{5c}u{")
+    text = forbidden.sub(_code_point, text)
+    if blanks:
+        body = text.rstrip(" ")
+        text = body + "\\u{20}" * (len(text) - len(body))
+        text = text.replace(" " * BLANK_RUN, " " * (BLANK_RUN - 1) + "\\u{20}")
+    return text
+
+
+def unescape_text(text: str) -> str:
+    """The inverse of :func:`escape_text` (what an independent reader does by the rule)."""
+    return ESCAPE.sub(lambda m: chr(int(m[1], 16)), text)
