@@ -5,8 +5,8 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from simple_history.admin import SimpleHistoryAdmin
 
+from edc.admin_history import HistoryAdmin
 from edc.models import JobRun, Site, User
 
 admin.site.site_header = _("Trial EDC administration")
@@ -14,7 +14,7 @@ admin.site.site_title = _("Trial EDC administration")
 
 
 @admin.register(Site)
-class SiteAdmin(SimpleHistoryAdmin):
+class SiteAdmin(HistoryAdmin):
     list_display = ["code", "name", "time_zone", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["code", "name"]
@@ -25,7 +25,7 @@ class SiteAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(User)
-class UserAdmin(SimpleHistoryAdmin, BaseUserAdmin):
+class UserAdmin(HistoryAdmin, BaseUserAdmin):
     list_display = ["username", "first_name", "last_name", "role", "is_active", "last_login"]
     list_filter = ["role", "is_active", "sites"]
     filter_horizontal = ["sites"]
