@@ -25,7 +25,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, note, seed, settings
 from hypothesis import strategies as st
 
-from edc.models import AuditEvent
+from edc.models import AuditEvent, Notification
 from edc.roles import UNBLINDED_ROLES, Role
 from tests import fuzzing
 
@@ -215,3 +215,20 @@ def test_no_request_gives_a_5xx_or_writes_when_refused(fuzz, route, role):
             fuzz_once = seed(int(FUZZ_SEED))(fuzz_once)
         fuzz_once()
         transaction.set_rollback(True)
+
+
+def test_the_fingerprint_sees_every_write_and_no_rolled_back_one(db, site, nurse):
+    """The fuzz suite's 'nothing written' is only as good as its fingerprint: an update that
+    changes neither the row count nor the ids, an insert and a delete are each seen; a write
+    rolled back is not."""
+    note = Notification.objects.create(user=nurse, title="Visit due")
+    fingerprint = fuzzing.Fingerprint()
+    before = fingerprint.take()
+    for write in (lambda: Notification.objects.filter(pk=note.pk).update(title="Changed"),
+                  lambda: Notification.objects.create(user=nurse, title="Another"),
+                  lambda: Notification.objects.filter(pk=note.pk).delete()):
+        with transaction.atomic():
+            write()
+            assert fuzzing.writes(before, fingerprint.take(), 0) == ["edc_notification"]
+            transaction.set_rollback(True)
+        assert fuzzing.writes(before, fingerprint.take(), 0) == []
