@@ -48,6 +48,8 @@ class Trial:
     # Real path parameters by the set of their names, e.g. {"subject_pk", "visit_pk"}.
     real: dict[frozenset, list[dict[str, str]]] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    # Ids of the records the fixed hostile requests aim at.
+    ids: dict[str, int] = field(default_factory=dict)
 
 
 def seed_trial() -> Trial:
@@ -107,6 +109,14 @@ def seed_trial() -> Trial:
         Notification.objects.create(user=user, title="Visit due", body="A visit is due.")
 
     trial = Trial(users=users)
+    screening_visit = randomized.visits.order_by("pk").first()
+    trial.ids = {
+        "subject": randomized.pk, "screening_subject": screening.pk,
+        "visit": screening_visit.pk, "nihss": nihss.pk, "mrs": mrs.pk, "query": query.pk,
+        "lock": locks.active_lock(subject=randomized, record=mrs).pk,
+        "away_adverse_event": AdverseEvent.objects.get(subject=elsewhere).pk,
+        "site": home.pk,
+    }
     subjects = [randomized, screening, unconsented, elsewhere]
     visits = list(Visit.objects.filter(subject__in=subjects).order_by("pk"))
     real = trial.real

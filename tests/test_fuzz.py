@@ -217,6 +217,82 @@ def test_no_request_gives_a_5xx_or_writes_when_refused(fuzz, route, role):
         transaction.set_rollback(True)
 
 
+def hostile_requests(ids: dict[str, int]) -> list[Request]:
+    """Requests that broke the EDC before (issue 14, item 17, and what this suite found), sent
+    every run whatever the budget draws."""
+    subject, visit = ids["subject"], ids["visit"]
+    casebook = f"/casebook/subjects/{subject}"
+    get, post = "GET", "POST"
+    return [Request(method, path, fuzzing.encode(pairs)) for method, path, pairs in [
+        (get, "/casebook/queries/", [("min_age", "²")]),
+        (get, "/casebook/queries/", [("min_age", "1000000")]),
+        (get, "/casebook/queries/", [("site", "\x00"), ("form", "a\x00"), ("check", "\x00")]),
+        (get, "/casebook/audit-trail/", [("form", "nihss"), ("record", "²")]),
+        (get, "/casebook/audit-trail/", [("date_to", "9999-12-31")]),
+        (get, "/casebook/audit-trail/", [("date_from", "0001-01-01"), ("subject", "\x00"),
+                                         ("user", "\x00"), ("field", "\x00")]),
+        (get, "/casebook/matrix/", [("site", "\x00"), ("status", "\x00")]),
+        (post, "/notifications/", [("pk", "²")]),
+        (post, "/casebook/locks/new/", [("scope", "site"), ("pk", "abc")]),
+        (post, "/casebook/locks/new/", [("scope", "subject"), ("subject", "²")]),
+        (post, "/casebook/locks/new/", [("scope", "form"), ("subject", str(subject)),
+                                        ("crf_code", "nihss"), ("pk", "abc")]),
+        (post, "/casebook/locks/new/", [("scope", "subject"), ("subject", str(subject)),
+                                        ("reason", "a\x00b")]),
+        (post, "/casebook/locks/", [("lock", "abc"), ("reason", "x")]),
+        (post, "/casebook/locks/", [("lock", str(ids["lock"])), ("reason", "a\x00b")]),
+        (post, f"{casebook}/eligibility/", [("version", "abc")]),
+        (post, f"{casebook}/eligibility/", [("version", "0"), ("reason", "a\x00b")]),
+        (post, f"/casebook/queries/{ids['query']}/answer/", [("text", "a\x00b")]),
+        (post, f"{casebook}/queries/visit/{visit}/", [("field", "actual_date"),
+                                                      ("text", "a\x00b")]),
+        (post, f"{casebook}/queries/visit/{visit}/", [("field", "actual_date"),
+                                                      ("text", "Check"), ("next", "0")]),
+        (get, f"{casebook}/logs/adverse_event/{ids['away_adverse_event']}/", []),
+        (post, f"{casebook}/logs/adverse_event/{ids['away_adverse_event']}/",
+         [("version", "1"), ("term", "x")]),
+        (get, f"{casebook}/logs/adverse_event/999999999/", []),
+        (post, f"{casebook}/visits/{visit}/nihss/", [("version", "1"),
+                                                     ("assessed_at", "0001-01-01T00:00")]),
+        (post, f"{casebook}/visits/{visit}/stroke_event/", [
+            ("version", "1"), ("onset_at", "0001-01-01T00:00"),
+            ("imaging_at", "9999-12-31T23:59")]),
+        (post, "/exports/", [("formats", "csv"), ("profile", "blinded"),
+                             ("as_of", "0001-01-01T00:00")]),
+        (get, "/admin/edc/site/abc/history/", []),
+        (get, "/admin/edc/user/abc/history/1/", []),
+    ]]
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_requests_that_broke_it_before_give_no_5xx_and_write_nothing_when_refused(fuzz, role):
+    client = Client()
+    with transaction.atomic():
+        client.force_login(fuzz.trial.users[role])
+        cookies = copy.deepcopy(client.cookies)
+        baseline = fuzz.fingerprint.take()
+        last_event = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        failures = []
+        for request in hostile_requests(fuzz.trial.ids):
+            client.cookies = copy.deepcopy(cookies)
+            with transaction.atomic():
+                try:
+                    status = send(client, request).status_code
+                    if status >= 500:
+                        failures.append(f"{status} for {request}")
+                    elif status >= 400:
+                        changed = fuzzing.writes(baseline, fuzz.fingerprint.take(), last_event)
+                        if changed:
+                            failures.append(f"{status} but wrote {changed}: {request}")
+                except Exception as error:
+                    failures.append(f"{type(error).__name__}: {error} for {request}")
+                finally:
+                    timezone.deactivate()
+                    transaction.set_rollback(True)
+        assert not failures, "\n".join(failures)
+        transaction.set_rollback(True)
+
+
 def test_the_fingerprint_sees_every_write_and_no_rolled_back_one(db, site, nurse):
     """The fuzz suite's 'nothing written' is only as good as its fingerprint: an update that
     changes neither the row count nor the ids, an insert and a delete are each seen; a write
