@@ -55,12 +55,21 @@ class Fuzz:
     fingerprint: fuzzing.Fingerprint
 
 
+def rolled_back():
+    """A transaction block the fuzz suite rolls back, marked as a test case's own wrapper (as
+    Django's TestCase marks its blocks): the application may check a password inside it, as it
+    would at the top of a real request, where it refuses any transaction that may roll back."""
+    block = transaction.atomic()
+    block._from_testcase = True
+    return block
+
+
 @pytest.fixture(scope="module")
 def fuzz(django_db_setup, django_db_blocker):
     """The seeded trial, built once for the module inside a transaction rolled back at the
     end; each example runs in a savepoint rolled back after it, so every example starts from
     the same data."""
-    with django_db_blocker.unblock(), transaction.atomic():
+    with django_db_blocker.unblock(), rolled_back():
         trial = fuzzing.seed_trial()
         forms = discover(trial)
         yield Fuzz(trial=trial, forms=forms, fingerprint=fuzzing.Fingerprint())
@@ -84,7 +93,7 @@ def discover(trial: fuzzing.Trial) -> dict:
                     continue
                 seen_codes.add((code, kwargs.get("action")))
                 path = route.path(kwargs)
-                with transaction.atomic():
+                with rolled_back():
                     response = client.get(path)
                     transaction.set_rollback(True)
                 timezone.deactivate()
@@ -186,7 +195,7 @@ def test_no_request_gives_a_5xx_or_writes_when_refused(fuzz, route, role):
     blinded = role not in UNBLINDED_ROLES
     arms = fuzzing.arm_texts()
     client = Client()
-    with transaction.atomic():
+    with rolled_back():
         client.force_login(user)
         cookies = copy.deepcopy(client.cookies)
         baseline = fuzz.fingerprint.take()
@@ -200,7 +209,7 @@ def test_no_request_gives_a_5xx_or_writes_when_refused(fuzz, route, role):
             request = data.draw(requests(route, fuzz), label="request")
             note(f"as {role}: {request}")
             client.cookies = copy.deepcopy(cookies)
-            with transaction.atomic():
+            with rolled_back():
                 try:
                     response = send(client, request)
                     status = response.status_code
@@ -272,7 +281,7 @@ def hostile_requests(ids: dict[str, int]) -> list[Request]:
 @pytest.mark.parametrize("role", list(Role))
 def test_requests_that_broke_it_before_give_no_5xx_and_write_nothing_when_refused(fuzz, role):
     client = Client()
-    with transaction.atomic():
+    with rolled_back():
         client.force_login(fuzz.trial.users[role])
         cookies = copy.deepcopy(client.cookies)
         baseline = fuzz.fingerprint.take()
@@ -280,7 +289,7 @@ def test_requests_that_broke_it_before_give_no_5xx_and_write_nothing_when_refuse
         failures = []
         for request in hostile_requests(fuzz.trial.ids):
             client.cookies = copy.deepcopy(cookies)
-            with transaction.atomic():
+            with rolled_back():
                 try:
                     status = send(client, request).status_code
                     if status >= 500:
@@ -308,7 +317,7 @@ def test_the_fingerprint_sees_every_write_and_no_rolled_back_one(db, site, nurse
     for write in (lambda: Notification.objects.filter(pk=note.pk).update(title="Changed"),
                   lambda: Notification.objects.create(user=nurse, title="Another"),
                   lambda: Notification.objects.filter(pk=note.pk).delete()):
-        with transaction.atomic():
+        with rolled_back():
             write()
             assert fuzzing.writes(before, fingerprint.take(), 0) == ["edc_notification"]
             transaction.set_rollback(True)
@@ -318,7 +327,7 @@ def test_the_fingerprint_sees_every_write_and_no_rolled_back_one(db, site, nurse
 def test_the_arm_guard_sees_the_arm_where_an_unblinded_role_may_see_it(fuzz):
     """The blinding guard above looks for text that does appear on an unblinded page."""
     client = Client()
-    with transaction.atomic():
+    with rolled_back():
         client.force_login(fuzz.trial.users[Role.UNBLINDED_PHARMACIST])
         text = client.get("/screening/pharmacy/").content.decode()
         assert [arm for arm in fuzzing.arm_texts() if arm in text]
