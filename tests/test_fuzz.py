@@ -11,12 +11,12 @@ and missing path parameters. Whatever is sent:
 Besides the generated requests, a fixed list of requests that broke the EDC before is sent as
 every role on every run.
 
-Budget: ``FUZZ_EXAMPLES`` examples for each URL × role (default 4: 630 URL × role pairs took
-about 5 minutes on PostgreSQL on a 2-core machine shared with other test runs, plus about a
-minute to seed the trial and read its forms); CI runs the same examples every time
-(``derandomize``), so a failure reproduces; Hypothesis prints the failing request. For a
-deeper run: ``FUZZ_EXAMPLES=50 pytest tests/test_fuzz.py``; ``FUZZ_SEED=<n>`` draws other
-examples than CI's.
+Budget: ``FUZZ_EXAMPLES`` examples for each URL × role (default 4: the 700-odd tests of this
+module took 3.5 to 7 minutes on PostgreSQL on a 2-core machine, as the load of other runs
+varied, the test database, the seeded trial and the reading of its forms included). CI runs
+the same examples every time (``derandomize``), so a failure reproduces; Hypothesis prints the
+failing request. For a deeper run: ``FUZZ_EXAMPLES=50 pytest tests/test_fuzz.py``;
+``FUZZ_SEED=<n>`` draws other examples than CI's.
 """
 
 import copy
