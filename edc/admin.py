@@ -7,9 +7,9 @@ from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from simple_history.admin import SimpleHistoryAdmin
 
 from edc import services
+from edc.admin_history import HistoryAdmin
 from edc.audit import audit_event
 from edc.models import AuditAction, JobRun, RoleGrantRequest, RoleGrantStatus, Site, User
 
@@ -18,7 +18,7 @@ admin.site.site_title = _("Trial EDC administration")
 
 
 @admin.register(Site)
-class SiteAdmin(SimpleHistoryAdmin):
+class SiteAdmin(HistoryAdmin):
     list_display = ["code", "name", "time_zone", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["code", "name"]
@@ -29,7 +29,7 @@ class SiteAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(User)
-class UserAdmin(SimpleHistoryAdmin, BaseUserAdmin):
+class UserAdmin(HistoryAdmin, BaseUserAdmin):
     list_display = ["username", "first_name", "last_name", "role", "is_active", "last_login"]
     list_filter = ["role", "is_active", "sites"]
     filter_horizontal = ["sites"]

@@ -16,9 +16,13 @@ def apply_errors(form, error: ValidationError) -> None:
 
 
 def next_url(request: HttpRequest, fallback: str) -> str:
-    """Where to go back to after a POST: the page's own ``next`` if it is on this site."""
+    """Where to go back to after a POST: the page's own ``next`` if it is a path on this site.
+
+    Only a path (``/...``) is taken: ``redirect()`` would try any other word (``next=0``,
+    ``next=2026-01-01T10:00``) as the name of a URL pattern and fail with a 500, after the
+    action itself had succeeded."""
     target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                       require_https=request.is_secure()):
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target
     return fallback
