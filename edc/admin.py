@@ -4,6 +4,7 @@ from contextvars import ContextVar
 
 from axes.utils import reset as axes_reset
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -92,6 +93,11 @@ class UserAdmin(HistoryAdmin, BaseUserAdmin):
     change_password_form = AccountPasswordForm
 
     def user_change_password(self, request, id, form_url=""):
+        user = self.get_object(request, unquote(id)) if request.method == "GET" else None
+        refusal = (services.password_set_refusal(actor=request.user, user=user)
+                   if user is not None else None)
+        if refusal:
+            self.message_user(request, refusal, messages.WARNING)  # before anything is typed
         token = _password_actor.set(request.user)
         try:
             return super().user_change_password(request, id, form_url)

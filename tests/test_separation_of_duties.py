@@ -265,6 +265,8 @@ def test_an_administrator_cannot_set_the_password_of_an_unblinded_account(
 ):
     unblinded = UserFactory(username="unblinded.one", role=role)
     client.force_login(first_admin)
+    page = client.get(reverse("admin:auth_user_password_change", args=[unblinded.pk]))
+    assert "nobody else sets their password" in page.content.decode()
     response = set_password_in_admin(client, unblinded)
     assert response.status_code == 200
     page = response.content.decode()
