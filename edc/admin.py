@@ -1,7 +1,10 @@
 """Django admin is for administrators configuring sites and accounts, never clinical data."""
 
+from contextvars import ContextVar
+
 from axes.utils import reset as axes_reset
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -26,6 +29,36 @@ class SiteAdmin(HistoryAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         # A site with subjects is protected by the database; deactivate instead.
         return False
+
+
+# The administrator using the password form (set per request by UserAdmin.user_change_password;
+# a ContextVar because one UserAdmin instance serves every thread).
+_password_actor: ContextVar[User | None] = ContextVar("password_actor", default=None)
+
+
+class AccountPasswordForm(AdminPasswordChangeForm):
+    """The admin's "change password" form: refused for an account with an unblinded role;
+    otherwise saved by ``services.user_password_set`` (audited, and the account must choose
+    its own password before an unblinded role is approved)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        refusal = services.password_set_refusal(actor=_password_actor.get(), user=self.user)
+        if refusal:
+            # Shown by the password field: Django's template shows no form-wide errors here.
+            self.add_error("password1", refusal)
+        return cleaned
+
+    def save(self, commit=True):
+        actor = _password_actor.get()
+        if not commit or actor is None or not self.cleaned_data.get("set_usable_password",
+                                                                     True):
+            # An unusable password locks the account out: nobody can sign in with it.
+            self.user.password_chosen_by_holder = False
+            return super().save(commit=commit)
+        services.user_password_set(user=self.user, password=self.cleaned_data["password1"],
+                                   actor=actor)
+        return self.user
 
 
 @admin.register(User)
@@ -57,6 +90,19 @@ class UserAdmin(HistoryAdmin, BaseUserAdmin):
     )
     readonly_fields = ["last_login", "date_joined"]
     actions = ["unlock"]
+    change_password_form = AccountPasswordForm
+
+    def user_change_password(self, request, id, form_url=""):
+        user = self.get_object(request, unquote(id)) if request.method == "GET" else None
+        refusal = (services.password_set_refusal(actor=request.user, user=user)
+                   if user is not None else None)
+        if refusal:
+            self.message_user(request, refusal, messages.WARNING)  # before anything is typed
+        token = _password_actor.set(request.user)
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            _password_actor.reset(token)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         """The admin's form, refusing with a message what ``services.user_save`` refuses
@@ -91,8 +137,10 @@ class UserAdmin(HistoryAdmin, BaseUserAdmin):
                 messages.WARNING)
 
     def construct_change_message(self, request, form, formsets, add=False):
-        # Called once the admin's password form has saved: record who set whose password.
-        if isinstance(form, AdminPasswordChangeForm):
+        # Called once the admin's password form has saved. A password is recorded by
+        # services.user_password_set; an unusable one (sign-in switched off) here.
+        if (isinstance(form, AdminPasswordChangeForm)
+                and not form.cleaned_data.get("set_usable_password", True)):
             audit_event(action=AuditAction.PASSWORD_CHANGED, user=request.user, obj=form.user,
                         detail={"username": form.user.get_username(),
                                 "own": form.user.pk == request.user.pk})

@@ -71,6 +71,7 @@ from edc.models import (
     Site,
     User,
 )
+from edc.roles import administrator_rights
 
 __all__ = ["AuditAction", "AuditReport", "ChainBreak", "audit_event", "audit_install",
            "audit_verify", "chain_append"]
@@ -314,6 +315,10 @@ def _user_history_events(history) -> None:
         audit_event(action=AuditAction.USER_CREATED, user=actor, obj=target,
                     detail=base | {"role": history.role,
                                    "sites": _site_codes(sites_of(history))})
+        if administrator_rights(history):
+            audit_event(action=AuditAction.ADMINISTRATOR_RIGHTS_GIVEN, user=actor, obj=target,
+                        detail=base | {"given": sorted(administrator_rights(history)),
+                                       "from": [], "to": sorted(administrator_rights(history))})
         return
     if history.history_type == "-":
         audit_event(action=AuditAction.USER_CHANGED, user=actor, obj=target,
@@ -326,6 +331,15 @@ def _user_history_events(history) -> None:
         return
     changed = [f.name for f in history_model.tracked_fields
                if getattr(history, f.attname) != getattr(previous, f.attname)]
+    rights_before, rights_after = administrator_rights(previous), administrator_rights(history)
+    if rights_after - rights_before:
+        # Who gave administrator rights decides who may approve that person's unblinded role
+        # requests (edc.services.role_grant_decide).
+        audit_event(action=AuditAction.ADMINISTRATOR_RIGHTS_GIVEN, user=actor, obj=target,
+                    detail=base | {"given": sorted(rights_after - rights_before),
+                                   "from": sorted(rights_before), "to": sorted(rights_after)})
+    if "password_chosen_by_holder" in changed:
+        changed.remove("password_chosen_by_holder")  # the password change is its own event
     if "role" in changed:
         changed.remove("role")
         audit_event(action=AuditAction.ROLE_CHANGED, user=actor, obj=target,

@@ -71,6 +71,10 @@ class User(AbstractUser):
         help_text=_("The sites this person works at. Data managers, statisticians and "
                     "administrators work across all sites."),
     )
+    # False while the password is one an administrator set (a new account, a reset): an
+    # unblinded role is approved only once the holder has chosen their own (edc.services).
+    password_chosen_by_holder = models.BooleanField(
+        _("password chosen by the account holder"), default=False, editable=False)
 
     history = HistoricalRecords(
         excluded_fields=["password", "last_login"], m2m_fields=[sites]
@@ -321,6 +325,7 @@ class AuditAction(models.TextChoices):
     ROLE_GRANT_REQUESTED = "role_grant_requested", _("Unblinded role requested")
     ROLE_GRANT_APPROVED = "role_grant_approved", _("Unblinded role approved")
     ROLE_GRANT_REFUSED = "role_grant_refused", _("Unblinded role refused")
+    ADMINISTRATOR_RIGHTS_GIVEN = "administrator_rights_given", _("Administrator rights given")
     RANDOMIZED = "randomized", _("Randomized")
     LIST_LOADED = "list_loaded", _("Randomization list loaded")
     UNBLINDED = "unblinded", _("Emergency unblinding")

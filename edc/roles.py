@@ -116,6 +116,14 @@ UNBLINDED_ROLES = frozenset(
 )
 
 
+def administrator_rights(account) -> frozenset[str]:
+    """The administrator rights an account (or one of its history rows) holds: the
+    administrator role, Django admin access (``is_staff``), ``is_superuser``."""
+    held = {"role": account.role == Role.ADMINISTRATOR, "is_staff": account.is_staff,
+            "is_superuser": account.is_superuser}
+    return frozenset(name for name, present in held.items() if present)
+
+
 def has_all_sites(user: "User") -> bool:
     return user.role in ALL_SITES_ROLES
 

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from edc.audit import audit_event
 from edc.models import AuditAction, JobRun, RoleGrantRequest, RoleGrantStatus, User
-from edc.roles import UNBLINDED_ROLES, Action, Role, can
+from edc.roles import UNBLINDED_ROLES, Action, Role, administrator_rights, can
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +87,41 @@ def password_confirms(user: User, password: str, request: HttpRequest | None = N
     return confirmed
 
 
+def password_set_refusal(*, actor: User | None, user: User) -> str | None:
+    """Why ``actor`` (None: someone other than the holder, as in Django admin) may not set
+    ``user``'s password. Nobody but the holder sets the password of an account that holds an
+    unblinded role: whoever knew it could read the allocation alone."""
+    if actor is not None and actor.pk == user.pk:
+        return None
+    if user.role in UNBLINDED_ROLES:
+        return _(
+            "%(user)s holds an unblinded role, so nobody else sets their password: they change "
+            "it themself (Change password, /accounts/password/). For a lost password, remove "
+            "the unblinded role, set a temporary password, let them choose their own at "
+            "sign-in, then ask again for the role: a second administrator approves it."
+        ) % {"user": user.get_username()}
+    return None
+
+
 @transaction.atomic
 def user_password_set(*, user: User, password: str, actor: User) -> None:
-    """Set a new password (already validated against the policy) and record who did it."""
+    """Set a new password (already validated against the policy) and record who did it.
+
+    Refused when someone other than the holder sets the password of an unblinded account
+    (:func:`password_set_refusal`). A password set by anyone else (an administrator) marks
+    the account ``password_chosen_by_holder = False``: an unblinded role is not approved
+    until the holder has chosen their own (:func:`role_grant_decide`)."""
+    current = User.objects.select_for_update().get(pk=user.pk)
+    refusal = password_set_refusal(actor=actor, user=current)
+    if refusal:
+        raise ValidationError(refusal)
+    own = actor.pk == user.pk
     user.set_password(password)
+    user.password_chosen_by_holder = own
     user._history_user = actor
-    user.save(update_fields=["password"])
+    user.save(update_fields=["password", "password_chosen_by_holder"])
     audit_event(action=AuditAction.PASSWORD_CHANGED, user=actor, obj=user,
-                detail={"username": user.get_username(), "own": actor.pk == user.pk})
+                detail={"username": user.get_username(), "own": own})
 
 
 # --- Accounts: separation of duties (DESIGN.md) ----------------------------------------------
@@ -142,6 +169,39 @@ def account_change_refusals(*, actor: User, before: User | None, proposed: dict)
         refusals.append(_("An administrator account (staff or superuser) is never given an "
                           "unblinded role."))
     return refusals
+
+
+def administrator_makers(user_pk) -> set:
+    """Who created the account ``user_pk`` or gave it administrator rights (role
+    administrator, staff, superuser), from the account's history rows (``history_user``)."""
+    makers = set()
+    rights_before = frozenset()
+    for row in User.history.filter(id=user_pk).order_by("history_date", "history_id"):
+        rights = administrator_rights(row)
+        if row.history_user_id is not None and row.history_user_id != user_pk and (
+                row.history_type == "+" or rights - rights_before):
+            makers.add(row.history_user_id)
+        rights_before = rights
+    return makers
+
+
+def _lineage(user_pk) -> set:
+    """Every account whose administrator rights (or creation) lead back, directly or through
+    accounts it made, to ``user_pk``'s makers: the makers of its makers, and so on."""
+    seen, todo = set(), [user_pk]
+    while todo:
+        for maker in administrator_makers(todo.pop()):
+            if maker not in seen:
+                seen.add(maker)
+                todo.append(maker)
+    return seen
+
+
+def independent_administrators(requester: User, approver: User) -> bool:
+    """False when one of the two created the other's account or gave it administrator rights,
+    directly or through accounts they made (a "sock-puppet" second administrator)."""
+    return (requester.pk not in _lineage(approver.pk)
+            and approver.pk not in _lineage(requester.pk))
 
 
 @transaction.atomic
@@ -226,8 +286,19 @@ def role_grant_decide(*, grant: RoleGrantRequest, approver: User,
                                 "decide on it: a second administrator approves or refuses."))
     if approver.pk == grant.user_id:
         raise ValidationError(_("Nobody decides on their own role."))
+    if not independent_administrators(grant.requested_by, approver):
+        raise ValidationError(_(
+            "%(approver)s cannot decide on a request by %(requester)s: one of them created the "
+            "other's account or gave it administrator rights. An administrator independent of "
+            "%(requester)s decides.") % {"approver": approver.get_username(),
+                                         "requester": grant.requested_by.get_username()})
     user = User.objects.select_for_update().get(pk=grant.user_id)
     if approve:
+        if not user.password_chosen_by_holder:
+            raise ValidationError(_(
+                "%(user)s still has a password an administrator set: they sign in and choose "
+                "their own (Change password, /accounts/password/) before an unblinded role is "
+                "approved.") % {"user": user.get_username()})
         if is_administrator(user):
             raise ValidationError(_("%(user)s is an administrator account, which is never "
                                     "given an unblinded role.") % {"user": user.get_username()})

@@ -10,7 +10,7 @@ from django.urls import reverse
 from edc import services
 from edc.models import AuditAction, AuditEvent, RoleGrantRequest, RoleGrantStatus, User
 from edc.roles import Role
-from tests.factories import UserFactory
+from tests.factories import PASSWORD, UserFactory
 
 
 @pytest.fixture
@@ -27,7 +27,10 @@ def second_admin(db):
 
 @pytest.fixture
 def pharmacist_to_be(site):
-    return UserFactory(username="chen.jing", role=Role.SITE_STAFF, sites=[site])
+    # A colleague who has signed in and chosen their own password (an unblinded role is not
+    # approved on a password an administrator set).
+    return UserFactory(username="chen.jing", role=Role.SITE_STAFF, sites=[site],
+                       password_chosen_by_holder=True)
 
 
 def change_form(client, user, **changes):
@@ -242,3 +245,153 @@ def test_account_changes_record_old_and_new_values(client, first_admin, site, ot
     assert events[AuditAction.USER_DEACTIVATED].detail["to"] is False
     assert events[AuditAction.USER_REACTIVATED].detail == {
         "username": "wu.min", "from": False, "to": True}
+
+
+# --- Nobody but its holder sets the password of an unblinded account -------------------------
+
+NEW_PASSWORD = "amber-harbour-quietly-58"
+OWN_PASSWORD = "violet-orchard-slowly-93"
+
+
+def set_password_in_admin(client, user, password=NEW_PASSWORD):
+    return client.post(reverse("admin:auth_user_password_change", args=[user.pk]),
+                       {"password1": password, "password2": password,
+                        "usable_password": "true"}, follow=True)
+
+
+@pytest.mark.parametrize("role", [Role.UNBLINDED_PHARMACIST, Role.UNBLINDED_STATISTICIAN])
+def test_an_administrator_cannot_set_the_password_of_an_unblinded_account(
+    client, first_admin, role
+):
+    unblinded = UserFactory(username="unblinded.one", role=role)
+    client.force_login(first_admin)
+    page = client.get(reverse("admin:auth_user_password_change", args=[unblinded.pk]))
+    assert "nobody else sets their password" in page.content.decode()
+    response = set_password_in_admin(client, unblinded)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "holds an unblinded role, so nobody else sets their password" in page
+    assert "/accounts/password/" in page
+    unblinded.refresh_from_db()
+    assert unblinded.check_password(PASSWORD) and not unblinded.check_password(NEW_PASSWORD)
+    assert not client.login(username="unblinded.one", password=NEW_PASSWORD)
+    assert not AuditEvent.objects.filter(action=AuditAction.PASSWORD_CHANGED).exists()
+    # Behind the form, the service refuses too.
+    with pytest.raises(ValidationError, match="nobody else sets their password"):
+        services.user_password_set(user=unblinded, password=NEW_PASSWORD, actor=first_admin)
+    unblinded.refresh_from_db()
+    assert unblinded.check_password(PASSWORD)
+    # The holder changes it themself.
+    client.force_login(unblinded)
+    response = client.post(reverse("password_change"), {
+        "old_password": PASSWORD, "new_password1": OWN_PASSWORD, "new_password2": OWN_PASSWORD})
+    assert response.status_code == 302
+    unblinded.refresh_from_db()
+    assert unblinded.check_password(OWN_PASSWORD)
+
+
+def test_an_unblinded_role_is_not_approved_on_a_password_an_administrator_set(
+    client, first_admin, second_admin, pharmacist_to_be
+):
+    # The lost-password path: the administrator (allowed: the account is blinded) sets a
+    # temporary password and asks for the role; approval waits for the holder's own password.
+    client.force_login(first_admin)
+    response = set_password_in_admin(client, pharmacist_to_be)
+    assert response.status_code == 200 and "nobody else sets" not in response.content.decode()
+    pharmacist_to_be.refresh_from_db()
+    assert pharmacist_to_be.check_password(NEW_PASSWORD)
+    assert not pharmacist_to_be.password_chosen_by_holder
+    grant = services.role_grant_request(user=pharmacist_to_be, role=Role.UNBLINDED_PHARMACIST,
+                                        requester=first_admin)
+    client.force_login(second_admin)
+    changelist = reverse("admin:edc_rolegrantrequest_changelist")
+    response = client.post(changelist, {"action": "approve", "_selected_action": [grant.pk]},
+                           follow=True)
+    assert "still has a password an administrator set" in response.content.decode()
+    grant.refresh_from_db()
+    pharmacist_to_be.refresh_from_db()
+    assert (grant.status, pharmacist_to_be.role) == (RoleGrantStatus.PENDING, Role.SITE_STAFF)
+
+    # The holder chooses their own password; now the second administrator can approve, and
+    # nobody else may set it any more.
+    client.force_login(pharmacist_to_be)
+    assert client.post(reverse("password_change"), {
+        "old_password": NEW_PASSWORD, "new_password1": OWN_PASSWORD,
+        "new_password2": OWN_PASSWORD}).status_code == 302
+    services.role_grant_decide(grant=grant, approver=second_admin, approve=True)
+    pharmacist_to_be.refresh_from_db()
+    assert pharmacist_to_be.role == Role.UNBLINDED_PHARMACIST
+    client.force_login(first_admin)
+    assert "nobody else sets" in set_password_in_admin(client, pharmacist_to_be).content.decode()
+    pharmacist_to_be.refresh_from_db()
+    assert pharmacist_to_be.check_password(OWN_PASSWORD)
+
+
+def test_a_new_account_is_not_unblinded_on_the_password_its_creator_typed(
+    client, first_admin, second_admin, site
+):
+    client.force_login(first_admin)
+    response = client.post(reverse("admin:edc_user_add"), {
+        "username": "new.pharmacist", "first_name": "Hong", "last_name": "Sun",
+        "email": "hs@hospital.example", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD,
+        "usable_password": "true", "role": Role.UNBLINDED_PHARMACIST, "sites": [site.pk]})
+    assert response.status_code == 302
+    grant = RoleGrantRequest.objects.get(user__username="new.pharmacist")
+    with pytest.raises(ValidationError, match="still has a password an administrator set"):
+        services.role_grant_decide(grant=grant, approver=second_admin, approve=True)
+    assert User.objects.get(username="new.pharmacist").role != Role.UNBLINDED_PHARMACIST
+
+
+# --- The second administrator is not one the requester made ---------------------------------
+
+
+def test_an_administrator_the_requester_made_cannot_approve(
+    client, first_admin, second_admin, pharmacist_to_be
+):
+    # Administrator one creates a second account and gives it administrator rights ...
+    client.force_login(first_admin)
+    assert client.post(reverse("admin:edc_user_add"), {
+        "username": "puppet", "first_name": "Pu", "last_name": "Ppet",
+        "email": "pp@hospital.example", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD,
+        "usable_password": "true", "role": Role.ADMINISTRATOR}).status_code == 302
+    puppet = User.objects.get(username="puppet")
+    assert change_form(client, puppet, is_staff="on", is_superuser="on").status_code == 302
+    puppet.refresh_from_db()
+    given = AuditEvent.objects.filter(action=AuditAction.ADMINISTRATOR_RIGHTS_GIVEN,
+                                      object_id=str(puppet.pk))
+    assert [(e.user, e.detail["given"]) for e in given.order_by("pk")] == [
+        (first_admin, ["role"]), (first_admin, ["is_staff", "is_superuser"])]
+    response = change_form(client, pharmacist_to_be, role=Role.UNBLINDED_PHARMACIST)
+    assert response.status_code == 302
+    grant = RoleGrantRequest.objects.get()
+
+    # ... signs in as it and tries to approve their own request: refused.
+    assert client.login(username="puppet", password=NEW_PASSWORD)
+    changelist = reverse("admin:edc_rolegrantrequest_changelist")
+    response = client.post(changelist, {"action": "approve", "_selected_action": [grant.pk]},
+                           follow=True)
+    assert "created the other&#x27;s account or gave it administrator rights" in (
+        response.content.decode())
+    grant.refresh_from_db()
+    pharmacist_to_be.refresh_from_db()
+    assert (grant.status, pharmacist_to_be.role) == (RoleGrantStatus.PENDING, Role.SITE_STAFF)
+    # Nor the other way round (the made account asks, its maker approves), nor through a
+    # chain of made accounts.
+    with pytest.raises(ValidationError, match="created the other's account"):
+        services.role_grant_decide(grant=grant, approver=puppet, approve=False)
+    other = UserFactory(role=Role.SITE_STAFF, password_chosen_by_holder=True)
+    reverse_grant = services.role_grant_request(user=other, role=Role.UNBLINDED_STATISTICIAN,
+                                                requester=puppet)
+    with pytest.raises(ValidationError, match="created the other's account"):
+        services.role_grant_decide(grant=reverse_grant, approver=first_admin, approve=True)
+    grandchild = UserFactory(username="grandchild", role=Role.SITE_STAFF)
+    grandchild._history_user = puppet
+    grandchild.role, grandchild.is_staff = Role.ADMINISTRATOR, True
+    services.user_save(actor=puppet, user=grandchild)
+    with pytest.raises(ValidationError, match="created the other's account"):
+        services.role_grant_decide(grant=grant, approver=grandchild, approve=True)
+
+    # An independent administrator approves.
+    services.role_grant_decide(grant=grant, approver=second_admin, approve=True)
+    pharmacist_to_be.refresh_from_db()
+    assert pharmacist_to_be.role == Role.UNBLINDED_PHARMACIST
