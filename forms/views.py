@@ -129,11 +129,10 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
             if slot is None:
                 # The form's address without a time point (a query's link): the time point
                 # of the record named by ``record``, else the visit's first.
-                record = request.GET.get("record", "")
+                record = bounds.id_param(request.GET.get("record"))
                 found = (model.objects.filter(subject=subject, visit=visit, pk=record)
                          .values_list(model.slot_item, flat=True).first()
-                         if record.isascii() and record.isdigit() and len(record) < 16
-                         else None)
+                         if record is not None else None)
                 return redirect("forms:visit_crf_slot", subject_pk=subject.pk,
                                 visit_pk=visit.pk, crf_code=crf_code,
                                 slot=found if found in slots else slots[0])
