@@ -123,6 +123,21 @@ def test_a_link_that_does_not_continue_its_head_is_refused(site):
     assert chain(SITE_TABLE)[-1] == last
 
 
+def test_links_inserted_many_per_statement_advance_the_head_one_by_one(db):
+    """A set-based writer (a bulk load) may insert a chain's links in one statement, in order."""
+    layout = AuditRowLayout.objects.create(table="bulk", columns=["id"], digest="b" * 64)
+    AuditChainHead.objects.create(table="bulk")
+    links, prev_hash = [], audit.GENESIS_HASH
+    for sequence in (1, 2, 3):
+        row_hash = audit.row_hash(table="bulk", sequence=sequence, prev_hash=prev_hash,
+                                  row={"id": sequence})
+        links.append(AuditChainLink(table="bulk", history_id=sequence, sequence=sequence,
+                                    layout=layout, prev_hash=prev_hash, row_hash=row_hash))
+        prev_hash = row_hash
+    AuditChainLink.objects.bulk_create(links)
+    assert head("bulk") == (3, prev_hash)
+
+
 def test_nobody_moves_a_chain_head_by_hand(site):
     rename(site, "Renamed")
     last = chain(SITE_TABLE)[-1]
