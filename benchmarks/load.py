@@ -185,6 +185,41 @@ def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     raise RuntimeError(f"gunicorn did not answer within 60 s:\n{tail(log)}")
 
 
+def _cpu_seconds(pid: int) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds) of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(server: subprocess.Popen, database_url: str) -> dict[str, float] | None:
+    """CPU seconds the gunicorn workers and their PostgreSQL back-ends have used so far: what
+    the server spent, whatever else the machine was doing (None where /proc is missing)."""
+    try:
+        gunicorn = 0.0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    parent, seconds = _cpu_seconds(int(entry.name))
+                except (OSError, IndexError, ValueError):
+                    continue
+                if parent == server.pid or int(entry.name) == server.pid:
+                    gunicorn += seconds
+        name = urlsplit(database_url).path.lstrip("/")
+        with psycopg.connect(database_url) as connection:
+            pids = [row[0] for row in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                "AND pid <> pg_backend_pid()", [name])]
+        postgres = 0.0
+        for pid in pids:
+            try:
+                postgres += _cpu_seconds(pid)[1]
+            except (OSError, IndexError, ValueError):
+                continue
+        return {"gunicorn": gunicorn, "postgres": postgres}
+    except OSError:
+        return None
+
+
 def stop_server(server: subprocess.Popen) -> None:
     if server.poll() is not None:
         return
@@ -391,8 +426,10 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
         started = time.monotonic()
         server = start_server(server_environment(database_url, work), port, server_log)
         try:
+            cpu_before = server_cpu_seconds(server, database_url)
             run_locust(port=port, users=users, seconds=seconds, work=work, plan=plan_path,
                        saves=work / "saves.jsonl", requests=work / "requests.jsonl", wait=wait)
+            cpu_after = server_cpu_seconds(server, database_url)
         finally:
             stop_server(server)
         elapsed = time.monotonic() - started
@@ -407,6 +444,8 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
         if entry["error"]:
             failures[f"{entry['name']}: {entry['error']}"] += 1
     steady, window = steady_throughput(logged)
+    cpu = ({k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
+           if cpu_before is not None and cpu_after is not None else None)
     return {
         "users": users,
         "seconds": seconds,
@@ -421,6 +460,11 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
         "requests_per_s": round(len(logged) / seconds, 1),
         "steady_requests_per_s": round(steady, 1),
         "steady_seconds": round(window, 1),
+        # Server CPU per request, log-ins included (each an Argon2 hash): the work the server
+        # does, which other processes on a shared machine do not change much.
+        "server_cpu_seconds": cpu,
+        "server_cpu_ms_per_request": round(1000 * sum(cpu.values()) / len(logged), 1)
+        if cpu and logged else None,
         "unacknowledged_saves": unacknowledged,
         "by_request": by_request,
         "failures": [f"{count} × {what}" for what, count in failures.items()],
@@ -466,6 +510,10 @@ def print_table(result: dict) -> None:
               f"{row['p50_ms']:>8.0f}{row['p95_ms']:>8.0f}")
     print(f"{'page views and saves (no log-in)':<34}{result['requests']:>7}{'':>8}"
           f"{result['p50_ms']:>8.0f}{result['p95_ms']:>8.0f}")
+    if result["server_cpu_seconds"]:
+        cpu = result["server_cpu_seconds"]
+        print(f"\nServer CPU: gunicorn {cpu['gunicorn']:.1f} s, PostgreSQL {cpu['postgres']:.1f} s"
+              f", {result['server_cpu_ms_per_request']} ms a request")
     print(f"\nErrors (every request): {result['errors']}")
     print(f"Saves acknowledged: {result['saves']}; lost: {result['lost_saves']}; committed "
           f"without acknowledgement: {result['unacknowledged_saves']}")
