@@ -106,9 +106,27 @@ def recreate(name: str) -> str:
 
 
 def copy_database(template: str, name: str) -> str:
-    """A fresh copy of a database seeded earlier (the measurements edit data)."""
-    _admin(f'DROP DATABASE IF EXISTS "{_own(name)}" WITH (FORCE)',
-           f'CREATE DATABASE "{name}" TEMPLATE "{template}"', retry_seconds=300)
+    """A fresh copy of a database seeded earlier (the measurements edit data): ``CREATE
+    DATABASE … TEMPLATE``, or, while somebody else stays connected to the template (a shared
+    seeded database), ``pg_dump | pg_restore`` of it."""
+    import psycopg
+
+    try:
+        _admin(f'DROP DATABASE IF EXISTS "{_own(name)}" WITH (FORCE)',
+               f'CREATE DATABASE "{name}" TEMPLATE "{template}"', retry_seconds=60)
+    except psycopg.errors.ObjectInUse:
+        if template.startswith("edc_bench"):
+            raise
+        print(f"[copy] {template} is in use: copying it with pg_dump …", file=sys.stderr,
+              flush=True)
+        recreate(name)
+        dump = subprocess.Popen(["pg_dump", "-Fc", "-d", database_url(template)],
+                                stdout=subprocess.PIPE)
+        subprocess.run(["pg_restore", "--no-owner", "-d", database_url(name)],
+                       stdin=dump.stdout, check=True)
+        dump.stdout.close()
+        if dump.wait():
+            raise RuntimeError(f"pg_dump of {template} failed") from None
     return database_url(name)
 
 
@@ -505,6 +523,8 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
                      f"≥ {TARGETS['load_requests_per_s']:.1f} req/s",
                      verdict(steady >= TARGETS["load_requests_per_s"])))
 
+    for size, reason in results.get("failed", {}).items():
+        rows.append((f"{size} subjects", f"FAILED: {reason.splitlines()[-1][:80]}", "", "NOT MET"))
     quick = results.get("mode") == "quick"
     limit = TARGETS["bench_quick_seconds" if quick else "bench_seconds"]
     seconds = results.get("seconds", 0)
@@ -610,8 +630,12 @@ def main() -> None:
                 templates[size] = seeded[size]
             else:
                 templates[size], seconds = seed(size, work)
-            results["sizes"][size] = {"seed_seconds": seconds} | run_size(
-                size, templates[size], work, results.get("export_startup_seconds", 0))
+            try:
+                results["sizes"][size] = {"seed_seconds": seconds} | run_size(
+                    size, templates[size], work, results.get("export_startup_seconds", 0))
+            except (RuntimeError, subprocess.CalledProcessError, OSError) as failed:
+                print(f"[{size} subjects] FAILED: {failed}", file=sys.stderr, flush=True)
+                results.setdefault("failed", {})[size] = str(failed)[-2000:]
         if options.reminders_from:
             results["reminders"] = json.loads(options.reminders_from.read_text())["reminders"]
         elif options.reminder_visits:
