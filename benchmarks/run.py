@@ -282,13 +282,14 @@ def binary_sizes(exports: dict, xpt_names: dict[str, str]) -> dict:
 # --- One size ----------------------------------------------------------------------------------
 
 
-def run_size(size: int, template: str, work: Path, startup: float) -> dict:
+def run_size(size: int, template: str, work: Path, startup: float,
+             formats: tuple[str, ...] = FORMATS) -> dict:
     url = copy_database(template, f"edc_bench_{size}")
     env = env_for(url, work)
     print(f"[{size} subjects] saves, pages, COPY …", file=sys.stderr, flush=True)
     result = dict(child_json(env, "measure.py"))
     exports = {}
-    for fmt in (*FORMATS, ",".join(FORMATS)):
+    for fmt in (*formats, ",".join(formats)) if len(formats) > 1 else formats:
         print(f"[{size} subjects] export {fmt} …", file=sys.stderr, flush=True)
         key = "all" if "," in fmt else fmt
         exports[key] = measure_export(env, fmt, work / f"{size}-{key}.zip", startup)
@@ -582,6 +583,9 @@ def main() -> None:
                         help="visits for the reminder jobs (default 10000 100000; none: skip)")
     parser.add_argument("--fresh-reminders", action="store_true",
                         help="rebuild the reminder jobs' schedule even if a copy is kept")
+    parser.add_argument("--formats", default=",".join(FORMATS),
+                        help="export formats to measure, comma-separated (default: all; "
+                             "'all formats' is measured when there are two or more)")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--load-users", type=int, default=20)
     parser.add_argument("--load-seconds", type=int, default=60)
@@ -600,6 +604,7 @@ def main() -> None:
     plain = (options.sizes is None and options.reminder_visits is None and not options.seeded
              and not options.reminders_from and not options.skip_load
              and options.load_wait is None and options.load_seconds == 60
+             and options.formats == ",".join(FORMATS)
              and options.load_users == 20)
     mode = ("quick" if options.quick else "full") if plain else "custom"
     if options.sizes is None:
@@ -632,10 +637,13 @@ def main() -> None:
                 templates[size], seconds = seed(size, work)
             try:
                 results["sizes"][size] = {"seed_seconds": seconds} | run_size(
-                    size, templates[size], work, results.get("export_startup_seconds", 0))
+                    size, templates[size], work, results.get("export_startup_seconds", 0),
+                    tuple(f for f in options.formats.split(",") if f))
             except (RuntimeError, subprocess.CalledProcessError, OSError) as failed:
                 print(f"[{size} subjects] FAILED: {failed}", file=sys.stderr, flush=True)
                 results.setdefault("failed", {})[size] = str(failed)[-2000:]
+            # What is measured so far survives a run stopped half-way.
+            options.json.write_text(json.dumps(results, indent=2, default=str))
         if options.reminders_from:
             results["reminders"] = json.loads(options.reminders_from.read_text())["reminders"]
         elif options.reminder_visits:
