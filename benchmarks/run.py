@@ -509,7 +509,8 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
                 f"{load.get('wait', '1,5').replace(',', '–')} s, gunicorn + PostgreSQL")
         cpu = load.get("server_cpu_ms_per_request")
         rows.append((name, f"{load['requests']} requests, p50 {load['p50_ms']:.0f} ms, "
-                           f"p95 {load['p95_ms']:.0f} ms, {load.get('workers', '?')} workers"
+                           f"p95 {load['p95_ms']:.0f} ms"
+                           + (f", {load['workers']} workers" if "workers" in load else "")
                            + (f", server CPU {cpu:.0f} ms a request" if cpu else ""),
                      f"p95 ≤ {TARGETS['load_p95_ms']} ms",
                      verdict(load["p95_ms"] <= TARGETS["load_p95_ms"])))
@@ -547,7 +548,7 @@ def render(rows, header: str) -> str:
                      + " |")
     met = sum(1 for r in rows if r[3].startswith("met"))
     missed = sum(1 for r in rows if r[3].startswith("NOT MET"))
-    lines += ["", f"{met} targets met, {missed} not met."]
+    lines += ["", f"Targets: {met} met, {missed} not met."]
     return "\n".join(lines)
 
 
