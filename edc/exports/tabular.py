@@ -53,6 +53,7 @@ DataFrame or one set of columns), never the whole export.
 
 import datetime as dt
 import gzip
+import itertools
 import pickle
 import re
 import struct
@@ -166,6 +167,52 @@ def _label(v: Variable, length: int) -> str:
 _NOT_XPT = re.compile("[^\t\n\r\x20-\x7e]")
 _NOT_SPSS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NOT_EXCEL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+# Spooling -----------------------------------------------------------------------------------
+
+CHUNK_ROWS = 10_000
+
+
+class _Spool:
+    """Rows kept on disk in chunks of :data:`CHUNK_ROWS` (pickled lists), so that a writer
+    reads its input once, learns what the file's header needs (widths, codes, the row count)
+    and then writes the rows chunk by chunk: memory holds one chunk, whatever the trial's
+    size."""
+
+    def __init__(self):
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self.count = 0
+        self.chunks = 0
+        self._pending: list = []
+
+    def append(self, row) -> None:
+        self._pending.append(row)
+        self.count += 1
+        if len(self._pending) == CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            pickle.dump(self._pending, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.chunks += 1
+            self._pending = []
+
+    def __iter__(self):
+        """The spooled rows, chunk by chunk (lists)."""
+        self._flush()
+        self.file.seek(0)
+        for _ in range(self.chunks):
+            yield pickle.load(self.file)  # noqa: S301 (our own temporary file)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 # Excel --------------------------------------------------------------------------------------
@@ -421,36 +468,53 @@ def _xpt_number(v: Variable, value):
     return float(value)
 
 
-def _xpt_frame(dataset: Dataset, columns: list[list]):
-    """The XPORT columns: (name, label, values, format); long text split."""
+def _xpt_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[list[int]]:
+    """Spool ``rows`` as XPORT values (numbers as SAS numbers, text escaped and split) and
+    return, for each variable, the width in bytes of each of its columns (text: the
+    variable and its continuations, each as wide as its longest piece; numbers: [8])."""
+    widths = [[0] if v.type == TEXT else [8] for v in dataset.variables]
+    for row in rows:
+        values = []
+        for v, value, width in zip(dataset.variables, row, widths, strict=True):
+            if v.type != TEXT:
+                values.append(_xpt_number(v, value))
+                continue
+            pieces = ([""] if value is None else
+                      split_text(escape_text(str(value), _NOT_XPT, blanks=True)))
+            for part, piece in enumerate(pieces):
+                size = len(piece.encode())
+                if part == len(width):
+                    width.append(size)
+                elif size > width[part]:
+                    width[part] = size
+            values.append(pieces)
+        spool.append(values)
+    return widths
+
+
+def _xpt_columns(dataset: Dataset, widths: list[list[int]]):
+    """The XPORT columns: (name, label, width in bytes, format, variable index, part)."""
     taken = {v.sas_name.upper() for v in dataset.variables}
     result = []
-    for v, values in zip(dataset.variables, columns, strict=True):
+    for index, (v, width) in enumerate(zip(dataset.variables, widths, strict=True)):
         if v.type != TEXT:
             fmt = {DATE: "DATE9.", DATETIME: "DATETIME20."}.get(v.type)
-            result.append((v.sas_name, v.sas_label,
-                           pd.Series([_xpt_number(v, x) for x in values], dtype="float64"),
-                           fmt))
+            result.append((v.sas_name, v.sas_label, 8, fmt, index, None))
             continue
-        pieces = [split_text(escape_text(str(x), _NOT_XPT, blanks=True))
-                  if x is not None else [""] for x in values]
-        parts = max((len(p) for p in pieces), default=1)
-        names = [v.sas_name, *_continuation_names(v.sas_name, parts - 1, taken)]
+        names = [v.sas_name, *_continuation_names(v.sas_name, len(width) - 1, taken)]
         for part, name in enumerate(names):
             label = v.sas_label if part == 0 else _part_label(v.sas_label, part + 1)
-            series = pd.Series([p[part] if part < len(p) else "" for p in pieces],
-                               dtype="object")
-            result.append((name, label, series, None))
+            result.append((name, label, width[part], None, index, part))
     return result
 
 
-def _check_xpt(dataset: Dataset, frame) -> None:
+def _check_xpt(dataset: Dataset, columns) -> None:
     problems = []
     if not SAS_NAME.fullmatch(dataset.sas_name or ""):
         problems.append(f"dataset name {dataset.sas_name!r} is not a SAS name of at most "
                         f"{SAS_NAME_LENGTH} characters")
     seen = set()
-    for name, label, values, _fmt in frame:
+    for name, label, width, _fmt, _index, part in columns:
         if not SAS_NAME.fullmatch(name):
             problems.append(f"{name!r} is not a SAS name of at most {SAS_NAME_LENGTH} "
                             "characters (letters, digits, _; not starting with a digit)")
@@ -460,14 +524,43 @@ def _check_xpt(dataset: Dataset, frame) -> None:
         if len(label) > SAS_LABEL_LENGTH or not label.isascii():
             problems.append(f"{name}: the label {label!r} is not ASCII of at most "
                             f"{SAS_LABEL_LENGTH} characters")
-        if values.dtype == object:
-            longest = max((len(x.encode()) for x in values), default=0)
-            if longest > XPT_TEXT_BYTES:
-                problems.append(f"{name}: a value of {longest} bytes (at most "
-                                f"{XPT_TEXT_BYTES})")
+        if part is not None and width > XPT_TEXT_BYTES:
+            problems.append(f"{name}: a value of {width} bytes (at most {XPT_TEXT_BYTES})")
     if problems:
         raise ExportError(f"{dataset.name}: cannot be written as SAS XPORT v5: "
                           + "; ".join(problems) + ".")
+
+
+_XPT_OBS_HEADER = b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!"
+XPT_RECORD = 80
+
+
+def _xpt_chunk(columns, chunk: list, label: str, table: str, work: Path) -> tuple[bytes, bytes]:
+    """The XPORT header and the data records of ``chunk``, as pyreadstat writes them. A last
+    row holding a text as wide as each column is written too, and left out of the data:
+    pyreadstat sizes a column to its longest value, and every chunk must have the widths of
+    the whole dataset."""
+    frame = {}
+    for name, _label, width, _fmt, index, part in columns:
+        if part is None:
+            frame[name] = pd.Series([row[index] for row in chunk] + [np.nan], dtype="float64")
+        else:
+            frame[name] = pd.Series(
+                [row[index][part] if part < len(row[index]) else "" for row in chunk]
+                + ["x" * max(width, 1)], dtype="object")
+    path = work / "chunk.xpt"
+    pyreadstat.write_xport(
+        pd.DataFrame(frame), str(path), file_label=label,
+        column_labels=[c[1] for c in columns], table_name=table, file_format_version=5,
+        variable_format={c[0]: c[3] for c in columns if c[3]},
+    )
+    written = path.read_bytes()
+    start = written.find(_XPT_OBS_HEADER)
+    if start < 0 or start % XPT_RECORD:
+        raise ExportError(f"{table}: unexpected XPORT layout.")
+    data = start + XPT_RECORD
+    size = sum(max(c[2], 1) for c in columns) * len(chunk)
+    return written[:data], written[data:data + size]
 
 
 def _xpt_stamp(when: dt.datetime) -> bytes:
@@ -512,19 +605,24 @@ def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     :func:`split_text` and :func:`_continuation_names`), labelled "<label> (part 2)" …;
     concatenating them gives the text back. Anything still out of limits raises
     :class:`ExportError`. Returns the number of rows."""
-    columns, count = _columns(dataset, rows)
-    frame = _xpt_frame(dataset, columns)
-    _check_xpt(dataset, frame)
-    data = pd.DataFrame({name: values for name, _label, values, _fmt in frame})
     path = Path(path)
-    pyreadstat.write_xport(
-        data, str(path), file_label=_ascii_label(dataset.label),
-        column_labels=[label for _name, label, _values, _fmt in frame],
-        table_name=dataset.sas_name, file_format_version=5,
-        variable_format={name: fmt for name, _label, _values, fmt in frame if fmt},
-    )
+    with _Spool() as spool, tempfile.TemporaryDirectory(dir=path.parent) as work:
+        widths = _xpt_spool(dataset, rows, spool)
+        columns = _xpt_columns(dataset, widths)
+        _check_xpt(dataset, columns)
+        label = _ascii_label(dataset.label)
+        with open(path, "wb") as out:
+            size = 0
+            for number, chunk in enumerate(itertools.chain(spool, [[]] if not spool.count
+                                                           else [])):
+                header, data = _xpt_chunk(columns, chunk, label, dataset.sas_name, Path(work))
+                if number == 0:
+                    out.write(header)
+                out.write(data)
+                size += len(data)
+            out.write(b" " * (-size % XPT_RECORD))
     _stamp_xpt_header(path, _utc(stamp))
-    return count
+    return spool.count
 
 
 def _ascii_label(label: str) -> str:
