@@ -758,63 +758,141 @@ def _stamp_sav_header(path: Path, when: dt.datetime) -> None:
                 f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}".encode("ascii"))
 
 
+def _sav_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[list[int]]:
+    """Spool ``rows`` as SPSS values (numbers as SPSS numbers, text escaped and split) and
+    return, for each variable, the width in bytes of each of its columns (numbers: [8])."""
+    widths = [[0] if v.type == TEXT else [8] for v in dataset.variables]
+    for row in rows:
+        values = []
+        for v, value, width in zip(dataset.variables, row, widths, strict=True):
+            if v.type != TEXT:
+                values.append(_spss_number(v, value))
+                continue
+            pieces = ([""] if value is None else split_text(
+                escape_text(str(value), _NOT_SPSS, blanks=True), SPSS_STRING_BYTES))
+            for part, piece in enumerate(pieces):
+                size = len(piece.encode())
+                if part == len(width):
+                    width.append(size)
+                elif size > width[part]:
+                    width[part] = size
+            values.append(pieces)
+        spool.append(values)
+    return widths
+
+
+# The 64-bit case count (extension record 7, subtype 16: after the byte-order mark 1).
+_SAV_CASES_64 = struct.pack("<iiiiq", 7, 16, 8, 2, 1)
+SAV_CASES_OFFSET = 4 + 60 + 4 * 4
+
+
+def _sav_header(header: bytes, count: int) -> bytes:
+    """``header`` (of a file with one case) with ``count`` cases."""
+    at = header.find(_SAV_CASES_64)
+    if (header[:4] != b"$FL2" or struct.unpack_from("<i", header, SAV_CASES_OFFSET) != (1,)
+            or at < 0 or header.find(_SAV_CASES_64, at + 1) >= 0
+            or struct.unpack_from("<q", header, at + len(_SAV_CASES_64)) != (1,)):
+        raise ExportError("Unexpected SPSS file header.")
+    header = bytearray(header)
+    struct.pack_into("<i", header, SAV_CASES_OFFSET, min(count, 2**31 - 1))
+    struct.pack_into("<q", header, at + len(_SAV_CASES_64), count)
+    return bytes(header)
+
+
+_SAV_DICTIONARY_END = struct.pack("<ii", 999, 0)
+
+
+def _sav_data(path: Path, columns, chunk: list, options: dict) -> bytes:
+    """The whole .sav file of the spooled rows ``chunk``, as pyreadstat writes it."""
+    frame = {}
+    for name, _width, index, part in columns:
+        frame[name] = pd.Series(
+            [row[index] if part is None else
+             row[index][part] if part < len(row[index]) else "" for row in chunk],
+            dtype="float64" if part is None else "object")
+    pyreadstat.write_sav(pd.DataFrame(frame), str(path), row_compress=True, **options)
+    return path.read_bytes()
+
+
+def _sav_split(written: bytes) -> tuple[bytes, bytes]:
+    """(header and dictionary, compressed data) of a .sav file whose data are one row
+    (which cannot hold the end of the dictionary: only command bytes, blanks and x)."""
+    end = written.rfind(_SAV_DICTIONARY_END)
+    if end < 0:
+        raise ExportError("Unexpected SPSS file layout.")
+    return written[:end + len(_SAV_DICTIONARY_END)], written[end + len(_SAV_DICTIONARY_END):]
+
+
 def write_sav(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
-    """SPSS .sav via pyreadstat. Numbers are numeric (integers F10.0, decimals with their
-    decimal places), booleans 1/0 labelled Yes/No, coded integers numeric with value labels,
-    coded text stays the code as a string with string value labels (SPSS supports them),
-    dates DATE11, datetimes DATETIME20 in UTC (SPSS counts seconds from 1582 in a double:
-    about 2 µs resolution). A text longer than an SPSS string (32,767 bytes) continues in
-    ``<name>_part2`` …, split before a space where it can; spaces ending a text, which SPSS
-    drops, and control characters are escaped (:data:`TEXT_ESCAPE_RULE`). Measurement
-    levels: coded integers ordinal, other coded and text
-    variables nominal, numbers scale. The header's creation date and time are ``stamp``.
-    Returns the number of rows."""
+    """SPSS .sav via pyreadstat, bytecode-compressed (the standard .sav compression every
+    SPSS reader knows: blank and whole-number blocks take one byte, so a short text costs
+    little whatever the longest one). Numbers are numeric (integers F10.0, decimals with
+    their decimal places), booleans 1/0 labelled Yes/No, coded integers numeric with value
+    labels, coded text stays the code as a string with string value labels (SPSS supports
+    them), dates DATE11, datetimes DATETIME20 in UTC (SPSS counts seconds from 1582 in a
+    double: about 2 µs resolution). A text longer than an SPSS string (32,767 bytes)
+    continues in ``<name>_part2`` …, split before a space where it can; spaces ending a
+    text, which SPSS drops, and control characters are escaped (:data:`TEXT_ESCAPE_RULE`).
+    Measurement levels: coded integers ordinal, other coded and text variables nominal,
+    numbers scale. The header's creation date and time are ``stamp``.
+
+    Rows are read once into an on-disk spool, then written in chunks: pyreadstat writes
+    each chunk between two rows as wide as the widest value of each column (so every chunk
+    has the dataset's widths), and since the compression starts afresh with each row, the
+    chunks' rows are joined without those two. Returns the number of rows."""
     _check_names(dataset, SPSS_NAME, SPSS_RESERVED, "SPSS")
-    columns, count = _columns(dataset, rows)
-    data, value_labels, formats, measures, labels = {}, {}, {}, {}, {}
-    for v, values in zip(dataset.variables, columns, strict=True):
-        if v.type == TEXT:
-            pieces = [[""] if x is None else
-                      split_text(escape_text(str(x), _NOT_SPSS, blanks=True), SPSS_STRING_BYTES)
-                      for x in values]
-            for part in range(max((len(p) for p in pieces), default=1)):
-                name = v.name if part == 0 else _continuation_header(v.name, part + 1)
-                if name in data:
-                    raise ExportError(f"{dataset.name}: two SPSS variables named {name}.")
-                data[name] = pd.Series([p[part] if part < len(p) else "" for p in pieces],
-                                       dtype="object")
-                measures[name] = "nominal"
-                labels[name] = _label(v, 256) if part == 0 else _part_label(
-                    _label(v, 256), part + 1, 256)
-            if v.is_coded:
-                value_labels[v.name] = {str(code): label for code, label in v.choices
-                                        if code != ""}
-            continue
-        labels[v.name] = _label(v, 256)
-        data[v.name] = pd.Series([_spss_number(v, x) for x in values], dtype="float64")
-        if v.type == DATE:
-            formats[v.name] = "DATE11"
-        elif v.type == DATETIME:
-            formats[v.name] = "DATETIME20"
-        elif v.type == FLOAT:
-            digits = 6 if v.digits is None else v.digits
-            formats[v.name] = f"F{10 + digits}.{digits}"
-        else:
-            formats[v.name] = "F10.0"
-        measures[v.name] = ("ordinal" if v.type == INTEGER and v.is_coded else
-                            "nominal" if v.type == BOOLEAN else "scale")
-        if v.is_coded:
-            value_labels[v.name] = {float(code): label for code, label in v.choices}
-    frame = pd.DataFrame(data, index=pd.RangeIndex(count))
     path = Path(path)
-    pyreadstat.write_sav(
-        frame, str(path), file_label=_truncate_bytes(dataset.label, 64),
-        column_labels=[labels[name] for name in data],
-        variable_value_labels=value_labels or None, variable_format=formats,
-        variable_measure=measures,
-    )
+    with _Spool() as spool, tempfile.TemporaryDirectory(dir=path.parent) as work:
+        widths = _sav_spool(dataset, rows, spool)
+        columns, value_labels, formats, measures, labels = [], {}, {}, {}, {}
+        for index, (v, width) in enumerate(zip(dataset.variables, widths, strict=True)):
+            if v.type == TEXT:
+                for part in range(len(width)):
+                    name = v.name if part == 0 else _continuation_header(v.name, part + 1)
+                    if name in labels:
+                        raise ExportError(f"{dataset.name}: two SPSS variables named {name}.")
+                    columns.append((name, width[part], index, part))
+                    measures[name] = "nominal"
+                    labels[name] = _label(v, 256) if part == 0 else _part_label(
+                        _label(v, 256), part + 1, 256)
+                if v.is_coded:
+                    value_labels[v.name] = {str(code): label for code, label in v.choices
+                                            if code != ""}
+                continue
+            columns.append((v.name, 8, index, None))
+            labels[v.name] = _label(v, 256)
+            if v.type == DATE:
+                formats[v.name] = "DATE11"
+            elif v.type == DATETIME:
+                formats[v.name] = "DATETIME20"
+            elif v.type == FLOAT:
+                digits = 6 if v.digits is None else v.digits
+                formats[v.name] = f"F{10 + digits}.{digits}"
+            else:
+                formats[v.name] = "F10.0"
+            measures[v.name] = ("ordinal" if v.type == INTEGER and v.is_coded else
+                                "nominal" if v.type == BOOLEAN else "scale")
+            if v.is_coded:
+                value_labels[v.name] = {float(code): label for code, label in v.choices}
+        options = {"file_label": _truncate_bytes(dataset.label, 64),
+                   "column_labels": [labels[c[0]] for c in columns],
+                   "variable_value_labels": value_labels or None,
+                   "variable_format": formats, "variable_measure": measures}
+        wide = [np.nan if v.type != TEXT else ["x" * max(w, 1) for w in width]
+                for v, width in zip(dataset.variables, widths, strict=True)]
+        scratch = Path(work) / "chunk.sav"
+        header, wide_row = _sav_split(_sav_data(scratch, columns, [wide], options))
+        # The wide row alone is the file's last row: it ends with the end-of-data code,
+        # which the same row starting a chunk does not have; both have the same length.
+        with open(path, "wb") as out:
+            out.write(_sav_header(header, spool.count))
+            for number, chunk in enumerate(spool):
+                last = number == spool.chunks - 1
+                data = _sav_data(scratch, columns, [wide, *chunk, *([] if last else [wide])],
+                                 options)[len(header) + len(wide_row):]
+                out.write(data if last else data[:-len(wide_row)])
     _stamp_sav_header(path, _utc(stamp))
-    return count
+    return spool.count
 
 
 def _truncate_bytes(text: str, limit: int) -> str:
