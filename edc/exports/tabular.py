@@ -60,6 +60,7 @@ import struct
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -783,13 +784,57 @@ def _sav_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[l
 
 # The 64-bit case count (extension record 7, subtype 16: after the byte-order mark 1).
 _SAV_CASES_64 = struct.pack("<iiiiq", 7, 16, 8, 2, 1)
+SAV_COMPRESSION_OFFSET = 4 + 60 + 4 * 2
 SAV_CASES_OFFSET = 4 + 60 + 4 * 4
+ZSAV_BLOCK = 0x3FF000
+ZSAV_BIAS = -100
 
 
-def _sav_header(header: bytes, count: int) -> bytes:
-    """``header`` (of a file with one case) with ``count`` cases."""
+class _ZsavBlocks:
+    """The data of a zlib-compressed .sav file (SPSS 21 and later, ReadStat, PSPP; see
+    PSPP's "System File Format", "Compressed Data"): the bytecode-compressed rows in zlib
+    blocks of :data:`ZSAV_BLOCK` bytes, after a header giving the trailer's place, and the
+    trailer listing the blocks. ``out`` is positioned at the end of the dictionary."""
+
+    def __init__(self, out):
+        self.out = out
+        self.start = out.tell()
+        self.out.write(b"\0" * 24)  # the zlib data header, written by close()
+        self.pending = bytearray()
+        self.blocks: list[tuple[int, int, int, int]] = []
+        self.uncompressed = self.start
+
+    def write(self, data: bytes) -> None:
+        self.pending += data
+        while len(self.pending) >= ZSAV_BLOCK:
+            self._block(bytes(self.pending[:ZSAV_BLOCK]))
+            del self.pending[:ZSAV_BLOCK]
+
+    def _block(self, data: bytes) -> None:
+        packed = zlib.compress(data, 6)
+        self.blocks.append((self.uncompressed, self.out.tell(), len(data), len(packed)))
+        self.uncompressed += len(data)
+        self.out.write(packed)
+
+    def close(self) -> None:
+        if self.pending:
+            self._block(bytes(self.pending))
+        trailer = self.out.tell()
+        self.out.write(struct.pack("<qqii", ZSAV_BIAS, 0, ZSAV_BLOCK, len(self.blocks)))
+        for block in self.blocks:
+            self.out.write(struct.pack("<qqii", *block))
+        self.out.seek(self.start)
+        self.out.write(struct.pack("<qqq", self.start, trailer, 24 + 24 * len(self.blocks)))
+        self.out.seek(0, 2)
+
+
+def _sav_header(header: bytes, count: int, *, compression: int) -> bytes:
+    """``header`` (of a file with one case, compressed as ``compression`` says) with
+    ``count`` cases."""
     at = header.find(_SAV_CASES_64)
-    if (header[:4] != b"$FL2" or struct.unpack_from("<i", header, SAV_CASES_OFFSET) != (1,)
+    if (header[:4] not in (b"$FL2", b"$FL3")
+            or struct.unpack_from("<i", header, SAV_COMPRESSION_OFFSET) != (compression,)
+            or struct.unpack_from("<i", header, SAV_CASES_OFFSET) != (1,)
             or at < 0 or header.find(_SAV_CASES_64, at + 1) >= 0
             or struct.unpack_from("<q", header, at + len(_SAV_CASES_64)) != (1,)):
         raise ExportError("Unexpected SPSS file header.")
@@ -802,15 +847,17 @@ def _sav_header(header: bytes, count: int) -> bytes:
 _SAV_DICTIONARY_END = struct.pack("<ii", 999, 0)
 
 
-def _sav_data(path: Path, columns, chunk: list, options: dict) -> bytes:
-    """The whole .sav file of the spooled rows ``chunk``, as pyreadstat writes it."""
+def _sav_data(path: Path, columns, chunk: list, options: dict, *, zlib: bool = False) -> bytes:
+    """The whole .sav file of the spooled rows ``chunk``, as pyreadstat writes it
+    (bytecode-compressed, or zlib-compressed with ``zlib``)."""
     frame = {}
     for name, _width, index, part in columns:
         frame[name] = pd.Series(
             [row[index] if part is None else
              row[index][part] if part < len(row[index]) else "" for row in chunk],
             dtype="float64" if part is None else "object")
-    pyreadstat.write_sav(pd.DataFrame(frame), str(path), row_compress=True, **options)
+    pyreadstat.write_sav(pd.DataFrame(frame), str(path), row_compress=not zlib, compress=zlib,
+                         **options)
     return path.read_bytes()
 
 
@@ -882,15 +929,18 @@ def write_sav(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
                 for v, width in zip(dataset.variables, widths, strict=True)]
         scratch = Path(work) / "chunk.sav"
         header, wide_row = _sav_split(_sav_data(scratch, columns, [wide], options))
+        zheader = _sav_data(scratch, columns, [wide], options, zlib=True)[:len(header)]
         # The wide row alone is the file's last row: it ends with the end-of-data code,
         # which the same row starting a chunk does not have; both have the same length.
         with open(path, "wb") as out:
-            out.write(_sav_header(header, spool.count))
+            out.write(_sav_header(zheader, spool.count, compression=2))
+            blocks = _ZsavBlocks(out)
             for number, chunk in enumerate(spool):
                 last = number == spool.chunks - 1
                 data = _sav_data(scratch, columns, [wide, *chunk, *([] if last else [wide])],
                                  options)[len(header) + len(wide_row):]
-                out.write(data if last else data[:-len(wide_row)])
+                blocks.write(data if last else data[:-len(wide_row)])
+            blocks.close()
     _stamp_sav_header(path, _utc(stamp))
     return spool.count
 
