@@ -649,13 +649,6 @@ STATA_LABEL = 80
 STATA_STR_BYTES = 2045
 
 
-def _dates(values: list, unit: str) -> pd.Series:
-    converted = [None if x is None else
-                 (_naive_utc(x) if isinstance(x, dt.datetime) else
-                  dt.datetime.combine(x, dt.time())) for x in values]
-    return pd.Series(pd.to_datetime(converted), dtype=f"datetime64[{unit}]")
-
-
 def _check_names(dataset: Dataset, pattern: re.Pattern, reserved: frozenset, fmt: str):
     reserved = {word.lower() for word in reserved}
     bad = [v.name for v in dataset.variables
@@ -664,60 +657,210 @@ def _check_names(dataset: Dataset, pattern: re.Pattern, reserved: frozenset, fmt
         raise ExportError(f"{dataset.name}: not valid {fmt} variable names: {', '.join(bad)}.")
 
 
-def write_dta(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
-    """Stata 118 (Stata 14 and later, UTF-8), via pandas. Integers are nullable integer
-    variables, decimals doubles, booleans bytes 1/0 labelled Yes/No, coded integers keep
-    their values with value labels, coded text becomes a numeric variable with value labels
-    (:func:`stata_codes`), dates %td, datetimes %tc in UTC (milliseconds, Stata's
-    resolution). Text longer than 2045 bytes is a strL. The header's time stamp is
-    ``stamp``. Returns the number of rows."""
-    _check_names(dataset, STATA_NAME, STATA_RESERVED, "Stata")
-    columns, count = _columns(dataset, rows)
-    data = {}
-    value_labels = {}
-    strl = []
-    for v, values in zip(dataset.variables, columns, strict=True):
+STATA_EPOCH = dt.date(1960, 1, 1)
+STATA_EPOCH_TIME = dt.datetime(1960, 1, 1)  # noqa: DTZ001 (naive UTC, as Stata counts)
+STATA_STRL = 32768
+# Stata 118 storage types: (type code, numpy type, the missing value "." of the type).
+STATA_DOUBLE = (65526, "<f8", struct.unpack("<d", struct.pack("<Q", 0x7FE0000000000000))[0])
+STATA_LONG = (65528, "<i4", 2_147_483_621)
+STATA_BYTE = (65530, "i1", 101)
+STATA_LONG_RANGE = (-2_147_483_647, 2_147_483_620)
+# A strL costs 8 bytes in its row, and once in the file "GSO", v (4), o (8), type (1),
+# length (4), the text and its terminating zero.
+STATA_GSO = 3 + 4 + 8 + 1 + 4 + 1
+STATA_MAP = ("stata_data", "map", "variable_types", "varnames", "sortlist", "formats",
+             "value_label_names", "variable_labels", "characteristics", "data", "strls",
+             "value_labels", "stata_data_close", "end-of-file")
+
+
+class _StataColumn:
+    """How one variable is stored in Stata, learned from all its values."""
+
+    def __init__(self, v: Variable):
+        self.v = v
+        self.width = 0  # text: the longest value, in bytes
+        self.strl_bytes = 0  # text: what its non-empty values cost as strLs
+        self.smallest = self.largest = 0  # integers
+        self.extra: set = set()  # coded text: values outside the code list
+        self.known = set(_codes(v)) if v.is_coded else set()
+
+    def value(self, value):
+        """The value as spooled: numbers as Stata numbers, text and codes as they are."""
+        v = self.v
+        if value is None:
+            return None
         if v.type == DATE:
-            data[v.name] = _dates(values, "s")
-        elif v.type == DATETIME:
-            data[v.name] = _dates(values, "us")
-        elif v.type == BOOLEAN:
-            data[v.name] = pd.Series([None if x is None else int(x) for x in values],
-                                     dtype="Int8")
-            value_labels[v.name] = {int(code): label for code, label in v.choices}
-        elif v.type == TEXT and v.is_coded:
-            codes = stata_codes(v, values)
-            data[v.name] = pd.Series([None if x is None else codes[x][0] for x in values],
-                                     dtype="Int32")
-            value_labels[v.name] = dict(codes.values())
+            return float((value - STATA_EPOCH).days)
+        if v.type == DATETIME:
+            return (_naive_utc(value) - STATA_EPOCH_TIME) / dt.timedelta(milliseconds=1)
+        if v.type == BOOLEAN:
+            return int(value)
+        if v.type == TEXT and v.is_coded:
+            if value not in self.known:
+                self.extra.add(value)
+            return value
+        if v.type == TEXT:
+            value = str(value)
+            size = len(value.encode())
+            self.width = max(self.width, size)
+            if size:
+                self.strl_bytes += STATA_GSO + size
+            return value
+        if v.type == INTEGER:
+            self.smallest, self.largest = min(self.smallest, value), max(self.largest, value)
+            return value
+        if v.type == FLOAT:
+            return float(value)
+        raise ExportError(f"{self.v.name}: unknown type {v.type!r}.")
+
+    def settle(self, count: int) -> None:
+        """Choose the storage type, once every value has been seen. A text is a strL where
+        that takes fewer bytes than a str# as wide as its longest value on every row (or
+        where it is longer than a str# holds)."""
+        v = self.v
+        self.codes = None
+        if v.type == TEXT and v.is_coded:
+            self.codes = stata_codes(v, list(self.extra))
+            self.type = STATA_LONG
         elif v.type == TEXT:
-            texts = ["" if x is None else str(x) for x in values]
-            data[v.name] = pd.Series(texts, dtype="object")
-            if any(len(x.encode()) > STATA_STR_BYTES for x in texts):
-                strl.append(v.name)
-        elif v.type == INTEGER:
-            data[v.name] = pd.Series(values, dtype="Int64")
-            if v.is_coded:
-                value_labels[v.name] = {int(code): label for code, label in v.choices}
-        elif v.type == FLOAT:
-            data[v.name] = pd.Series([np.nan if x is None else float(x) for x in values],
-                                     dtype="float64")
+            self.strl = (self.width > STATA_STR_BYTES
+                         or 8 * count + self.strl_bytes < max(self.width, 1) * count)
+            self.type = ((STATA_STRL, "<u8", 0) if self.strl else
+                         (max(self.width, 1), f"S{max(self.width, 1)}", b""))
+        elif v.type == BOOLEAN:
+            self.type = STATA_BYTE
+        elif v.type == INTEGER and (STATA_LONG_RANGE[0] <= self.smallest
+                                    and self.largest <= STATA_LONG_RANGE[1]):
+            self.type = STATA_LONG
         else:
-            raise ExportError(f"{dataset.name}.{v.name}: unknown type {v.type!r}.")
-    frame = pd.DataFrame(data, index=pd.RangeIndex(count))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", pd.io.stata.InvalidColumnName)
-        try:
-            frame.to_stata(
-                path, write_index=False, version=118, byteorder="little",
-                time_stamp=_utc(stamp), data_label=dataset.label[:STATA_LABEL],
-                variable_labels={v.name: _label(v, STATA_LABEL) for v in dataset.variables},
-                convert_dates={v.name: "td" if v.type == DATE else "tc"
-                               for v in dataset.variables if v.type in (DATE, DATETIME)},
-                value_labels=value_labels or None, convert_strl=strl or None,
-            )
-        except (ValueError, pd.io.stata.InvalidColumnName) as error:
-            raise ExportError(f"{dataset.name}: cannot be written as Stata: {error}") from error
+            self.type = STATA_DOUBLE
+
+    def schema(self) -> pd.Series:
+        """One value of the storage type: pandas writes the file's header from it."""
+        code, numpy_type, _missing = self.type
+        if self.v.type in (DATE, DATETIME):
+            return pd.Series([pd.NaT], dtype="datetime64[s]")
+        if self.v.type == TEXT and not self.v.is_coded:
+            return pd.Series(["" if code == STATA_STRL else "x" * code], dtype="object")
+        return pd.Series([0], dtype={"<f8": "float64", "<i4": "int32", "i1": "int8"}[numpy_type])
+
+    def column(self, values: list, number: int, first_row: int, strls) -> np.ndarray:
+        """The column's values in a chunk whose first row is ``first_row`` (counting from
+        1), text of a strL column written to ``strls`` as GSOs."""
+        code, numpy_type, missing = self.type
+        if self.codes is not None:
+            values = [None if x is None else self.codes[x][0] for x in values]
+        if code == STATA_STRL:
+            keys, seen = [], {}
+            for row, text in enumerate(values, start=first_row):
+                if not text:
+                    keys.append(0)
+                    continue
+                key = seen.get(text)
+                if key is None:
+                    key = seen[text] = number + (row << 16)
+                    data = text.encode() + b"\0"
+                    strls.write(b"GSO" + struct.pack("<IQBI", number, row, 130, len(data))
+                                + data)
+                keys.append(key)
+            return np.array(keys, dtype="<u8")
+        if self.v.type == TEXT and not self.v.is_coded:
+            return np.array([x.encode() if x else b"" for x in values], dtype=numpy_type)
+        return np.array([missing if x is None else x for x in values], dtype=numpy_type)
+
+
+def _stata_layout(written: bytes, columns: list[_StataColumn]) -> tuple[bytes, bytes, int]:
+    """(everything before the data, everything after the strLs, the map's offset) of the
+    file pandas wrote for one row of the schema; checks the storage types are ours."""
+    data = written.find(b"<data>")
+    strls_end = written.find(b"</strls>")
+    map_at = written.find(b"<map>") + len(b"<map>")
+    types_at = written.find(b"<variable_types>") + len(b"<variable_types>")
+    types = struct.unpack_from(f"<{len(columns)}H", written, types_at)
+    row = sum(np.dtype(c.type[1]).itemsize for c in columns)
+    if (min(data, strls_end, map_at, types_at) < len(b"<map>")
+            or types != tuple(c.type[0] for c in columns)
+            or written[data + len(b"<data>") + row:].find(b"</data><strls>") != 0):
+        raise ExportError("Unexpected Stata file layout.")
+    return written[:data + len(b"<data>")], written[strls_end + len(b"</strls>"):], map_at
+
+
+def write_dta(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
+    """Stata 118 (Stata 14 and later, UTF-8). Integers are long variables (double beyond
+    Stata's long range), decimals doubles, booleans bytes 1/0 labelled Yes/No, coded
+    integers keep their values with value labels, coded text becomes a numeric variable
+    with value labels (:func:`stata_codes`), dates %td, datetimes %tc in UTC (milliseconds,
+    Stata's resolution). A text is a str# as wide as its longest value, or a strL (stored
+    once, 8 bytes in its row) where that is smaller or the text is longer than a str#
+    holds (2045 bytes). The header's time stamp is ``stamp``.
+
+    pandas writes the header, variable descriptions and value labels from one row of the
+    chosen storage types; the rows themselves are read once into an on-disk spool and
+    written chunk by chunk in those types, so memory holds one chunk. Returns the number
+    of rows."""
+    _check_names(dataset, STATA_NAME, STATA_RESERVED, "Stata")
+    columns = [_StataColumn(v) for v in dataset.variables]
+    path = Path(path)
+    with _Spool() as spool, tempfile.TemporaryDirectory(dir=path.parent) as work, \
+            tempfile.TemporaryFile(dir=path.parent) as strls:
+        for row in rows:
+            spool.append([c.value(x) for c, x in zip(columns, row, strict=True)])
+        for column in columns:
+            column.settle(spool.count)
+        value_labels = {}
+        for v, column in zip(dataset.variables, columns, strict=True):
+            if column.codes is not None:
+                value_labels[v.name] = dict(column.codes.values())
+            elif v.is_coded:
+                value_labels[v.name] = {int(code): label for code, label in v.choices}
+        schema = pd.DataFrame({v.name: c.schema() for v, c in zip(dataset.variables, columns,
+                                                                  strict=True)})
+        scratch = Path(work) / "schema.dta"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.io.stata.InvalidColumnName)
+            try:
+                schema.to_stata(
+                    scratch, write_index=False, version=118, byteorder="little",
+                    time_stamp=_utc(stamp), data_label=dataset.label[:STATA_LABEL],
+                    variable_labels={v.name: _label(v, STATA_LABEL) for v in dataset.variables},
+                    convert_dates={v.name: "td" if v.type == DATE else "tc"
+                                   for v in dataset.variables if v.type in (DATE, DATETIME)},
+                    value_labels=value_labels or None,
+                    convert_strl=[c.v.name for c in columns
+                                  if c.type[0] == STATA_STRL] or None,
+                )
+            except (ValueError, pd.io.stata.InvalidColumnName) as error:
+                raise ExportError(f"{dataset.name}: cannot be written as Stata: {error}"
+                                  ) from error
+        head, tail, map_at = _stata_layout(scratch.read_bytes(), columns)
+        count = spool.count
+        nobs = head.find(b"</K><N>") + len(b"</K><N>")
+        head = bytearray(head)
+        struct.pack_into("<Q", head, nobs, count)
+        record = np.dtype([(f"v{i}", c.type[1]) for i, c in enumerate(columns)])
+        with open(path, "wb") as out:
+            out.write(head)
+            first = 1
+            for chunk in spool:
+                data = np.empty(len(chunk), dtype=record)
+                for i, column in enumerate(columns):
+                    data[f"v{i}"] = column.column([r[i] for r in chunk], i + 1, first, strls)
+                out.write(data.tobytes())
+                first += len(chunk)
+            out.write(b"</data><strls>")
+            strls.seek(0)
+            while block := strls.read(1 << 20):
+                out.write(block)
+            out.write(b"</strls>")
+            offsets = dict(zip(STATA_MAP, struct.unpack_from("<14Q", head, map_at),
+                               strict=True))
+            offsets["strls"] = out.tell() - len(b"<strls>") - strls.tell() - len(b"</strls>")
+            offsets["value_labels"] = out.tell()
+            offsets["stata_data_close"] = out.tell() + len(tail) - len(b"</stata_dta>")
+            offsets["end-of-file"] = out.tell() + len(tail)
+            out.write(tail)
+            out.seek(map_at)
+            out.write(struct.pack("<14Q", *offsets.values()))
     return count
 
 
