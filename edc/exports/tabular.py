@@ -109,17 +109,6 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def _columns(dataset: Dataset, rows: Iterable[tuple]) -> tuple[list[list], int]:
-    """The dataset's values column by column (one dataset in memory)."""
-    columns: list[list] = [[] for _ in dataset.variables]
-    count = 0
-    for row in rows:
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-        count += 1
-    return columns, count
-
-
 def _codes(v: Variable) -> list:
     """The variable's codes, in code-list order, without the empty code (never a value)."""
     return [code for code, _label in v.choices if code != ""]
@@ -1108,24 +1097,25 @@ R_EPOCH_TIME = dt.datetime(1970, 1, 1)  # noqa: DTZ001 (naive UTC)
 
 class _RSerializer:
     """Just enough of R's serialization format (version 2, XDR) for a data frame of
-    logical, integer, double and character vectors with attributes."""
+    logical, integer, double and character vectors with attributes. Writes go through a
+    buffer of about a megabyte, so the gzip stream sees few, large writes."""
 
     def __init__(self, out):
         self.out = out
+        self.buffer = bytearray()
         self.symbols: dict[str, int] = {}
 
-    def integer(self, value: int) -> None:
-        self.out.write(struct.pack(">i", value))
+    def write(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= 1 << 20:
+            self.flush()
 
-    def char(self, text: str | None) -> None:
-        if text is None:
-            self.integer(_CHARSXP)
-            self.integer(-1)
-            return
-        data = text.encode()
-        self.integer(_CHARSXP | ((_ASCII if text.isascii() else _UTF8) << 12))
-        self.integer(len(data))
-        self.out.write(data)
+    def flush(self) -> None:
+        self.out.write(self.buffer)
+        self.buffer = bytearray()
+
+    def integer(self, value: int) -> None:
+        self.write(struct.pack(">i", value))
 
     def symbol(self, name: str) -> None:
         if name in self.symbols:
@@ -1133,32 +1123,50 @@ class _RSerializer:
             return
         self.symbols[name] = len(self.symbols) + 1
         self.integer(_SYMSXP)
-        self.char(name)
+        self.write(_r_strings([name]))
 
-    def vector(self, kind: int, values, attributes: list[tuple[str, tuple]] = ()) -> None:
+    def start(self, kind: int, length: int, attributes) -> None:
         flags = kind
         if attributes:
             flags |= _HAS_ATTR
             if any(name == "class" for name, _ in attributes):
                 flags |= _IS_OBJECT
-        self.integer(flags)
-        self.integer(len(values))
-        if kind == _STRSXP:
-            for text in values:
-                self.char(text)
-        elif kind == _VECSXP:
-            for item in values:
-                self.vector(*item)
-        elif kind == _REALSXP:
-            self.out.write(np.asarray(values, dtype=">u8").tobytes())
-        else:
-            self.out.write(np.asarray(values, dtype=">i4").tobytes())
+        self.write(struct.pack(">ii", flags, length))
+
+    def attributes(self, attributes) -> None:
         if attributes:
             for name, item in attributes:
                 self.integer(_LISTSXP | _HAS_TAG)
                 self.symbol(name)
                 self.vector(*item)
             self.integer(_NILVALUE)
+
+    def vector(self, kind: int, values, attributes: list[tuple[str, tuple]] = ()) -> None:
+        self.start(kind, len(values), attributes)
+        self.write(_r_values(kind, values))
+        self.attributes(attributes)
+
+
+def _r_strings(texts) -> bytes:
+    """CHARSXPs of ``texts`` (``None`` is NA_character_)."""
+    parts = []
+    for text in texts:
+        if text is None:
+            parts.append(struct.pack(">ii", _CHARSXP, -1))
+            continue
+        data = text.encode()
+        parts.append(struct.pack(">ii", _CHARSXP | ((_ASCII if text.isascii() else _UTF8) << 12),
+                                 len(data)))
+        parts.append(data)
+    return b"".join(parts)
+
+
+def _r_values(kind: int, values) -> bytes:
+    if kind == _STRSXP:
+        return _r_strings(values)
+    if kind == _REALSXP:
+        return np.asarray(values, dtype=">u8").tobytes()
+    return np.asarray(values, dtype=">i4").tobytes()
 
 
 def _reals(values) -> np.ndarray:
@@ -1173,32 +1181,106 @@ def _strings(*texts: str) -> tuple:
     return (_STRSXP, list(texts))
 
 
-def _r_column(v: Variable, values: list) -> tuple:
-    label = [("label", _strings(v.label))]
-    if v.type == BOOLEAN:
-        return (_LGLSXP, [R_NA_INTEGER if x is None else int(x) for x in values], label)
-    if v.is_coded:
-        levels = _all_codes(v, values)
-        numbers = {code: i + 1 for i, code in enumerate(levels)}
-        codes = [R_NA_INTEGER if x is None else numbers[x] for x in values]
-        return (_INTSXP, codes, [("levels", _strings(*(str(c) for c in levels))),
-                                 ("class", _strings("factor")), *label])
-    if v.type == DATE:
-        days = [None if x is None else (x - R_EPOCH).days for x in values]
-        return (_REALSXP, _reals(days), [("class", _strings("Date")), *label])
-    if v.type == DATETIME:
-        seconds = [None if x is None else (_naive_utc(x) - R_EPOCH_TIME) / dt.timedelta(seconds=1)
-                   for x in values]
-        return (_REALSXP, _reals(seconds),
-                [("class", _strings("POSIXct", "POSIXt")), ("tzone", _strings("UTC")),
-                 *label])
-    if v.type == INTEGER:
-        if all(x is None or R_NA_INTEGER < x < 2**31 for x in values):
-            return (_INTSXP, [R_NA_INTEGER if x is None else x for x in values], label)
-        return (_REALSXP, _reals(values), label)
-    if v.type == FLOAT:
-        return (_REALSXP, _reals(values), label)
-    return (_STRSXP, [None if x is None else str(x) for x in values], label)
+class _RColumn:
+    """One variable as an R vector: its type and attributes, learned from all its values,
+    and its values chunk by chunk."""
+
+    def __init__(self, v: Variable):
+        self.v = v
+        self.extra: set = set()
+        self.known = set(_codes(v)) if v.is_coded else set()
+        self.integers = True  # an integer variable whose values R integers hold
+
+    def see(self, value) -> None:
+        if value is None:
+            return
+        if self.v.is_coded and self.v.type != BOOLEAN:
+            if value not in self.known:
+                self.extra.add(value)
+        elif self.v.type == INTEGER and not R_NA_INTEGER < value < 2**31:
+            self.integers = False
+
+    def settle(self) -> None:
+        v = self.v
+        label = [("label", _strings(v.label))]
+        self.numbers = None
+        if v.type == BOOLEAN:
+            self.kind, self.attributes = _LGLSXP, label
+        elif v.is_coded:
+            levels = _codes(v) + sorted(self.extra, key=str)
+            self.numbers = {code: i + 1 for i, code in enumerate(levels)}
+            self.kind = _INTSXP
+            self.attributes = [("levels", _strings(*(str(c) for c in levels))),
+                               ("class", _strings("factor")), *label]
+        elif v.type == DATE:
+            self.kind, self.attributes = _REALSXP, [("class", _strings("Date")), *label]
+        elif v.type == DATETIME:
+            self.kind = _REALSXP
+            self.attributes = [("class", _strings("POSIXct", "POSIXt")),
+                               ("tzone", _strings("UTC")), *label]
+        elif v.type == INTEGER and self.integers:
+            self.kind, self.attributes = _INTSXP, label
+        elif v.type in (INTEGER, FLOAT):
+            self.kind, self.attributes = _REALSXP, label
+        else:
+            self.kind, self.attributes = _STRSXP, label
+
+    def values(self, values: list) -> bytes:
+        v = self.v
+        if v.type == BOOLEAN:
+            values = [R_NA_INTEGER if x is None else int(x) for x in values]
+        elif self.numbers is not None:
+            values = [R_NA_INTEGER if x is None else self.numbers[x] for x in values]
+        elif v.type == DATE:
+            values = _reals([None if x is None else (x - R_EPOCH).days for x in values])
+        elif v.type == DATETIME:
+            values = _reals([None if x is None else
+                             (_naive_utc(x) - R_EPOCH_TIME) / dt.timedelta(seconds=1)
+                             for x in values])
+        elif self.kind == _INTSXP:
+            values = [R_NA_INTEGER if x is None else x for x in values]
+        elif self.kind == _REALSXP:
+            values = _reals(values)
+        else:
+            values = [None if x is None else str(x) for x in values]
+        return _r_values(self.kind, values)
+
+
+class _ColumnSpool:
+    """Rows kept on disk column by column, in chunks of :data:`CHUNK_ROWS`: R writes a
+    data frame one column after the other, and reads back one column's chunks at a time."""
+
+    def __init__(self, width: int):
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
+        self.offsets: list[list[int]] = [[] for _ in range(width)]
+        self.count = 0
+        self._pending: list = []
+
+    def append(self, row) -> None:
+        self._pending.append(row)
+        self.count += 1
+        if len(self._pending) == CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            for index, column in enumerate(zip(*self._pending, strict=True)):
+                self.offsets[index].append(self.file.tell())
+                pickle.dump(column, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._pending = []
+
+    def column(self, index: int):
+        """The values of column ``index``, chunk by chunk."""
+        self._flush()
+        for offset in self.offsets[index]:
+            self.file.seek(offset)
+            yield list(pickle.load(self.file))  # noqa: S301 (our own temporary file)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
 
 
 def write_rds(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
@@ -1210,35 +1292,49 @@ def write_rds(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     missing values ``NA``; every column carries its label (``attr(x, "label")``). Written by
     our own serializer (see the module docstring), gzip-compressed with a zero time in the
     gzip header, so the file does not depend on the clock (``stamp`` is accepted for a
-    uniform interface). Returns the number of rows."""
+    uniform interface). The rows are read once into an on-disk spool kept column by
+    column, and each column is written chunk by chunk. Returns the number of rows."""
     _utc(stamp)
-    columns, count = _columns(dataset, rows)
-    vectors, names = [], []
-    for v, values in zip(dataset.variables, columns, strict=True):
-        vectors.append(_r_column(v, values))
-        names.append(v.name)
-        if v.is_coded and v.type != BOOLEAN:
-            # The decoded label beside the code, as in the CSV and Excel files.
-            vectors.append((_STRSXP, [None if x is None else v.decode(x) or None
-                                      for x in values],
-                            [("label", _strings(f"{v.label} (label)"))]))
-            names.append(f"{v.name}_label")
-    frame = (
-        _VECSXP,
-        vectors,
-        [("names", _strings(*names)),
-         ("class", _strings("data.frame")),
-         ("row.names", (_INTSXP, [R_NA_INTEGER, -count], ())),
-         ("label", _strings(dataset.label))],
-    )
+    columns = [_RColumn(v) for v in dataset.variables]
     path = Path(path)
-    with open(path, "wb") as raw, \
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as out:
-        out.write(b"X\n")
-        serializer = _RSerializer(out)
-        for number in (2, R_VERSION, R_MIN_READER):
-            serializer.integer(number)
-        serializer.vector(*frame)
+    with _ColumnSpool(len(columns)) as spool:
+        for row in rows:
+            for column, value in zip(columns, row, strict=True):
+                column.see(value)
+            spool.append(row)
+        count = spool.count
+        names = []
+        for column in columns:
+            column.settle()
+            names.append(column.v.name)
+            if column.v.is_coded and column.v.type != BOOLEAN:
+                names.append(f"{column.v.name}_label")
+        frame_attributes = [("names", _strings(*names)), ("class", _strings("data.frame")),
+                            ("row.names", (_INTSXP, [R_NA_INTEGER, -count], ())),
+                            ("label", _strings(dataset.label))]
+        with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                                    mtime=0, compresslevel=6) as out:
+            out.write(b"X\n")
+            r = _RSerializer(out)
+            for number in (2, R_VERSION, R_MIN_READER):
+                r.integer(number)
+            r.start(_VECSXP, len(names), frame_attributes)
+            for index, column in enumerate(columns):
+                v = column.v
+                r.start(column.kind, count, column.attributes)
+                for chunk in spool.column(index):
+                    r.write(column.values(chunk))
+                r.attributes(column.attributes)
+                if v.is_coded and v.type != BOOLEAN:
+                    # The decoded label beside the code, as in the CSV and Excel files.
+                    attributes = [("label", _strings(f"{v.label} (label)"))]
+                    r.start(_STRSXP, count, attributes)
+                    for chunk in spool.column(index):
+                        r.write(_r_strings([None if x is None else v.decode(x) or None
+                                            for x in chunk]))
+                    r.attributes(attributes)
+            r.attributes(frame_attributes)
+            r.flush()
     return count
 
 
