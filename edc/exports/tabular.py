@@ -266,28 +266,21 @@ def _continuation_header(name: str, part: int) -> str:
     return f"{name}_part{part}"
 
 
-def _spool(dataset: Dataset, rows: Iterable[tuple], spool) -> tuple[int, list[int]]:
-    """Write ``rows``' cell values to ``spool`` (a binary file) and return their number and
-    the number of cells each variable needs (text longer than a cell takes several)."""
+def _spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[int]:
+    """Spool ``rows`` with their cell values and return the number of cells each variable
+    needs (text longer than a cell takes several)."""
     parts = [1] * len(dataset.variables)
-    count = 0
     for row in rows:
-        count += 1
-        if count >= EXCEL_MAX_ROWS:
+        if spool.count + 1 >= EXCEL_MAX_ROWS:
             raise ExportError(f"{dataset.name}: more rows than an Excel sheet holds "
                               f"({EXCEL_MAX_ROWS - 1}).")
         cells = [_excel_value(v, value)
                  for v, value in zip(dataset.variables, row, strict=True)]
         for index, pieces in enumerate(cells):
-            parts[index] = max(parts[index], len(pieces))
-        pickle.dump((row, cells), spool, protocol=pickle.HIGHEST_PROTOCOL)
-    return count, parts
-
-
-def _unspool(spool, count: int):
-    spool.seek(0)
-    for _ in range(count):
-        yield pickle.load(spool)  # noqa: S301 (our own temporary file)
+            if len(pieces) > parts[index]:
+                parts[index] = len(pieces)
+        spool.append((row, cells))
+    return parts
 
 
 def _check_sheet(name: str, taken: set[str]) -> None:
@@ -321,8 +314,9 @@ def write_xlsx(path, tables: Iterable[tuple[Dataset, Iterable[tuple]]], codebook
     taken = {DICTIONARY_SHEET}
     for dataset, rows in tables:
         _check_sheet(dataset.name, taken)
-        with tempfile.TemporaryFile() as spool:
-            count, parts = _spool(dataset, rows, spool)
+        with _Spool() as spool:
+            parts = _spool(dataset, rows, spool)
+            count = spool.count
             header = []
             for v, width in zip(dataset.variables, parts, strict=True):
                 header.append(v.name)
@@ -334,7 +328,7 @@ def write_xlsx(path, tables: Iterable[tuple[Dataset, Iterable[tuple]]], codebook
             sheet = workbook.create_sheet(dataset.name)
             sheet.freeze_panes = "A2"
             sheet.append(header)
-            for row, values in _unspool(spool, count):
+            for row, values in itertools.chain.from_iterable(spool):
                 cells = []
                 for v, value, pieces, width in zip(dataset.variables, row, values, parts,
                                                    strict=True):
