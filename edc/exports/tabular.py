@@ -403,6 +403,8 @@ def split_text(value: str, limit: int = XPT_TEXT_BYTES) -> list[str]:
     keeps it within the limit, the space starting the next piece (readers drop trailing
     blanks, never leading ones); a text without such a space is cut at the last whole
     character that fits."""
+    if len(value) * 4 <= limit or (len(value) <= limit and value.isascii()):
+        return [value]  # a character takes at most 4 bytes, an ASCII one 1
     pieces = []
     rest = value
     while len(rest.encode()) > limit:
@@ -466,7 +468,7 @@ def _xpt_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[l
             pieces = ([""] if value is None else
                       split_text(escape_text(str(value), _NOT_XPT, blanks=True)))
             for part, piece in enumerate(pieces):
-                size = len(piece.encode())
+                size = len(piece) if piece.isascii() else len(piece.encode())
                 if part == len(width):
                     width.append(size)
                 elif size > width[part]:
@@ -898,7 +900,7 @@ def _sav_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[l
             pieces = ([""] if value is None else split_text(
                 escape_text(str(value), _NOT_SPSS, blanks=True), SPSS_STRING_BYTES))
             for part, piece in enumerate(pieces):
-                size = len(piece.encode())
+                size = len(piece) if piece.isascii() else len(piece.encode())
                 if part == len(width):
                     width.append(size)
                 elif size > width[part]:
