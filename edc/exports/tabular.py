@@ -14,7 +14,7 @@ integer    number           numeric          long (nullable)   numeric F10.0    
 float      number (exact)   numeric          double            numeric F.d       double
 boolean    1/0              numeric 1/0      byte 1/0,         numeric 1/0,      logical
                                              labels Yes/No     labels Yes/No
-text       text cell (never ASCII char, ≤ 200   str# / strL       string ≤ 32,767   character
+text       text cell (never ASCII char, ≤ 200   str# or strL      string ≤ 32,767   character
            a formula),      bytes (split,                      bytes (split,
            split at 32,767  escaped)                           escaped)
 coded      code + label     the code         numeric with      the code, with    factor (codes
@@ -47,8 +47,16 @@ frame itself (R serialization version 2, gzip, as ``saveRDS`` does): factors, ``
 convention of haven and Hmisc). Booleans are logical vectors, not factors. Coded integers
 (mRS, Barthel items) are factors too: ``as.integer(as.character(x))`` gives the score back.
 
-Memory: the Excel writer streams rows; the other writers hold one dataset at a time (one
-DataFrame or one set of columns), never the whole export.
+Memory and size: every writer reads its rows once (an iterator is enough; the row count
+need not be known) into an on-disk spool of pickled chunks of :data:`CHUNK_ROWS` rows,
+learning on the way what its header needs (column widths, codes outside a code list, the
+row count), then writes chunk by chunk: memory holds one chunk, whatever the trial's
+size. XPORT and SPSS chunks are written by pyreadstat and joined (:func:`write_xpt`,
+:func:`write_sav`); Stata rows are written in the storage types pandas declared in the
+header (:func:`write_dta`); R writes column by column from a spool kept by column. A text
+costs its longest value's width on every row only where the format is fixed-width with no
+alternative (XPORT v5): Stata stores a text as a strL where that is smaller, SPSS files
+are zlib-compressed, R files gzip-compressed.
 """
 
 import datetime as dt
@@ -589,8 +597,14 @@ def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     text variable whose longest value is longer is split into continuation variables, SDTM
     fashion: TERM holds the first piece, TERM1, TERM2 … the next ones (see
     :func:`split_text` and :func:`_continuation_names`), labelled "<label> (part 2)" …;
-    concatenating them gives the text back. Anything still out of limits raises
-    :class:`ExportError`. Returns the number of rows."""
+    concatenating them gives the text back; each column is as wide as its own longest
+    piece. Anything still out of limits raises :class:`ExportError`.
+
+    The rows are read once into an on-disk spool, then written in chunks: pyreadstat
+    writes each chunk followed by a row as wide as each column (so that every chunk has the
+    dataset's widths, pyreadstat sizing a column to its longest value); the chunks' rows
+    are joined without that row, after the header of the first, and the data padded with
+    blanks to a whole 80-byte record as v5 requires. Returns the number of rows."""
     path = Path(path)
     with _Spool() as spool, tempfile.TemporaryDirectory(dir=path.parent) as work:
         widths = _xpt_spool(dataset, rows, spool)
