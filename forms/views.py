@@ -120,7 +120,10 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
     if not is_log:
         if visit_pk is None:
             raise Http404
-        visit = get_object_or_404(subject.visits, pk=visit_pk)
+        # The subject's visits came with it (``subject_for_page``).
+        visit = next((v for v in subject.visits.all() if v.pk == visit_pk), None)
+        if visit is None:
+            raise Http404
         if crf_code not in expected_crfs(visit):
             raise Http404
         if model.slot_item:
@@ -143,8 +146,10 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
     if pk is not None and not is_log:
         raise Http404
     try:
+        # A save locks the row it read (this request is one transaction): crf_save needs
+        # no second read.
         crf = services.crf_instance(model=model, subject=subject, visit=visit, pk=pk,
-                                    slot=slot or "")
+                                    slot=slot or "", for_update=request.method == "POST")
     except model.DoesNotExist:
         # A log entry of another subject, or none at all.
         raise Http404 from None
@@ -166,6 +171,7 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
                     missing_items=form.missing_values(),
                     not_done_reason=form.cleaned_data["not_done_reason"],
                     reason=form.cleaned_data["reason"],
+                    locked=True,
                 )
             except services.EditConflict as clash:
                 conflict = clash.current
