@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from edc import bounds, protocol
 from edc.models import User
 from edc.roles import Action, can
+from edc.validation import changed_fields, field_values, validate_constraints_over
 from forms import eligibility as eligibility_rules
 from forms.checks import VISIT
 from forms.checks.runner import CheckRun
@@ -265,6 +266,7 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
     locks.refuse(crf)
     crf.subject = subject
     before = _snapshot(crf) if crf.pk else None
+    stored = field_values(crf) if crf.pk else None
     checks = CheckRun.for_change(subject, model.crf_code, locks=locks)
 
     entry = set(model.entry_items())
@@ -308,13 +310,15 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
     crf.ever_completed = crf.ever_completed or complete
     crf.version += 1
     # The subject and visit were set here, not typed, and their rows exist (foreign keys):
-    # not read again. Their unique constraints (one per visit, per subject, per time point)
-    # are validated on a first save; an update changes none of these keys.
-    crf.full_clean(exclude=["subject", "visit"])
-    if before is None and protocol.crf(model.crf_code).is_log:
-        # A second entry of a one-per-subject log (a death report) is refused here; the
-        # visit forms' twin was looked for above, and a race is caught by the insert.
-        crf.validate_constraints()
+    # not read again. An update changes neither, nor the time point: their unique
+    # constraints (one per visit, per subject, per time point) hold.
+    # The constraints over the items changed (all of them on a first save). A second entry
+    # of a one-per-subject log (a death report) is refused here; the twin of a visit's form
+    # was looked for above, and a race is caught by the insert.
+    crf.full_clean(exclude=["subject", "visit"], validate_constraints=False)
+    validate_constraints_over(
+        crf, None if stored is None else changed_fields(crf, stored),
+        unique=stored is None and protocol.crf(model.crf_code).is_log)
     crf._history_user = user
     if reason.strip():
         crf._change_reason = reason.strip()
@@ -333,27 +337,32 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
     return crf
 
 
-def _visit_checks(visit: Visit, written: tuple[str, ...]) -> None:
-    """The edit checks of the visit record and those that read the fields just written."""
-    CheckRun.for_change(visit.subject, VISIT, visit_fields=written).apply(visit)
+def _visit_change(visit: Visit, change, written: tuple[str, ...]) -> Visit:
+    """Apply ``change`` to an unlocked visit, then run the edit checks of the visit record
+    and those that read the fields it wrote. The subject's visits already read with it
+    (a page's) are reused, the changed one replaced."""
+    subject = visit.subject
+    if not _cached(subject, "site"):
+        subject = Subject.objects.select_related("site").get(pk=subject.pk)
+    locks = SubjectLocks.of(subject)
+    locks.refuse(visit)
+    saved = change()
+    CheckRun.for_change(subject, VISIT, visit_fields=written, locks=locks).apply(saved)
+    return saved
 
 
 @transaction.atomic
 def visit_record(*, visit: Visit, actual_date: dt.date, user: User, reason: str = "") -> Visit:
     """Record a visit date and run the edit checks that read it (window, sample dates)."""
-    refuse_if_locked(subject=visit.subject, visit=visit)
-    visit = visit_services.visit_record_date(visit=visit, actual_date=actual_date, user=user,
-                                             reason=reason)
-    _visit_checks(visit, ("actual_date", "is_missed", "missed_reason"))
-    return visit
+    return _visit_change(visit, lambda: visit_services.visit_record_date(
+        visit=visit, actual_date=actual_date, user=user, reason=reason),
+        ("actual_date", "is_missed", "missed_reason"))
 
 
 @transaction.atomic
 def visit_missed(*, visit: Visit, reason: str, user: User) -> Visit:
-    refuse_if_locked(subject=visit.subject, visit=visit)
-    visit = visit_services.visit_mark_missed(visit=visit, reason=reason, user=user)
-    _visit_checks(visit, ("is_missed", "missed_reason"))
-    return visit
+    return _visit_change(visit, lambda: visit_services.visit_mark_missed(
+        visit=visit, reason=reason, user=user), ("is_missed", "missed_reason"))
 
 
 # --- Eligibility and randomization ------------------------------------------------------------

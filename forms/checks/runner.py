@@ -173,7 +173,8 @@ def _reconcile(subject: Subject, failures: dict[FailureKey, tuple[Check, Any]],
         if locks.covers(record):  # locked forms take no new queries
             continue
         _query, created = query_open_system(target=record, field_name=key[2],
-                                            check_code=check.code, text=str(check.message))
+                                            check_code=check.code, text=str(check.message),
+                                            subject=subject)
         if created:
             report.opened[check.code] += 1
     for key, query in existing.items():
