@@ -27,8 +27,13 @@ class SubjectData:
     visits: dict[int, Visit]
     forms: dict[str, list[Any]] = field(default_factory=dict)
     kits: dict[int, str] = field(default_factory=dict)
+    # Forms read only when a check first asks for them (a record's value may make reading
+    # them unnecessary: no fever, no adverse event to look for), by code → loader.
+    later: dict[str, Callable[[], list[Any]]] = field(default_factory=dict)
 
     def all(self, code: str) -> list[Any]:
+        if code not in self.forms and code in self.later:
+            self.forms[code] = self.later.pop(code)()
         return self.forms.get(code, [])
 
     def keep(self, record: Any) -> None:

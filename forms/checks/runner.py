@@ -6,6 +6,7 @@ data change")."""
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -26,10 +27,12 @@ from visits.models import Subject
 
 
 def load_subject_data(subject: Subject, *, forms: Iterable[str] | None = None,
-                      visits: bool = True, kits: bool = True) -> SubjectData:
+                      visits: bool = True, kits: bool = True,
+                      later: Iterable[str] = ()) -> SubjectData:
     """The subject's saved records: one query per CRF table read (every table by default),
     one for the visits and one for the kits when asked. Visits already prefetched on
-    ``subject`` are used as they are."""
+    ``subject`` are used as they are. The forms in ``later`` are read when a check first
+    asks for them (``SubjectData.all``), if ever."""
     data = SubjectData(subject=subject, visits={})
     if visits:
         data.visits = {visit.pk: visit for visit in subject.visits.all()}
@@ -37,8 +40,15 @@ def load_subject_data(subject: Subject, *, forms: Iterable[str] | None = None,
         data.kits = {kit.infusion_number: kit.kit_number for kit in subject.kits.all()}
     codes = CRF_MODELS if forms is None else [code for code in CRF_MODELS if code in forms]
     for code in codes:
-        data.forms[code] = list(CRF_MODELS[code].objects.filter(subject=subject).order_by("pk"))
+        data.forms[code] = _stored(subject, code)
+    for code in later:
+        if code in CRF_MODELS and code not in data.forms:
+            data.later[code] = partial(_stored, subject, code)
     return data
+
+
+def _stored(subject: Subject, code: str) -> list:
+    return list(CRF_MODELS[code].objects.filter(subject=subject).order_by("pk"))
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,7 @@ def _records(check: Check, data: SubjectData) -> Iterable:
     if check.form == VISIT:
         return data.visits.values()
     if check.form == "*":
-        return [record for records in data.forms.values() for record in records]
+        return [record for code in [*data.forms, *data.later] for record in data.all(code)]
     return data.all(check.form)
 
 
@@ -212,7 +222,12 @@ class CheckRun:
         hard = [Planned(check, every_record=False) for check in ALL_CHECKS
                 if check.severity == HARD and check.form in (form, "*") and form != VISIT]
         soft = checks_for_change(form, visit_fields=visit_fields)
-        data = load_subject_data(subject, **_sources([*hard, *soft]))
+        sources = _sources([*hard, *soft])
+        # The changed form is read now, so that the record saved replaces its stored copy;
+        # the others when a check first asks for them.
+        sources["later"] = sources["forms"] - {form}
+        sources["forms"] &= {form}
+        data = load_subject_data(subject, **sources)
         return cls(subject=subject, form=form, hard=hard, soft=soft, data=data, locks=locks)
 
     def hard_errors(self, record) -> dict[str, list[str]]:
