@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import MinValueValidator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -83,6 +83,15 @@ def study_days(crf) -> dict[str, int]:
     return days
 
 
+def _visit_of(subject, visit_pk: int):
+    """The subject's visit ``visit_pk`` (404 for another's), from the visits that came with
+    the subject (``subject_for_page``)."""
+    visit = next((v for v in subject.visits.all() if v.pk == visit_pk), None)
+    if visit is None:
+        raise Http404
+    return visit
+
+
 @login_required
 def casebook(request: HttpRequest, subject_pk: int) -> HttpResponse:
     subject = subject_for_page(request, subject_pk)
@@ -120,7 +129,7 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
     if not is_log:
         if visit_pk is None:
             raise Http404
-        visit = get_object_or_404(subject.visits, pk=visit_pk)
+        visit = _visit_of(subject, visit_pk)
         if crf_code not in expected_crfs(visit):
             raise Http404
         if model.slot_item:
@@ -143,8 +152,10 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
     if pk is not None and not is_log:
         raise Http404
     try:
+        # A save locks the row it read (this request is one transaction): crf_save needs
+        # no second read.
         crf = services.crf_instance(model=model, subject=subject, visit=visit, pk=pk,
-                                    slot=slot or "")
+                                    slot=slot or "", for_update=request.method == "POST")
     except model.DoesNotExist:
         # A log entry of another subject, or none at all.
         raise Http404 from None
@@ -166,6 +177,7 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
                     missing_items=form.missing_values(),
                     not_done_reason=form.cleaned_data["not_done_reason"],
                     reason=form.cleaned_data["reason"],
+                    locked=True,
                 )
             except services.EditConflict as clash:
                 conflict = clash.current
@@ -348,7 +360,7 @@ def visit_update(request: HttpRequest, subject_pk: int, visit_pk: int) -> HttpRe
     can_enter = can(request.user, Action.ENTER_DATA, subject.site)
     if request.method == "POST" and not can_enter:
         raise PermissionDenied
-    visit = get_object_or_404(subject.visits, pk=visit_pk)
+    visit = _visit_of(subject, visit_pk)
     form = VisitDateForm(request.POST or None, initial={
         "actual_date": visit.actual_date, "missed_reason": visit.missed_reason})
     if request.method == "POST" and form.is_valid():
