@@ -322,11 +322,15 @@ def _audit_trail(dataset: Dataset, context: ExportContext):
     if not may_view_audit(context.user):
         return
     until = context.as_of + dt.timedelta(microseconds=1) if context.as_of else None
-    for row in audit_rows_by_record(user=context.user, until=until):
-        subject = context.subjects.get(row.subject_pk)
-        if subject is None or row.source not in keys:
+    subjects = context.subjects
+    columns: dict[int, dict] = {}
+    for row in audit_rows_by_record(user=context.user, until=until, keys=keys):
+        subject = subjects.get(row.subject_pk)
+        if subject is None:
             continue
-        yield subject, _subject_columns(subject) | {
+        if row.subject_pk not in columns:
+            columns[row.subject_pk] = _subject_columns(subject)
+        yield subject, columns[row.subject_pk] | {
             "time": row.when, "user": row.who, "action": row.action,
             "record_type": row.model, "record_id": row.record_pk, "record": row.record,
             "field": row.field,
