@@ -154,22 +154,37 @@ class ExportContext:
 
 def rows(dataset: Dataset, context: ExportContext) -> Iterator[tuple]:
     """The rows of ``dataset``, each a tuple in the order of its variables."""
+    for _subject_pk, _visit_pk, row in keyed_rows(dataset, context):
+        yield row
+
+
+def keyed_rows(dataset: Dataset, context: ExportContext) -> Iterator[tuple[int, int | None,
+                                                                           tuple]]:
+    """(subject's id, visit's id, row) of ``dataset``: the rows of :func:`rows` with the
+    record keys the ODM file groups them by. CRF rows come in the order of their subjects'
+    ids."""
     if dataset.crf_code:
         records = _crf_records(dataset, context)
     else:
         records = _BUILDERS[dataset.name](dataset, context)
+    names = dataset.names
     deidentified = context.profile == Profile.DEIDENTIFIED
     dated = {v.name for v in dataset.variables if deidentified and v.type == INTEGER}
     for subject, record in records:
+        keys = record.get(_KEYS) or (None, None)
         if deidentified:
-            yield tuple(
+            yield (*keys, tuple(
                 context.as_study_day(subject, record.get(name))
                 if name in dated and isinstance(record.get(name), dt.date)
                 else record.get(name)
-                for name in dataset.names
-            )
+                for name in names
+            ))
         else:
-            yield tuple(record.get(name) for name in dataset.names)
+            yield (*keys, tuple([record.get(name) for name in names]))
+
+
+# The record's (subject id, visit id) in a CRF record: not a variable, never written.
+_KEYS = "_keys"
 
 
 def _subject_columns(subject: SubjectInfo) -> dict:
@@ -209,6 +224,7 @@ def _crf_records(dataset: Dataset, context: ExportContext):
         code, visit_date = context.visits.get(visit_pk, ("", None))
         record.update(record_id=pk, visit=code or None, visit_date=visit_date,
                       study_day=context.study_day(subject, visit_date), last_saved=updated_at)
+        record[_KEYS] = (subject_pk, visit_pk)
         for (name, _src), value in zip(sources, values, strict=True):
             if name in staff:
                 value = context.users.get(value) if value is not None else None

@@ -58,7 +58,7 @@ import datetime as dt
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -71,7 +71,7 @@ from django.db.models import Min
 from lxml import etree
 
 from edc import protocol
-from edc.exports.datasets import ExportContext, SubjectInfo, rows
+from edc.exports.datasets import ExportContext, SubjectInfo, keyed_rows
 from edc.exports.dictionary import (
     BOOLEAN,
     BOOLEAN_CHOICES,
@@ -434,14 +434,15 @@ def _saves(entries: list, current: _State | None) -> list[_Save]:
     return result
 
 
-def _records(form: _Form, part: ExportContext, pks: list[int],
-             trail: _Trail | None) -> Iterator[_Record]:
-    model = CRF_MODELS[form.code]
-    keys = {pk: (subject_pk, visit_pk) for pk, subject_pk, visit_pk in
-            part.current(model).filter(subject_id__in=pks)
-            .values_list("id", "subject_id", "visit_id")}
+def _records(form: _Form, part: ExportContext, pks: list[int], trail: _Trail | None,
+             keyed: Iterator[tuple]) -> Iterator[_Record]:
+    """The forms of ``form`` of the subjects ``pks``; ``keyed``: their rows with their keys."""
     record_id = form.positions["record_id"]
-    current = {row[record_id]: _row_state(form, row) for row in rows(form.dataset, part)}
+    keys = {}
+    current = {}
+    for subject_pk, visit_pk, row in keyed:
+        keys[row[record_id]] = (subject_pk, visit_pk)
+        current[row[record_id]] = _row_state(form, row)
     history = _history(form, part, pks, trail) if trail else {}
     for pk in sorted(set(current) | set(history)):
         entries = history.get(pk, [])
@@ -493,10 +494,13 @@ class _Out:
 
 
 def write_odm(path: str | Path, context: ExportContext, datasets: list[Dataset], *,
-              stamp: dt.datetime, file_oid: str) -> int:
+              stamp: dt.datetime, file_oid: str,
+              tables: dict[str, Callable[[], Iterator[tuple]]] | None = None) -> int:
     """Write the CRF datasets among ``datasets`` as a CDISC ODM 1.3.2 file at ``path``; return
     the number of ItemData elements written (every value, and every earlier value with a
-    trail)."""
+    trail). ``tables`` gives, by dataset name, the keyed rows
+    (:func:`~edc.exports.datasets.keyed_rows`) the export has read already, so that the
+    datasets are not read again; the others are read here, a chunk of subjects at a time."""
     forms = [_Form.of(d) for d in datasets if d.crf_code]
     events = _events(forms)
     trail = (_Trail(context, forms)
@@ -524,9 +528,11 @@ def write_odm(path: str | Path, context: ExportContext, datasets: list[Dataset],
             _write_study(out, forms, events, context.profile, mdv)
             _write_admin(out, context, subject_pks, trail, mdv, stamp)
             with out.element("ClinicalData", {"StudyOID": STUDY_OID, "MetaDataVersionOID": mdv}):
+                read = {f.code: _Chunks(tables[f.dataset.name]())
+                        for f in forms if tables and f.dataset.name in tables}
                 for start in range(0, len(subject_pks), SUBJECT_CHUNK):
                     for subject in _read_chunk(context, subject_pks[start:start + SUBJECT_CHUNK],
-                                               forms, trail):
+                                               forms, trail, read):
                         key = subject.info.subject_id or subject.info.screening_number
                         if context.profile == Profile.DEIDENTIFIED:
                             # The pseudonym of every other format of the export.
@@ -535,8 +541,21 @@ def write_odm(path: str | Path, context: ExportContext, datasets: list[Dataset],
     return out.item_data
 
 
+class _Chunks:
+    """Keyed rows in the order of their subjects' ids, taken a chunk of subjects at a time."""
+
+    def __init__(self, keyed: Iterator[tuple]):
+        self.keyed = keyed
+        self.next = next(keyed, None)
+
+    def up_to(self, last_subject_pk: int) -> Iterator[tuple]:
+        while self.next is not None and self.next[0] <= last_subject_pk:
+            yield self.next
+            self.next = next(self.keyed, None)
+
+
 def _read_chunk(context: ExportContext, chunk: list[int], forms: list[_Form],
-                trail: _Trail | None) -> list[_Subject]:
+                trail: _Trail | None, read: dict[str, _Chunks]) -> list[_Subject]:
     """The subjects of ``chunk`` with every form they have, in order."""
     part = context.for_subjects(chunk)
     visits = {pk: (code, sequence) for pk, code, sequence in
@@ -544,7 +563,9 @@ def _read_chunk(context: ExportContext, chunk: list[int], forms: list[_Form],
               .values_list("id", "code", "sequence")}
     subjects = {pk: _Subject(context.subjects[pk]) for pk in chunk}
     for form in forms:
-        for record in _records(form, part, chunk, trail):
+        keyed = (read[form.code].up_to(chunk[-1]) if form.code in read
+                 else keyed_rows(form.dataset, part))
+        for record in _records(form, part, chunk, trail, keyed):
             subjects[record.subject_pk].records.append((record, visits.get(record.visit_pk)))
     if trail:
         created = _first_rows(Subject, {"id__in": chunk}, part, trail)

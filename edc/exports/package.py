@@ -42,7 +42,7 @@ from django.utils.translation import gettext
 from edc import protocol
 from edc.audit import audit_event
 from edc.exports import codebook, csvfiles
-from edc.exports.datasets import ExportContext, rows
+from edc.exports.datasets import ExportContext, keyed_rows, rows
 from edc.exports.dictionary import PROFILE_LABELS, Profile, audit_scope, datasets
 from edc.exports.escape import TEXT_ESCAPE_RULE
 from edc.models import AuditAction, User
@@ -200,17 +200,18 @@ class Spool:
     """The rows of one dataset, read once from the database and kept in a temporary file
     (pickled in blocks), for every writer of the export to read in turn: the database is read
     once per dataset whatever the formats, and memory holds one block of rows, not the
-    dataset. Iterating gives the rows again, in the same order."""
+    dataset. Iterating gives the rows again, in the same order; :meth:`keyed` gives them with
+    their record keys (:func:`edc.exports.datasets.keyed_rows`), for the ODM file."""
 
     BLOCK = 2000
 
-    def __init__(self, directory: Path, rows_: Iterable[tuple]):
+    def __init__(self, directory: Path, keyed: Iterable[tuple]):
         # Closed by ``close()``: the spool outlives this call.
         self.file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115
         self.count = 0
         block: list[tuple] = []
-        for row in rows_:
-            block.append(row)
+        for item in keyed:
+            block.append(item)
             if len(block) == self.BLOCK:
                 pickle.dump(block, self.file, protocol=pickle.HIGHEST_PROTOCOL)
                 self.count += len(block)
@@ -219,13 +220,17 @@ class Spool:
             pickle.dump(block, self.file, protocol=pickle.HIGHEST_PROTOCOL)
             self.count += len(block)
 
-    def __iter__(self) -> Iterator[tuple]:
+    def keyed(self) -> Iterator[tuple]:
         self.file.seek(0)
         remaining = self.count
         while remaining:
             block = pickle.load(self.file)  # noqa: S301 (our own temporary file)
             remaining -= len(block)
             yield from block
+
+    def __iter__(self) -> Iterator[tuple]:
+        for _subject_pk, _visit_pk, row in self.keyed():
+            yield row
 
     def __len__(self) -> int:
         return self.count
@@ -249,16 +254,18 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
     for fmt in TABLE_FORMATS:
         if fmt in request.formats:
             (work / fmt).mkdir()
-    # Each dataset is read from the database once. With one reader of its rows (CSV alone)
-    # they stream straight into the file; with several, they are spooled to disk first, and
-    # the spools are kept for the Excel workbook, written last.
-    readers = ("csv" in request.formats) + len(writers) + ("xlsx" in request.formats)
+    # Each dataset is read from the database once. With one reader of its rows (CSV alone,
+    # say) they stream straight into the file; with several, they are spooled to disk first,
+    # and the spools are kept for the Excel workbook and the ODM file, written last.
+    readers = (("csv" in request.formats) + len(writers) + ("xlsx" in request.formats)
+               + ("odm" in request.formats))
+    keep = bool({"xlsx", "odm"} & set(request.formats))
     spools: dict[str, Spool] = {}
     try:
         for dataset in chosen:
             progress(done, total, dataset.name)
             if readers > 1:
-                table = spools[dataset.name] = Spool(work, rows(dataset, context))
+                table = spools[dataset.name] = Spool(work, keyed_rows(dataset, context))
             else:
                 table = rows(dataset, context)
             if "csv" in request.formats:
@@ -268,7 +275,7 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
                 if fmt in request.formats:
                     relative = name(dataset)
                     record(relative, write(work / relative, dataset, table, stamp=stamp))
-            if "xlsx" not in request.formats and dataset.name in spools:
+            if not keep and dataset.name in spools:
                 spools.pop(dataset.name).close()
             done += 1
         if "xlsx" in request.formats:
@@ -282,18 +289,19 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
                 codebook.entries(chosen), stamp=stamp)
             record(relative, sum(counts.values()))
             done += 1
+        if "odm" in request.formats:
+            from edc.exports import odm
+
+            progress(done, total, "CDISC ODM")
+            relative = f"{_stem()}_odm.xml"
+            count = odm.write_odm(work / relative, context, chosen, stamp=stamp,
+                                  file_oid=file_oid,
+                                  tables={name: spool.keyed for name, spool in spools.items()})
+            record(relative, count)
+            done += 1
     finally:
         for spool in spools.values():
             spool.close()
-    if "odm" in request.formats:
-        from edc.exports import odm
-
-        progress(done, total, "CDISC ODM")
-        relative = f"{_stem()}_odm.xml"
-        count = odm.write_odm(work / relative, context, chosen, stamp=stamp,
-                              file_oid=file_oid)
-        record(relative, count)
-        done += 1
     progress(done, total, "data dictionary")
     (work / "dictionary").mkdir()
     entries = codebook.entries(chosen)
