@@ -332,7 +332,8 @@ def _stream_source(user: User, source: AuditSource, subject_ids, until,
     tracked = _tracked_fields(source.model)
     names = [f.attname for f in tracked]
     fields = _fields(source)
-    compared = [(f, len(_STREAM_HEAD) + names.index(f.attname)) for f in fields]
+    compared = [(f.name, len(_STREAM_HEAD) + names.index(f.attname), _displayer(f, lookup))
+                for f in fields]
     entry_type = _entry_type(source.model, tuple(names))
     rows = history.objects.annotate(audit_subject_id=F(source.subject_path))
     allocation = source.gate == ALLOCATION
@@ -378,6 +379,35 @@ def _entry_type(model: type[models.Model], names: tuple[str, ...]) -> type:
     return namedtuple(f"{model.__name__}Entry", names, rename=True)
 
 
+def _displayer(f: models.Field, context: _Lookup) -> Callable[[object, str], str]:
+    """:func:`_display` for the field ``f``, with what it looks up for every value (labels,
+    the kind of field) looked up once."""
+    if f.is_relation:
+        model = f.related_model
+        if model is User:
+            def label(pk):
+                return context.users[pk].printed_name if pk in context.users else f"#{pk}"
+        elif model is Visit:
+            label = context.visit_label
+        elif model is Subject:
+            def label(pk):
+                return context.subjects[pk].label if pk in context.subjects else f"#{pk}"
+        else:
+            name = capfirst(str(model._meta.verbose_name))
+
+            def label(pk):
+                return f"{name} #{pk}"
+        return lambda value, zone: "" if _empty(value) else label(value)
+    if f.choices and not (f.model is RandomizationSlot and f.name == "arm"):
+        labels = {code: str(text) for code, text in _choice_labels(f).items()}
+        return lambda value, zone: ("" if _empty(value) else
+                                    labels[value] if value in labels else str(value))
+    if isinstance(f, models.BooleanField):
+        yes, no = gettext("Yes"), gettext("No")
+        return lambda value, zone: "" if value is None else (yes if value else no)
+    return lambda value, zone: _display(f, value, context, zone)
+
+
 def _record_rows(user, source, group, compared, entry_type, lookup, model_label, system,
                  people, until, allocation) -> Iterator[TrailRow]:
     subject_pk = None
@@ -401,7 +431,7 @@ def _record_rows(user, source, group, compared, entry_type, lookup, model_label,
         who = people[user_id].printed_name if user_id in people else system
         record = _describe(source, entry_type(*row[head:]), subject, lookup)
         when = when.astimezone(dt.UTC)
-        for f, index in compared:
+        for name, index, display in compared:
             new = row[index]
             if action == CHANGED:
                 old = previous[index] if previous is not None else None
@@ -414,8 +444,7 @@ def _record_rows(user, source, group, compared, entry_type, lookup, model_label,
             if action == DELETED:
                 old, new = new, None
             yield TrailRow(subject_pk, when, who, action, model_label, record_pk, record,
-                           f.name, _display(f, old, lookup, zone),
-                           _display(f, new, lookup, zone), reason or "")
+                           name, display(old, zone), display(new, zone), reason or "")
         previous = row
 
 

@@ -180,7 +180,7 @@ def keyed_rows(dataset: Dataset, context: ExportContext) -> Iterator[tuple[int, 
                 for name in names
             ))
         else:
-            yield (*keys, tuple([record.get(name) for name in names]))
+            yield (*keys, tuple(map(record.get, names)))
 
 
 # The record's (subject id, visit id) in a CRF record: not a variable, never written.
