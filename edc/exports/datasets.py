@@ -247,38 +247,39 @@ def _subjects(dataset: Dataset, context: ExportContext):
         # Only an unblinded export reads the arm (``ExportContext`` checked the permission).
         arms = dict(slots.values_list("subject_id", "arm"))
     strata = dict(slots.values_list("subject_id", "stratum"))
+    columns = ("status", "screened_at", "consented_at", "consent_signed_by",
+               "consent_form_version", "age_at_consent", "screen_failure_criteria",
+               "randomized_at", "randomization_number", "emergency_unblinded")
     queryset = (context.current(Subject).filter(id__in=context.subject_pks).order_by("id")
-                .values("id", "status", "screened_at", "consented_at", "consent_signed_by",
-                        "consent_form_version", "age_at_consent", "screen_failure_criteria",
-                        "randomized_at", "randomization_number", "emergency_unblinded"))
-    for values in queryset.iterator(chunk_size=CHUNK):
-        subject = context.subjects[values["id"]]
+                .values_list("id", *columns))
+    for pk, *values in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects[pk]
         record = _subject_columns(subject)
-        record.update({k: (None if v == "" else v) for k, v in values.items() if k != "id"})
-        record["screen_failure_criteria"] = "; ".join(values["screen_failure_criteria"] or []) \
-            or None
+        record.update({k: (None if v == "" else v) for k, v in zip(columns, values, strict=True)})
+        record["screen_failure_criteria"] = "; ".join(
+            record["screen_failure_criteria"] or []) or None
         record["day1"] = subject.day1
-        record["stratum"] = strata.get(values["id"])
+        record["stratum"] = strata.get(pk)
         if arms:
-            record["arm"] = arms.get(values["id"])
+            record["arm"] = arms.get(pk)
         yield subject, record
 
 
 def _visits(dataset: Dataset, context: ExportContext):
     queryset = (context.current(Visit).filter(subject_id__in=context.subject_pks)
                 .order_by("subject_id", "window_start", "sequence", "id")
-                .values("id", "subject_id", "code", "sequence", "planned_date", "window_start",
-                        "window_end", "actual_date", "is_missed", "missed_reason"))
-    for values in queryset.iterator(chunk_size=CHUNK):
-        subject = context.subjects.get(values["subject_id"])
+                .values_list("subject_id", "code", "sequence", "planned_date", "window_start",
+                             "window_end", "actual_date", "is_missed", "missed_reason"))
+    for (subject_pk, code, sequence, planned_date, window_start, window_end, actual_date,
+         is_missed, missed_reason) in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects.get(subject_pk)
         if subject is None:
             continue
         record = _subject_columns(subject)
-        record.update(visit=values["code"], sequence=values["sequence"],
-                      planned_date=values["planned_date"], window_start=values["window_start"],
-                      window_end=values["window_end"], visit_date=values["actual_date"],
-                      study_day=context.study_day(subject, values["actual_date"]),
-                      is_missed=values["is_missed"], missed_reason=values["missed_reason"] or None)
+        record.update(visit=code, sequence=sequence, planned_date=planned_date,
+                      window_start=window_start, window_end=window_end, visit_date=actual_date,
+                      study_day=context.study_day(subject, actual_date),
+                      is_missed=is_missed, missed_reason=missed_reason or None)
         yield subject, record
 
 
@@ -287,44 +288,43 @@ def _queries(dataset: Dataset, context: ExportContext):
 
     queryset = (context.current(Query).filter(subject_id__in=context.subject_pks)
                 .order_by("id")
-                .values("id", "subject_id", "visit_id", "crf_code", "object_id", "field_name",
-                        "check_code", "status", "text", "raised_by_id", "raised_at",
-                        "answered_at", "closed_at", "closed_by_id", "resolution"))
-    for values in queryset.iterator(chunk_size=CHUNK):
-        subject = context.subjects.get(values["subject_id"])
+                .values_list("id", "subject_id", "visit_id", "crf_code", "object_id",
+                             "field_name", "check_code", "status", "text", "raised_by_id",
+                             "raised_at", "answered_at", "closed_at", "closed_by_id",
+                             "resolution"))
+    for (pk, subject_pk, visit_pk, crf_code, object_id, field_name, check_code, status, text,
+         raised_by_id, raised_at, answered_at, closed_at, closed_by_id,
+         resolution) in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects.get(subject_pk)
         if subject is None:
             continue
         record = _subject_columns(subject)
-        code, _date = context.visits.get(values["visit_id"], ("", None))
+        code, _date = context.visits.get(visit_pk, ("", None))
         record.update(
-            query_id=values["id"], visit=code or None, crf_code=values["crf_code"] or None,
-            record_id=values["object_id"], item=values["field_name"] or None,
-            check_code=values["check_code"] or None, status=values["status"],
-            text=values["text"], raised_by=context.users.get(values["raised_by_id"]),
-            raised_at=values["raised_at"], answered_at=values["answered_at"],
-            closed_at=values["closed_at"], closed_by=context.users.get(values["closed_by_id"]),
-            resolution=values["resolution"] or None,
+            query_id=pk, visit=code or None, crf=crf_code or None, record_id=object_id,
+            item=field_name or None, check_code=check_code or None, status=status, text=text,
+            raised_by=context.users.get(raised_by_id), raised_at=raised_at,
+            answered_at=answered_at, closed_at=closed_at,
+            closed_by=context.users.get(closed_by_id), resolution=resolution or None,
         )
-        record["crf"] = record.pop("crf_code")
         yield subject, record
 
 
 def _query_messages(dataset: Dataset, context: ExportContext):
     from forms.queries import Query, QueryMessage
 
-    query_subjects = dict(context.current(Query).filter(subject_id__in=context.subject_pks)
-                          .values_list("id", "subject_id"))
-    queryset = (context.current(QueryMessage).filter(query_id__in=list(query_subjects))
+    queries = context.current(Query).filter(subject_id__in=context.subject_pks)
+    query_subjects = dict(queries.values_list("id", "subject_id"))
+    queryset = (context.current(QueryMessage).filter(query_id__in=queries.values("id"))
                 .order_by("query_id", "at", "id")
-                .values("id", "query_id", "kind", "author_id", "at", "text"))
-    for values in queryset.iterator(chunk_size=CHUNK):
-        subject = context.subjects.get(query_subjects[values["query_id"]])
+                .values_list("id", "query_id", "kind", "author_id", "at", "text"))
+    for pk, query_pk, kind, author_id, at, text in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects.get(query_subjects[query_pk])
         if subject is None:
             continue
         yield subject, _subject_columns(subject) | {
-            "query_id": values["query_id"], "message_id": values["id"],
-            "kind": values["kind"], "author": context.users.get(values["author_id"]),
-            "at": values["at"], "text": values["text"] or None,
+            "query_id": query_pk, "message_id": pk, "kind": kind,
+            "author": context.users.get(author_id), "at": at, "text": text or None,
         }
 
 
