@@ -8,12 +8,14 @@ direct identifiers (``SubjectIdentity``) only to users who may view them at that
 
 Each history table is read with one query for all the subjects in view (a subject has a few
 hundred history rows at most), ordered by time; the diffs are computed here, so the number of
-queries does not grow with the number of forms or records.
+queries does not grow with the number of forms or records. Exports read the whole trail as
+one ordered stream of values per history table (:func:`audit_rows_by_record`).
 """
 
 import datetime as dt
 import json
 import zoneinfo
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,7 +24,8 @@ from typing import NamedTuple
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import F
+from django.db.models import F, Min, Window
+from django.db.models.functions import FirstValue
 from django.utils.functional import Promise
 from django.utils.text import capfirst
 from django.utils.translation import get_language, gettext
@@ -248,8 +251,8 @@ def audit_rows_by_record(*, user: User, until: dt.datetime | None = None,
 
     Set-wise: each history table is one ordered stream from a server-side cursor (values, not
     model instances), each row compared with the one before it field by field in a tight loop;
-    the record's history is the only thing held, so memory does not grow with the trial, and
-    the number of queries does not grow with the subjects."""
+    one record's history is held at a time (besides the labels of the subjects, visits, people
+    and queries in view), and the number of queries does not grow with the subjects."""
     if not may_view_audit(user):
         raise PermissionDenied(gettext("Your role does not allow viewing the audit trail."))
     subject_ids = scope_to_user(Subject.objects.all(), user).values("pk")
@@ -290,6 +293,7 @@ class _Lookup:
             self.subjects[pk] = _Named(label)
             self.subject_sites[pk] = self.sites[site_id]
         self._subject_ids = subject_ids
+        self._may: dict[tuple, bool] = {}
 
     @cached_property
     def users(self) -> dict[int, _Person]:
@@ -312,6 +316,12 @@ class _Lookup:
                 Query.objects.filter(subject_id__in=self._subject_ids)
                 .values_list("pk", "crf_code", "field_name")}
 
+    def may(self, user: User, action: Action, site) -> bool:
+        """``can(user, action, site)``, asked once per site."""
+        if (action, site.pk) not in self._may:
+            self._may[action, site.pk] = can(user, action, site)
+        return self._may[action, site.pk]
+
     def visit_label(self, pk: int | None) -> str:
         if pk is None:
             return ""
@@ -325,9 +335,6 @@ _STREAM_HEAD = ("id", "history_id", "history_date", "history_type", "history_use
 
 def _stream_source(user: User, source: AuditSource, subject_ids, until,
                    lookup: _Lookup) -> Iterator[TrailRow]:
-    from django.db.models import Min, Window
-    from django.db.models.functions import FirstValue
-
     history = source.model.history.model
     tracked = _tracked_fields(source.model)
     names = [f.attname for f in tracked]
@@ -374,8 +381,6 @@ def _stream_source(user: User, source: AuditSource, subject_ids, until,
 def _entry_type(model: type[models.Model], names: tuple[str, ...]) -> type:
     """A light history entry (the record's tracked columns by attribute name) for
     :func:`_describe`."""
-    from collections import namedtuple
-
     return namedtuple(f"{model.__name__}Entry", names, rename=True)
 
 
@@ -418,7 +423,7 @@ def _record_rows(user, source, group, compared, entry_type, lookup, model_label,
     if subject is None:
         return
     site = lookup.subject_sites[subject_pk]
-    if allocation and not can(user, _GATE_ACTION[source.gate], site):
+    if source.gate in _GATE_ACTION and not lookup.may(user, _GATE_ACTION[source.gate], site):
         return
     zone = site.time_zone
     head = len(_STREAM_HEAD)

@@ -2,8 +2,9 @@
 rebuilt from the history tables: the latest history row of each record at that time, records
 deleted by then left out.
 
-Rows stream from the database in chunks (``QuerySet.iterator``); only the subjects, visits and
-user names a row refers to are held in memory, so memory grows with the number of visits, not
+Rows stream from the database as tuples (``values_list(...).iterator()``: a server-side cursor on
+PostgreSQL), never model instances; only the subjects, visits and user names a row refers to
+are held in memory, so memory grows with the number of visits, not
 with the number of form rows. Rows are ordered by record keys, so the same data give the same
 rows in the same order.
 

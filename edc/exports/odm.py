@@ -49,9 +49,10 @@ ReasonForChange free text), and for exporters who may not read the clinical audi
 unblinded statistician), as for the ``audit_trail`` dataset.
 
 Values come from ``rows()``, so the profile, the cut-off and the sites in scope are those of
-every other format. Subjects are read in chunks of ``SUBJECT_CHUNK``, every CRF of a chunk at
-once, so memory does not grow with the trial. The arm is never read: ODM carries CRFs only.
-Same data and ``stamp``, same bytes.
+every other format: in a package the rows the export has read already (its spools, in the
+order of the subjects' ids), so no CRF table is read twice. Subjects are written in chunks of
+``SUBJECT_CHUNK``, every CRF of a chunk at once, so memory does not grow with the trial. The
+arm is never read: ODM carries CRFs only. Same data and ``stamp``, same bytes.
 """
 
 import datetime as dt
