@@ -36,7 +36,9 @@ def cell(value) -> str:
 
 
 def _utc_text(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 # What ``cell`` does, by the value's type, for the types the csv module would write otherwise

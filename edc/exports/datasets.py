@@ -16,6 +16,7 @@ import base64
 import copy
 import datetime as dt
 import json
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -164,13 +165,24 @@ def keyed_rows(dataset: Dataset, context: ExportContext) -> Iterator[tuple[int, 
     """(subject's id, visit's id, row) of ``dataset``: the rows of :func:`rows` with the
     record keys the ODM file groups them by. CRF rows come in the order of their subjects'
     ids."""
+    names = dataset.names
+    deidentified = context.profile == Profile.DEIDENTIFIED
+    dated = {v.name for v in dataset.variables if deidentified and v.type == INTEGER}
+    if dataset.name in _TUPLE_BUILDERS:
+        positions = [index for index, name in enumerate(names) if name in dated]
+        for subject, row in _TUPLE_BUILDERS[dataset.name](dataset, context):
+            if positions:
+                row = list(row)
+                for index in positions:
+                    if isinstance(row[index], dt.date):
+                        row[index] = context.as_study_day(subject, row[index])
+                row = tuple(row)
+            yield None, None, row
+        return
     if dataset.crf_code:
         records = _crf_records(dataset, context)
     else:
         records = _BUILDERS[dataset.name](dataset, context)
-    names = dataset.names
-    deidentified = context.profile == Profile.DEIDENTIFIED
-    dated = {v.name for v in dataset.variables if deidentified and v.type == INTEGER}
     for subject, record in records:
         keys = record.get(_KEYS) or (None, None)
         if deidentified:
@@ -329,7 +341,14 @@ def _query_messages(dataset: Dataset, context: ExportContext):
         }
 
 
+_SUBJECT_COLUMNS = ("screening_number", "subject_id", "subject_key", "site")
+_TRAIL_COLUMNS = ("time", "user", "action", "record_type", "record_id", "record", "field",
+                  "old_value", "new_value", "reason")
+
+
 def _audit_trail(dataset: Dataset, context: ExportContext):
+    """(subject, row) of the audit trail: the rows are tuples in the dataset's order already
+    (its hundreds of thousands of rows skip the record dictionary of the other datasets)."""
     from forms.audit import ALLOCATION, CLINICAL, SOURCES, audit_rows_by_record, may_view_audit
 
     # Direct identifiers never leave in an export; the allocation's history only in an
@@ -339,21 +358,25 @@ def _audit_trail(dataset: Dataset, context: ExportContext):
     if not may_view_audit(context.user):
         return
     until = context.as_of + dt.timedelta(microseconds=1) if context.as_of else None
+    # A variable of neither kind would be empty: the last (None) of the combined values.
+    order = (*_SUBJECT_COLUMNS, *_TRAIL_COLUMNS)
+    positions = [order.index(name) if name in order else len(order) for name in dataset.names]
+    pick = operator.itemgetter(*positions)
+    if len(positions) == 1:
+        pick = (lambda one: lambda values: (one(values),))(pick)
     subjects = context.subjects
-    columns: dict[int, dict] = {}
+    prefixes: dict[int, tuple] = {}
     for row in audit_rows_by_record(user=context.user, until=until, keys=keys):
-        subject = subjects.get(row.subject_pk)
-        if subject is None:
-            continue
-        if row.subject_pk not in columns:
-            columns[row.subject_pk] = _subject_columns(subject)
-        yield subject, columns[row.subject_pk] | {
-            "time": row.when, "user": row.who, "action": row.action,
-            "record_type": row.model, "record_id": row.record_pk, "record": row.record,
-            "field": row.field,
-            "old_value": row.old_value or None, "new_value": row.new_value or None,
-            "reason": row.reason or None,
-        }
+        prefix = prefixes.get(row.subject_pk)
+        if prefix is None:
+            subject = subjects.get(row.subject_pk)
+            if subject is None:
+                continue
+            columns = _subject_columns(subject)
+            prefix = prefixes[row.subject_pk] = tuple(columns[n] for n in _SUBJECT_COLUMNS)
+        yield subjects[row.subject_pk], pick((
+            *prefix, row.when, row.who, row.action, row.model, row.record_pk, row.record,
+            row.field, row.old_value or None, row.new_value or None, row.reason or None, None))
 
 
 _BUILDERS = {
@@ -361,6 +384,9 @@ _BUILDERS = {
     "visits": _visits,
     "queries": _queries,
     "query_messages": _query_messages,
+}
+# Builders that yield (subject, row) with the row a tuple in the dataset's order.
+_TUPLE_BUILDERS = {
     "audit_trail": _audit_trail,
 }
 
