@@ -4,6 +4,8 @@ with a small trial and again after more subjects, with forms, queries and edits,
 Time is measured by the benchmarks (``make bench``), not here."""
 
 import datetime as dt
+import re
+import zipfile
 from decimal import Decimal
 
 import pytest
@@ -11,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from edc.exports import odm as odm_module
 from edc.exports import package
 from edc.exports.dictionary import Profile
 from edc.roles import Role
@@ -98,3 +101,24 @@ def test_all_formats_read_each_dataset_once(grow, exporters, tmp_path):
     grow(2)
     every = queries(user, tmp_path, tuple(package.FORMATS), Profile.BLINDED)
     assert every == queries(user, tmp_path, ("csv", "odm"), Profile.BLINDED)
+
+
+def test_the_odm_file_is_the_same_whether_it_reads_the_forms_or_takes_them_from_the_export(
+    grow, exporters, tmp_path, monkeypatch
+):
+    """Alone, the ODM writer reads the CRF tables itself; beside other formats it takes the
+    rows the export has read already (in the order of the subjects' ids): the same file,
+    also when the subjects are written a few at a time."""
+    user = exporters[Profile.BLINDED]
+    grow(5)
+    monkeypatch.setattr(odm_module, "SUBJECT_CHUNK", 2)
+
+    def odm(formats, name) -> bytes:
+        result = package.build(package.ExportRequest(user, formats), tmp_path / name)
+        with zipfile.ZipFile(result.path) as archive:
+            [entry] = [n for n in archive.namelist() if n.endswith("_odm.xml")]
+            return re.sub(rb'FileOID="[^"]*"', b"", archive.read(entry))
+
+    alone = odm(("odm",), "alone.zip")
+    assert b"<ItemData" in alone
+    assert odm(("csv", "xlsx", "odm"), "beside.zip") == alone
