@@ -254,17 +254,19 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
     for fmt in TABLE_FORMATS:
         if fmt in request.formats:
             (work / fmt).mkdir()
-    # Each dataset is read from the database once. With one reader of its rows (CSV alone,
-    # say) they stream straight into the file; with several, they are spooled to disk first,
-    # and the spools are kept for the Excel workbook and the ODM file, written last.
+    # Each dataset is read from the database once. For CSV alone (or ODM alone) the rows
+    # stream straight into the file; otherwise they are spooled to disk first, and the
+    # spools kept for the Excel workbook and the ODM file, written last. The table writers
+    # (XPORT, Stata, SPSS, R, Excel) always get a spool: rows they may read more than once.
     readers = (("csv" in request.formats) + len(writers) + ("xlsx" in request.formats)
                + ("odm" in request.formats))
+    spooled = readers > 1 or bool(writers) or "xlsx" in request.formats
     keep = bool({"xlsx", "odm"} & set(request.formats))
     spools: dict[str, Spool] = {}
     try:
         for dataset in chosen:
             progress(done, total, dataset.name)
-            if readers > 1:
+            if spooled:
                 table = spools[dataset.name] = Spool(work, keyed_rows(dataset, context))
             else:
                 table = rows(dataset, context)
