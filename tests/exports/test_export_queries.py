@@ -122,3 +122,16 @@ def test_the_odm_file_is_the_same_whether_it_reads_the_forms_or_takes_them_from_
     alone = odm(("odm",), "alone.zip")
     assert b"<ItemData" in alone
     assert odm(("csv", "xlsx", "odm"), "beside.zip") == alone
+
+
+@pytest.mark.parametrize("formats", [("odm",), ("csv", "odm")], ids=["alone", "beside CSV"])
+def test_the_odm_file_reads_the_same_number_of_queries_however_many_chunks_of_subjects(
+    grow, exporters, tmp_path, monkeypatch, formats
+):
+    """The ODM file writes its subjects a chunk at a time, but reads each table once."""
+    monkeypatch.setattr(odm_module, "SUBJECT_CHUNK", 2)
+    user = exporters[Profile.BLINDED]
+    grow(2)
+    small = queries(user, tmp_path, formats, Profile.BLINDED)
+    grow(3)
+    assert queries(user, tmp_path, formats, Profile.BLINDED) == small
