@@ -19,8 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from edc import bounds, protocol
-from edc.models import Site
-from edc.roles import Action, can, scope_to_user
+from edc.roles import Action, can
 from edc.web import apply_errors
 from forms import eligibility as eligibility_rules
 from forms import services
@@ -213,17 +212,23 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
 
 @login_required
 def matrix(request: HttpRequest) -> HttpResponse:
+    """Subjects × scheduled visits, one page at a time; any subject is found by its subject ID
+    or screening number (``q``)."""
     if not can(request.user, Action.VIEW_SUBJECTS):
         raise PermissionDenied
     site_code = bounds.text_param(request.GET.get("site"))
     visit_status = bounds.text_param(request.GET.get("status"))
     if visit_status and visit_status not in VisitStatus.__members__.values():
         visit_status = ""
+    search = bounds.text_param(request.GET.get("q"))
+    shown = site_matrix(request.user, site_code=site_code, visit_status=visit_status,
+                        search=search, page=bounds.int_param(request.GET.get("page"), minimum=1))
     return render(request, "forms/matrix.html", {
-        "rows": site_matrix(request.user, site_code=site_code, visit_status=visit_status),
+        "rows": shown.rows,
+        "page": shown.page,
         "visits": protocol.VISITS,
-        "sites": scope_to_user(Site.objects.all(), request.user, site_field="pk"),
-        "site_code": site_code, "visit_status": visit_status,
+        "sites": shown.sites,
+        "site_code": site_code, "visit_status": visit_status, "search": search,
         "statuses": list(VisitStatus),
     })
 
