@@ -276,36 +276,38 @@ def crf_completion(
     user: User, sites: list[Site], completion: dict[str, CRFCompletion], *, now: dt.datetime
 ) -> dict[str, CRFCompletion]:
     """Adds the saved forms to ``completion`` (expected counts from
-    :func:`visit_compliance_and_expected_forms`): one query per visit-form table, counting in
-    the database the forms of visits whose forms are expected (by site, visit code, status and
-    time point), and only the forms the protocol expects there."""
+    :func:`visit_compliance_and_expected_forms`): one query over every visit-form table
+    (``UNION ALL``), counting in the database the forms of visits whose forms are expected (by
+    site, visit code, status and time point), and only the forms the protocol expects there."""
     today = today_by_site(sites, now)
     code_by_pk = {site.pk: site.code for site in sites}
     expected_at: dict[str, tuple] = {}
+    parts = []
     for crf_code in VISIT_FORM_CODES:
         slot_item = CRF_MODELS[crf_code].slot_item
-        rows = (
+        parts.append(
             scope_to_user(CRF_MODELS[crf_code].objects.filter(visit__isnull=False), user,
                           site_field="subject__site")
             .alias(visit_status=visit_status_expression(today, visit="visit__"))
             .filter(visit_status__in=sorted(_FORMS_EXPECTED))
-            .values("subject__site_id", "visit__code", "status",
-                    *((slot_item,) if slot_item else ()))
+            .annotate(crf_code=Value(crf_code),
+                      crf_slot=F(slot_item) if slot_item else Value(""))
+            .values("subject__site_id", "visit__code", "status", "crf_code", "crf_slot")
             .annotate(n=Count("pk"))
             .order_by()
         )
-        for row in rows:
-            site_code = code_by_pk.get(row["subject__site_id"])
-            if site_code is None:
-                continue
-            slot = row[slot_item] if slot_item else ""
-            code = row["visit__code"]
-            if (crf_code, slot) not in expected_at.setdefault(code, _expected_at(code)):
-                continue
-            if row["status"] == CRFStatus.COMPLETE:
-                completion[site_code].complete += row["n"]
-            else:
-                completion[site_code].in_progress += row["n"]
+    for row in parts[0].union(*parts[1:], all=True):
+        site_code = code_by_pk.get(row["subject__site_id"])
+        if site_code is None:
+            continue
+        code = row["visit__code"]
+        if ((row["crf_code"], row["crf_slot"])
+                not in expected_at.setdefault(code, _expected_at(code))):
+            continue
+        if row["status"] == CRFStatus.COMPLETE:
+            completion[site_code].complete += row["n"]
+        else:
+            completion[site_code].in_progress += row["n"]
     return completion
 
 
