@@ -237,8 +237,9 @@ def site_matrix(user: User, *, site_code: str = "", visit_status: str = "", sear
                 continue
             expected = visit_def.expected_forms()
             # Only the records the visit expects count (one per PK/PD time point).
+            key = (subject.id, visit.id)
             done = sum(1 for code, slot in expected
-                       if (subject.pk, visit.pk, code, slot) in complete
+                       if (*key, code, slot) in complete
                        or (code == "consent" and subject.has_consented))
             cells.append(MatrixCell(visit, visit.status_on(today), done, len(expected)))
         rows.append(MatrixRow(subject, cells,
