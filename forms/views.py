@@ -15,12 +15,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from edc import bounds, protocol
-from edc.models import Site
-from edc.roles import Action, can, scope_to_user
+from edc.roles import Action, can
 from edc.web import apply_errors
 from forms import eligibility as eligibility_rules
 from forms import services
@@ -32,6 +33,7 @@ from forms.queries import queries_for_target
 from forms.sdv import sdv_progress_for_subject
 from forms.selectors import (
     LOG_FORM_CODES,
+    MatrixRow,
     casebook_rows,
     expected_crfs,
     expected_forms,
@@ -223,19 +225,39 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
     }, status=status)
 
 
+def matrix_cells(row: MatrixRow, labels: dict[str, str]) -> SafeString:
+    """A matrix row's visit cells as HTML, built in one pass instead of template work per
+    cell (a page has 50 rows × every scheduled visit)."""
+    return format_html_join("", '<td class="cell visit-{}">{}</td>', (
+        (cell.status or "none",
+         format_html('<a href="{}#visit-{}" title="{}">{}<br><small>{}/{}</small></a>',
+                     row.casebook_url, cell.visit.pk, labels[cell.status],
+                     labels[cell.status], cell.forms_complete, cell.forms_expected)
+         if cell.visit else "")
+        for cell in row.cells))
+
+
 @login_required
 def matrix(request: HttpRequest) -> HttpResponse:
+    """Subjects × scheduled visits, one page at a time; any subject is found by its subject ID
+    or screening number (``q``)."""
     if not can(request.user, Action.VIEW_SUBJECTS):
         raise PermissionDenied
     site_code = bounds.text_param(request.GET.get("site"))
     visit_status = bounds.text_param(request.GET.get("status"))
     if visit_status and visit_status not in VisitStatus.__members__.values():
         visit_status = ""
+    search = bounds.text_param(request.GET.get("q"))
+    shown = site_matrix(request.user, site_code=site_code, visit_status=visit_status,
+                        search=search, page=bounds.int_param(request.GET.get("page"), minimum=1))
+    labels = {status: str(status.label) for status in VisitStatus}
     return render(request, "forms/matrix.html", {
-        "rows": site_matrix(request.user, site_code=site_code, visit_status=visit_status),
+        "rows": shown.rows,
+        "table": [(row, matrix_cells(row, labels)) for row in shown.rows],
+        "page": shown.page,
         "visits": protocol.VISITS,
-        "sites": scope_to_user(Site.objects.all(), request.user, site_field="pk"),
-        "site_code": site_code, "visit_status": visit_status,
+        "sites": shown.sites,
+        "site_code": site_code, "visit_status": visit_status, "search": search,
         "statuses": list(VisitStatus),
     })
 
