@@ -17,4 +17,5 @@ RUN DEBUG=0 SECRET_KEY=collectstatic-only python manage.py collectstatic --noinp
 RUN useradd --system --uid 1000 edc && chown -R edc /app
 USER edc
 EXPOSE 8000
-CMD ["gunicorn", "edc.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+# Workers, timeouts and the rest: gunicorn.conf.py (the load test runs the same file).
+CMD ["gunicorn", "--config", "gunicorn.conf.py"]

@@ -6,7 +6,8 @@
 With ``--seed-subjects`` the database is dropped and created again, migrated and filled by
 ``manage.py seed_trial``; without it the database is used as it is (a seeded trial).
 
-:func:`run_load_test` starts gunicorn (4 sync workers for 2 cores) with the production
+:func:`run_load_test` starts gunicorn with the production configuration (``gunicorn.conf.py``:
+``2 × cores + 1`` sync workers, 5 on this 2-core machine) and the production
 settings (``DEBUG=0``, a random ``SECRET_KEY``, static files collected for the manifest
 storage), over plain HTTP on the loopback: TLS is the reverse proxy's job in production, so the
 HTTPS redirect and secure-only cookies are turned off. There is no ``REDIS_URL``, as in a
@@ -48,7 +49,14 @@ PYTHON = sys.executable
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 # forms.synthetic.PASSWORD, shared by every account of the synthetic trial (seed_trial).
 SYNTHETIC_PASSWORD = "Stroke-Synthetic-2026!"  # noqa: S105 - public demo accounts
-WORKERS = 4
+GUNICORN_CONFIG = ROOT / "gunicorn.conf.py"
+# Seconds each simulated nurse spends between two actions (reading a page, typing a form),
+# uniformly drawn. Twenty users in a closed loop can send at most 20 × 1.6 requests per action
+# / mean think time: with 1–5 s (3 s on average) that is 10.7 requests/s however fast the
+# server is, so the earlier figure (9.3 requests/s) measured the think time, not the server.
+# 0.5–2 s is a quick nurse moving through pages she knows, and lets the run show how much work
+# the server takes at 20 concurrent sessions; EDC_LOAD_WAIT / --wait choose another.
+DEFAULT_WAIT = "0.5,2"
 # Users start two a second: a log-in costs an Argon2 hash (~0.5 s of CPU), and twenty at
 # once would measure only that.
 SPAWN_RATE = 2
@@ -156,9 +164,8 @@ def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     if not port_is_free(port):
         raise RuntimeError(f"Port {port} is already in use: another server would be measured.")
     server = subprocess.Popen(
-        [PYTHON, "-m", "gunicorn", "edc.wsgi:application", "--chdir", str(ROOT),
-         "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS), "--timeout", "60",
-         "--graceful-timeout", "10"],
+        [PYTHON, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG), "--chdir", str(ROOT),
+         "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -176,6 +183,41 @@ def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
         time.sleep(0.3)
     stop_server(server)
     raise RuntimeError(f"gunicorn did not answer within 60 s:\n{tail(log)}")
+
+
+def _cpu_seconds(pid: int) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds) of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(server: subprocess.Popen, database_url: str) -> dict[str, float] | None:
+    """CPU seconds the gunicorn workers and their PostgreSQL back-ends have used so far: what
+    the server spent, whatever else the machine was doing (None where /proc is missing)."""
+    try:
+        gunicorn = 0.0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    parent, seconds = _cpu_seconds(int(entry.name))
+                except (OSError, IndexError, ValueError):
+                    continue
+                if parent == server.pid or int(entry.name) == server.pid:
+                    gunicorn += seconds
+        name = urlsplit(database_url).path.lstrip("/")
+        with psycopg.connect(database_url) as connection:
+            pids = [row[0] for row in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                "AND pid <> pg_backend_pid()", [name])]
+        postgres = 0.0
+        for pid in pids:
+            try:
+                postgres += _cpu_seconds(pid)[1]
+            except (OSError, IndexError, ValueError):
+                continue
+        return {"gunicorn": gunicorn, "postgres": postgres}
+    except OSError:
+        return None
 
 
 def stop_server(server: subprocess.Popen) -> None:
@@ -199,11 +241,18 @@ def tail(path: Path, lines: int = 40) -> str:
 # --- Locust --------------------------------------------------------------------------------------
 
 
+def gunicorn_workers() -> int:
+    """The number of workers ``gunicorn.conf.py`` gives here."""
+    import runpy
+
+    return int(runpy.run_path(str(GUNICORN_CONFIG))["workers"])
+
+
 def run_locust(*, port: int, users: int, seconds: int, work: Path, plan: Path,
-               saves: Path, requests: Path) -> None:
+               saves: Path, requests: Path, wait: str = DEFAULT_WAIT) -> None:
     env = dict(os.environ) | {
         "EDC_LOAD_PLAN": str(plan), "EDC_LOAD_SAVES": str(saves),
-        "EDC_LOAD_REQUESTS": str(requests),
+        "EDC_LOAD_REQUESTS": str(requests), "EDC_LOAD_WAIT": wait,
         "EDC_LOAD_PASSWORD": os.environ.get("EDC_LOAD_PASSWORD", SYNTHETIC_PASSWORD),
     }
     log = work / "locust.log"
@@ -344,8 +393,21 @@ def _check_medication(connection: psycopg.Connection, save: dict) -> str:
 # --- The whole test ------------------------------------------------------------------------------
 
 
+def steady_throughput(logged: list[dict]) -> tuple[float, float]:
+    """(requests per second, seconds) once every user has logged in: work requests completed
+    after the last log-in, over the time from that log-in to the last request."""
+    logins = [e["t"] for e in logged if e["name"] in LOGIN and e.get("t")]
+    done = [e["t"] for e in logged if e["name"] not in LOGIN and e.get("t") and e["ms"]]
+    if not logins or not done:
+        return 0.0, 0.0
+    start = max(logins)
+    window = max(done) - start
+    counted = sum(1 for t in done if t > start)
+    return (counted / window if window > 0 else 0.0), window
+
+
 def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
-                  port: int = 8765) -> dict:
+                  port: int = 8765, wait: str = DEFAULT_WAIT) -> dict:
     """Run ``users`` simulated nurses for ``seconds`` against gunicorn on ``port`` serving the
     seeded trial in ``database_url``; return the figures and the check of the saves.
 
@@ -364,8 +426,10 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
         started = time.monotonic()
         server = start_server(server_environment(database_url, work), port, server_log)
         try:
+            cpu_before = server_cpu_seconds(server, database_url)
             run_locust(port=port, users=users, seconds=seconds, work=work, plan=plan_path,
-                       saves=work / "saves.jsonl", requests=work / "requests.jsonl")
+                       saves=work / "saves.jsonl", requests=work / "requests.jsonl", wait=wait)
+            cpu_after = server_cpu_seconds(server, database_url)
         finally:
             stop_server(server)
         elapsed = time.monotonic() - started
@@ -379,9 +443,14 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
     for entry in logged:
         if entry["error"]:
             failures[f"{entry['name']}: {entry['error']}"] += 1
+    steady, window = steady_throughput(logged)
+    cpu = ({k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
+           if cpu_before is not None and cpu_after is not None else None)
     return {
         "users": users,
         "seconds": seconds,
+        "wait": wait,
+        "workers": gunicorn_workers(),
         "requests": len(work_times),
         "p50_ms": round(percentile(work_times, 0.50)),
         "p95_ms": round(percentile(work_times, 0.95)),
@@ -389,6 +458,13 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
         "saves": len(acks),
         "lost_saves": lost,
         "requests_per_s": round(len(logged) / seconds, 1),
+        "steady_requests_per_s": round(steady, 1),
+        "steady_seconds": round(window, 1),
+        # Server CPU per request, log-ins included (each an Argon2 hash): the work the server
+        # does, which other processes on a shared machine do not change much.
+        "server_cpu_seconds": cpu,
+        "server_cpu_ms_per_request": round(1000 * sum(cpu.values()) / len(logged), 1)
+        if cpu and logged else None,
         "unacknowledged_saves": unacknowledged,
         "by_request": by_request,
         "failures": [f"{count} × {what}" for what, count in failures.items()],
@@ -423,14 +499,21 @@ def recreate_database(database_url: str, *, subjects: int, seed: int) -> None:
 
 
 def print_table(result: dict) -> None:
-    print(f"\nLoad test: {result['users']} users for {result['seconds']} s, gunicorn "
-          f"({WORKERS} workers) + PostgreSQL, {result['requests_per_s']} requests/s\n")
+    print(f"\nLoad test: {result['users']} users for {result['seconds']} s (think time "
+          f"{result['wait']} s), gunicorn ({result['workers']} workers) + PostgreSQL, "
+          f"{result['requests_per_s']} requests/s over the run, "
+          f"{result['steady_requests_per_s']} requests/s once all had logged in "
+          f"({result['steady_seconds']} s)\n")
     print(f"{'request':<34}{'count':>7}{'errors':>8}{'p50 ms':>8}{'p95 ms':>8}")
     for row in result["by_request"]:
         print(f"{row['name']:<34}{row['requests']:>7}{row['failures']:>8}"
               f"{row['p50_ms']:>8.0f}{row['p95_ms']:>8.0f}")
     print(f"{'page views and saves (no log-in)':<34}{result['requests']:>7}{'':>8}"
           f"{result['p50_ms']:>8.0f}{result['p95_ms']:>8.0f}")
+    if result["server_cpu_seconds"]:
+        cpu = result["server_cpu_seconds"]
+        print(f"\nServer CPU: gunicorn {cpu['gunicorn']:.1f} s, PostgreSQL {cpu['postgres']:.1f} s"
+              f", {result['server_cpu_ms_per_request']} ms a request")
     print(f"\nErrors (every request): {result['errors']}")
     print(f"Saves acknowledged: {result['saves']}; lost: {result['lost_saves']}; committed "
           f"without acknowledgement: {result['unacknowledged_saves']}")
@@ -454,6 +537,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--wait", default=os.environ.get("EDC_LOAD_WAIT", DEFAULT_WAIT),
+                        metavar="MIN,MAX", help="think time between two actions, seconds "
+                        f"(default {DEFAULT_WAIT})")
     parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
     options = parser.parse_args()
     if not options.database_url or not options.database_url.startswith("postgres"):
@@ -470,7 +556,7 @@ def main() -> None:
     print(f"Load test: {options.users} users for {options.seconds} s …", file=sys.stderr,
           flush=True)
     result = run_load_test(options.database_url, users=options.users,
-                           seconds=options.seconds, port=options.port)
+                           seconds=options.seconds, port=options.port, wait=options.wait)
     if options.json:
         print(json.dumps(result, indent=2))
     else:

@@ -18,7 +18,7 @@ caller computes exact percentiles.
 Environment: ``EDC_LOAD_PLAN`` (the JSON plan written by ``load.py``), ``EDC_LOAD_SAVES`` and
 ``EDC_LOAD_REQUESTS`` (where to append saves and requests), ``EDC_LOAD_PASSWORD``,
 ``EDC_LOAD_WAIT`` ("min,max" seconds a nurse spends reading or typing between two actions;
-default "1,5").
+default "1,5"; ``benchmarks/load.py`` sets it).
 """
 
 import datetime as dt
@@ -71,7 +71,7 @@ def record(entry: dict) -> None:
 @events.request.add_listener
 def _record_request(*, name: str, response_time: float, exception=None, **_kwargs) -> None:
     if not _requests_file.closed:
-        _requests_file.write(json.dumps({"name": name, "ms": response_time,
+        _requests_file.write(json.dumps({"name": name, "ms": response_time, "t": time.time(),
                                          "error": str(exception)[:300] if exception else ""})
                              + "\n")
 

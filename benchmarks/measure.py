@@ -29,17 +29,18 @@ def timed_requests(call, repeat: int) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    times, queries = [], []
+    times, cpu, queries = [], [], []
     for _ in range(repeat):
         with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             response = call()
             times.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - started_cpu) * 1000)
         if response.status_code != 200:
             raise SystemExit(f"unexpected status {response.status_code}")
         queries.append(len(captured))
     return {"median_ms": statistics.median(times), "p95_ms": percentile(times, 0.95),
-            "queries": max(queries)}
+            "cpu_median_ms": statistics.median(cpu), "queries": max(queries)}
 
 
 def _posted(crf) -> dict:
@@ -60,9 +61,31 @@ def _posted(crf) -> dict:
     return values
 
 
+def chain_tables() -> set[str]:
+    """The audit hash chain's own tables (heads, links, row layouts)."""
+    from django.apps import apps
+
+    return {m._meta.db_table for m in apps.get_app_config("edc").get_models()
+            if m.__name__.startswith(("AuditChain", "AuditRow"))}
+
+
+def chained_rows() -> int:
+    """Rows that each get a link in the audit hash chain: history rows and audit events."""
+    from edc.audit import chained_models
+
+    return sum(m.objects.count() for m in chained_models())
+
+
+def statements_on(captured, tables: set[str]) -> int:
+    """Statements of a ``CaptureQueriesContext`` that read or write one of ``tables``."""
+    quoted = tuple(f'"{t}"' for t in tables)
+    return sum(1 for q in captured.captured_queries if any(t in q["sql"] for t in quoted))
+
+
 def measure_saves(count: int) -> dict:
     """Edit ``count`` completed vital-signs forms through the browser's path: the view, form
-    validation, the service, history, edit checks and queries."""
+    validation, the service, history, edit checks and queries; count the statements on the
+    audit chain's tables per chained row (history row or audit event) the saves wrote."""
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -74,35 +97,45 @@ def measure_saves(count: int) -> dict:
 
     forms = list(VitalSigns.objects.filter(status="complete", visit__isnull=False)
                  .select_related("subject__site").order_by("pk"))
-    clients: dict[int, Client] = {}
-    times, queries, done = [], [], 0
+    chosen = []
     for crf in forms:
-        if done >= count:
+        if len(chosen) >= count:
             break
-        if active_lock(subject=crf.subject, visit=crf.visit, record=crf):
-            continue
+        if not active_lock(subject=crf.subject, visit=crf.visit, record=crf):
+            chosen.append(crf)
+    # Logged in before counting: a log-in writes an audit event (a chained row) of its own.
+    clients: dict[int, Client] = {}
+    for site in {crf.subject.site for crf in chosen}:
+        clients[site.pk] = Client()
+        clients[site.pk].force_login(User.objects.get(username=f"nurse.{site.code.lower()}"))
+    times, cpu, queries, done, chain_statements = [], [], [], 0, 0
+    tables = chain_tables()
+    rows_before = chained_rows()
+    for crf in chosen:
         site = crf.subject.site
-        if site.pk not in clients:
-            nurse = User.objects.get(username=f"nurse.{site.code.lower()}")
-            clients[site.pk] = Client()
-            clients[site.pk].force_login(nurse)
         posted = _posted(crf)
         posted["heart_rate"] = 70 + done % 20 if crf.heart_rate != 70 + done % 20 else 91
         posted |= {"version": crf.version, "action": "complete",
                    "reason": "Benchmark: value re-checked in the hospital record"}
         url = reverse("forms:visit_crf", args=[crf.subject_id, crf.visit_id, "vital_signs"])
         with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             response = clients[site.pk].post(url, posted)
             elapsed = (time.perf_counter() - started) * 1000
+            cpu.append((time.process_time() - started_cpu) * 1000)
         if response.status_code != 302:
             raise SystemExit(f"save refused ({response.status_code}) for {url}")
         times.append(elapsed)
         queries.append(len(captured))
+        chain_statements += statements_on(captured, tables)
         done += 1
+    rows = chained_rows() - rows_before
     return {"saves": done, "median_ms": statistics.median(times),
-            "p95_ms": percentile(times, 0.95), "queries_median": statistics.median(queries),
-            "queries_max": max(queries)}
+            "p95_ms": percentile(times, 0.95), "cpu_median_ms": statistics.median(cpu),
+            "queries_median": statistics.median(queries),
+            "queries_max": max(queries), "chained_rows": rows,
+            "chain_statements": chain_statements,
+            "chain_statements_per_row": chain_statements / rows if rows else None}
 
 
 def measure_pages(repeat: int) -> dict:
@@ -165,6 +198,14 @@ def measure_copy() -> dict:
     return {"seconds": time.perf_counter() - started, "bytes": size, "tables": len(tables)}
 
 
+def dataset_files() -> dict[str, str]:
+    """XPORT file name (8 characters) → dataset name, so the harness can put each dataset's
+    binary file beside its CSV file."""
+    from edc.exports.dictionary import datasets
+
+    return {d.sas_name: d.name for d in datasets()}
+
+
 def counts() -> dict:
     from forms.models import CRF_MODELS
     from forms.queries import Query
@@ -188,7 +229,8 @@ def main() -> None:
     with override_settings(ALLOWED_HOSTS=["testserver"],
                            EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
         result = {"counts": counts(), "pages": measure_pages(options.repeat),
-                  "save": measure_saves(options.saves), "copy": measure_copy()}
+                  "save": measure_saves(options.saves), "copy": measure_copy(),
+                  "xpt_names": dataset_files()}
     print(json.dumps(result))
 
 

@@ -8,6 +8,11 @@ over the past 400 days; as in a running trial, most visits whose window has clos
 (a few were missed, a few are overdue), those in their window are due, later ones are planned.
 
     DATABASE_URL=postgres://... python benchmarks/reminders.py --visits 10000 100000
+    DATABASE_URL=postgres://... python benchmarks/reminders.py --build 100000   # only grow
+    DATABASE_URL=postgres://... python benchmarks/reminders.py --jobs           # only run the jobs
+
+``benchmarks/run.py`` grows a database once with ``--build``, keeps a copy of it for later runs
+and times the jobs with ``--jobs`` on a fresh copy, so a rerun does not rebuild the schedule.
 """
 
 import argparse
@@ -105,6 +110,10 @@ def run_jobs(now: dt.datetime) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--visits", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--build", type=int, metavar="VISITS",
+                        help="only grow the schedule to VISITS visits")
+    parser.add_argument("--jobs", action="store_true",
+                        help="only run the jobs over the visits there are")
     options = parser.parse_args()
     import django
 
@@ -114,6 +123,16 @@ def main() -> None:
 
     from visits.models import Visit
 
+    if options.build:
+        rng = random.Random(20261126 + options.build)  # noqa: S311 - benchmark data
+        building = grow_to(options.build, rng)
+        print(json.dumps({"visits": Visit.objects.count(), "build_seconds": building}))
+        return
+    if options.jobs:
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+            jobs = run_jobs(timezone.now())
+        print(json.dumps({"visits": Visit.objects.count(), "jobs": jobs}))
+        return
     rng = random.Random(20261126)  # noqa: S311 - benchmark data, not security
     results = []
     with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):

@@ -26,13 +26,26 @@ function, so its DELETE fails too.
 :class:`AuditChainLink`, written in the same transaction from simple-history's
 ``post_create_historical_record`` signal: SHA-256 over the canonical JSON of the row's column
 values (as read back from the database), the table, the link's sequence and the previous link's
-hash. One chain per table; writers serialize on the table's :class:`AuditChainHead` row
-(``SELECT ... FOR UPDATE``; SQLite has a single writer anyway), and a unique (table, sequence)
-constraint makes a fork impossible. Heads are taken in the order rows are written, so two
-transactions writing the same two tables in opposite orders can deadlock: PostgreSQL aborts one
-of them, which the user retries. :func:`audit_verify` (``manage.py verify_audit``) recomputes
-every link. A chain proves nothing against someone who can disable the triggers and rewrite
-the chain's tail: record the tips ``verify_audit -v 2`` prints somewhere else to anchor them.
+hash. One chain per table, whose end its :class:`AuditChainHead` row holds (last sequence and
+hash). Appending costs two statements per row (:func:`chain_append`): one ``SELECT`` locks the
+head (``FOR UPDATE``; SQLite has a single writer anyway) and reads, with it, the row's values
+and the id of the row's column layout; one ``INSERT`` writes the link, and a trigger on the
+link table advances the head in that same statement, refusing a link that does not continue
+the head (wrong sequence or previous hash). The head itself refuses any other change: it moves
+one link at a time, only to a link that exists, and is never deleted. A unique (table,
+sequence) constraint makes a fork impossible. Heads are taken in the order rows are written,
+so two transactions writing the same two tables in opposite orders can deadlock: PostgreSQL
+aborts one of them, which the user retries. :func:`audit_verify` (``manage.py verify_audit``)
+recomputes every link and checks that each chain ends where its head says (a link cut from the
+tail shows). A chain proves nothing against someone who can disable the triggers and rewrite
+the chain's tail and head: record the tips ``verify_audit -v 2`` prints somewhere else to
+anchor them.
+
+On SQLite the head's guard and the link table's advancing trigger name each other's table,
+and SQLite refuses to rebuild a table (``ALTER TABLE ... RENAME``, as Django's migrations do)
+while a trigger names a table that is being replaced; so ``pre_migrate`` drops these two
+triggers and ``post_migrate`` puts them back. A link written while they are missing leaves the
+head behind, and the next append fails on the unique (table, sequence) constraint: no fork.
 
 **Events.** :func:`audit_event` records logins, failed logins, logouts, account changes (derived
 from the User history) and the workflow actions the services report (randomization, unblinding,
@@ -40,6 +53,7 @@ SDV, queries, signatures, locks, exports). It never records the treatment arm.
 """
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import json
@@ -54,7 +68,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.backends.signals import connection_created
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, pre_migrate
 from django.utils import timezone
 from simple_history.models import HistoricalChanges, HistoricalRecords
 from simple_history.signals import (
@@ -63,6 +77,7 @@ from simple_history.signals import (
 )
 
 from edc.models import (
+    CHAIN_GENESIS_HASH,
     AuditAction,
     AuditChainHead,
     AuditChainLink,
@@ -76,9 +91,12 @@ from edc.roles import administrator_rights
 __all__ = ["AuditAction", "AuditReport", "ChainBreak", "audit_event", "audit_install",
            "audit_verify", "chain_append"]
 
-GENESIS_HASH = "0" * 64
+GENESIS_HASH = CHAIN_GENESIS_HASH
 PG_FUNCTION = "edc_audit_append_only"
 PG_TRIGGER = "edc_append_only"
+PG_HEAD_FUNCTION = "edc_audit_chain_head_moves"
+PG_ADVANCE_FUNCTION = "edc_audit_chain_advance"
+ADVANCE_TRIGGER = "edc_chain_advance"
 SQLITE_FLUSH_FUNCTION = "edc_audit_flush_in_progress"
 # Keys an event's detail may never carry: the blind (DESIGN.md, "Blinding").
 BLINDING_KEYS = frozenset({"arm", "treatment", "allocation"})
@@ -155,47 +173,80 @@ def _rows(model, pks, columns: dict[str, str], using: str) -> dict[int, dict[str
 # --- Chaining ----------------------------------------------------------------------------------
 
 
-def _lock_chain(table: str, using: str) -> None:
-    heads = AuditChainHead.objects.using(using)
-    if not list(heads.select_for_update().filter(table=table).values_list("pk", flat=True)):
-        heads.bulk_create([AuditChainHead(table=table)], ignore_conflicts=True)
-        list(heads.select_for_update().filter(table=table).values_list("pk", flat=True))
+@functools.cache
+def _layout_digest(table: str, columns: tuple[str, ...]) -> str:
+    return hashlib.sha256(
+        canonical_json({"table": table, "columns": list(columns)}).encode()
+    ).hexdigest()
 
 
-def _layout(table: str, columns: list[str], using: str) -> AuditRowLayout:
-    digest = hashlib.sha256(canonical_json({"table": table, "columns": columns}).encode())
+def _chain_tip_and_row(model, pk, columns: dict[str, str], digest: str, using: str):
+    """One statement: lock the table's chain head and read its last (sequence, hash), the id
+    of the layout with this digest (None when new) and the row's column values, converted as
+    the ORM reads them (the verifier reads them the same way). None when the table has no
+    head yet or the row does not exist."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    rows = (model._base_manager.using(using).filter(pk=pk).order_by()
+            .values_list(*columns.values()))
+    compiler = rows.query.get_compiler(using)
+    row_sql, row_params = compiler.as_sql()
+    head, layout = AuditChainHead._meta.db_table, AuditRowLayout._meta.db_table
+    # Table and column names come from the models; values are parameters.
+    sql = (
+        f"SELECT h.{quote('last_sequence')}, h.{quote('last_hash')}, "  # noqa: S608
+        f"(SELECT y.{quote('id')} FROM {quote(layout)} y WHERE y.{quote('digest')} = %s), "
+        f"r.* FROM {quote(head)} h CROSS JOIN ({row_sql}) r WHERE h.{quote('table')} = %s"
+    )
+    if connection.features.has_select_for_update_of:
+        sql += " " + connection.ops.for_update_sql(of=["h"])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [digest, *row_params, model._meta.db_table])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    [values] = compiler.results_iter(results=[[found[3:]]])
+    return found[0], found[1], found[2], dict(zip(columns, values, strict=True))
+
+
+def _head_create(table: str, using: str) -> None:
+    AuditChainHead.objects.using(using).bulk_create([AuditChainHead(table=table)],
+                                                    ignore_conflicts=True)
+
+
+def _layout_create(table: str, columns: list[str], digest: str, using: str) -> int:
     layouts = AuditRowLayout.objects.using(using)
-    layout = layouts.filter(digest=digest.hexdigest()).first()
-    if layout is None:
-        layouts.bulk_create(
-            [AuditRowLayout(table=table, columns=columns, digest=digest.hexdigest())],
-            ignore_conflicts=True,
-        )
-        layout = layouts.get(digest=digest.hexdigest())
-    return layout
+    layouts.bulk_create([AuditRowLayout(table=table, columns=columns, digest=digest)],
+                        ignore_conflicts=True)
+    return layouts.values_list("pk", flat=True).get(digest=digest)
 
 
 def chain_append(model: type[models.Model], pk: int, *,
                  using: str = DEFAULT_DB_ALIAS) -> AuditChainLink:
     """Link the row ``pk`` of ``model``'s table to the end of that table's chain, in the
-    caller's transaction (or a new one)."""
+    caller's transaction (or a new one). Two statements: the locking read of the head with the
+    row, and the link's ``INSERT`` (which advances the head, by trigger). The first row of a
+    table and the first row of a new column layout cost one or two statements more."""
     table = model._meta.db_table
+    columns = _columns(model)
+    digest = _layout_digest(table, tuple(columns))
     with transaction.atomic(using=using, savepoint=False):
-        _lock_chain(table, using)
-        last = (AuditChainLink.objects.using(using).filter(table=table)
-                .select_related("layout").order_by("-sequence").first())
-        columns = _columns(model)
-        names = list(columns)
-        layout = (last.layout if last is not None and last.layout.columns == names
-                  else _layout(table, names, using))
-        sequence = last.sequence + 1 if last is not None else 1
-        prev_hash = last.row_hash if last is not None else GENESIS_HASH
-        row = _rows(model, [pk], columns, using)[pk]
+        found = _chain_tip_and_row(model, pk, columns, digest, using)
+        if found is None:
+            _head_create(table, using)
+            found = _chain_tip_and_row(model, pk, columns, digest, using)
+            if found is None:
+                raise model.DoesNotExist(f"{table}: no row {pk} to chain")
+        last_sequence, prev_hash, layout_id, row = found
+        if layout_id is None:
+            layout_id = _layout_create(table, list(columns), digest, using)
+        sequence = last_sequence + 1
         link = AuditChainLink(
-            table=table, history_id=pk, sequence=sequence, layout=layout, prev_hash=prev_hash,
+            table=table, history_id=pk, sequence=sequence, layout_id=layout_id,
+            prev_hash=prev_hash,
             row_hash=row_hash(table=table, sequence=sequence, prev_hash=prev_hash, row=row),
         )
-        link.save(using=using)
+        link.save(using=using, force_insert=True)
     return link
 
 
@@ -428,11 +479,16 @@ def _on_sqlite_connection(sender, connection, **kwargs) -> None:
     ops.edc_audit_flush_wrapped = True
 
 
+def _on_pre_migrate(sender, using=DEFAULT_DB_ALIAS, **kwargs) -> None:
+    _drop_sqlite_cross_table_triggers(using)
+
+
 def _on_post_migrate(sender, using=DEFAULT_DB_ALIAS, **kwargs) -> None:
     audit_install(using=using)
 
 
 def connect(app_config) -> None:
+    pre_migrate.connect(_on_pre_migrate, sender=app_config, dispatch_uid="edc.audit.uninstall")
     post_migrate.connect(_on_post_migrate, sender=app_config, dispatch_uid="edc.audit.install")
     post_create_historical_record.connect(_on_history_row, dispatch_uid="edc.audit.chain")
     post_create_historical_m2m_records.connect(_on_history_m2m_rows,
@@ -448,6 +504,9 @@ def connect(app_config) -> None:
 
 # --- Installing the triggers ----------------------------------------------------------------------
 
+HEAD_TABLE = AuditChainHead._meta.db_table
+LINK_TABLE = AuditChainLink._meta.db_table
+
 _PG_FUNCTION_SQL = f"""
 CREATE OR REPLACE FUNCTION {PG_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -457,14 +516,58 @@ END;
 $$
 """
 
+# The one change a chain head accepts: one step forward, to a link of its table that exists
+# (the link table's trigger below makes it, in the link's own INSERT).
+_HEAD_ADVANCES = f"""NEW.id = OLD.id AND NEW."table" = OLD."table"
+    AND NEW.created_at = OLD.created_at AND NEW.last_sequence = OLD.last_sequence + 1
+    AND EXISTS (SELECT 1 FROM "{LINK_TABLE}" link WHERE link."table" = NEW."table"
+                AND link.sequence = NEW.last_sequence AND link.row_hash = NEW.last_hash)"""  # noqa: S608
 
-def _pg_triggers(cursor) -> dict[str, bool]:
-    """Table → whether its append-only trigger is enabled."""
+_PG_HEAD_FUNCTION_SQL = f"""
+CREATE OR REPLACE FUNCTION {PG_HEAD_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND {_HEAD_ADVANCES} THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'audit trail is append-only: % on % refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'integrity_constraint_violation';
+END;
+$$
+"""
+
+_PG_ADVANCE_FUNCTION_SQL = f"""
+CREATE OR REPLACE FUNCTION {PG_ADVANCE_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE "{HEAD_TABLE}" SET last_sequence = NEW.sequence, last_hash = NEW.row_hash
+     WHERE "table" = NEW."table" AND last_sequence = NEW.sequence - 1
+       AND last_hash = NEW.prev_hash;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'audit chain: link % of % does not continue its head',
+            NEW.sequence, NEW."table" USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$
+"""  # noqa: S608
+
+_SQLITE_ADVANCE_SQL = f"""
+CREATE TRIGGER "{ADVANCE_TRIGGER}" AFTER INSERT ON "{LINK_TABLE}" FOR EACH ROW BEGIN
+    SELECT RAISE(ABORT, 'audit chain: a link does not continue its head')
+     WHERE NOT EXISTS (SELECT 1 FROM "{HEAD_TABLE}" WHERE "table" = NEW."table"
+                       AND last_sequence = NEW.sequence - 1 AND last_hash = NEW.prev_hash);
+    UPDATE "{HEAD_TABLE}" SET last_sequence = NEW.sequence, last_hash = NEW.row_hash
+     WHERE "table" = NEW."table";
+END
+"""  # noqa: S608
+
+
+def _pg_triggers(cursor, name: str = PG_TRIGGER) -> dict[str, bool]:
+    """Table → whether its trigger ``name`` is enabled."""
     cursor.execute(
         "SELECT c.relname, t.tgenabled <> 'D' FROM pg_trigger t "
         "JOIN pg_class c ON c.oid = t.tgrelid "
         "WHERE t.tgname = %s AND pg_table_is_visible(c.oid)",
-        [PG_TRIGGER],
+        [name],
     )
     return dict(cursor.fetchall())
 
@@ -480,16 +583,28 @@ def _sqlite_triggers(cursor) -> set[str]:
 
 def _install_postgresql(connection, cursor, tables: list[str]) -> None:
     cursor.execute(_PG_FUNCTION_SQL)
+    cursor.execute(_PG_HEAD_FUNCTION_SQL)
+    cursor.execute(_PG_ADVANCE_FUNCTION_SQL)
     present = _pg_triggers(cursor)
     for table in tables:
         quoted = connection.ops.quote_name(table)
+        function = PG_HEAD_FUNCTION if table == HEAD_TABLE else PG_FUNCTION
         if table not in present:
             cursor.execute(
                 f"CREATE TRIGGER {PG_TRIGGER} BEFORE UPDATE OR DELETE ON {quoted} "
-                f"FOR EACH ROW EXECUTE FUNCTION {PG_FUNCTION}()"
+                f"FOR EACH ROW EXECUTE FUNCTION {function}()"
             )
         elif not present[table]:
             cursor.execute(f"ALTER TABLE {quoted} ENABLE TRIGGER {PG_TRIGGER}")
+    if LINK_TABLE in tables:
+        advancing = _pg_triggers(cursor, ADVANCE_TRIGGER)
+        if LINK_TABLE not in advancing:
+            cursor.execute(
+                f'CREATE TRIGGER {ADVANCE_TRIGGER} AFTER INSERT ON "{LINK_TABLE}" '
+                f"FOR EACH ROW EXECUTE FUNCTION {PG_ADVANCE_FUNCTION}()"
+            )
+        elif not advancing[LINK_TABLE]:
+            cursor.execute(f'ALTER TABLE "{LINK_TABLE}" ENABLE TRIGGER {ADVANCE_TRIGGER}')
 
 
 def _install_sqlite(connection, cursor, tables: list[str]) -> None:
@@ -501,11 +616,27 @@ def _install_sqlite(connection, cursor, tables: list[str]) -> None:
             if name in present:
                 continue
             when = f" WHEN NOT {SQLITE_FLUSH_FUNCTION}()" if operation == "DELETE" else ""
+            if operation == "UPDATE" and table == HEAD_TABLE:
+                when = f" WHEN NOT ({_HEAD_ADVANCES})"
             message = f"audit trail is append-only: {operation} on {table} refused"
             cursor.execute(
                 f"CREATE TRIGGER {quote(name)} BEFORE {operation} ON {quote(table)} "
                 f"FOR EACH ROW{when} BEGIN SELECT RAISE(ABORT, '{message}'); END"
             )
+    if LINK_TABLE in tables and HEAD_TABLE in tables and ADVANCE_TRIGGER not in present:
+        cursor.execute(_SQLITE_ADVANCE_SQL)
+
+
+def _drop_sqlite_cross_table_triggers(using: str) -> None:
+    """Before migrations on SQLite: drop the two triggers that name another table than their
+    own (the head's guard, the link table's advance), which would make SQLite refuse to
+    rebuild either table; ``audit_install`` puts them back after the migrations."""
+    connection = connections[using]
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        for name in (_sqlite_trigger_name("UPDATE", HEAD_TABLE), ADVANCE_TRIGGER):
+            cursor.execute(f"DROP TRIGGER IF EXISTS {connection.ops.quote_name(name)}")
 
 
 def _existing_tables(using: str) -> set[str]:
@@ -513,8 +644,9 @@ def _existing_tables(using: str) -> set[str]:
 
 
 def audit_install(*, using: str = DEFAULT_DB_ALIAS) -> None:
-    """Make every audit table append-only and start the chain of each chained table that has
-    none yet. Idempotent; run after every ``migrate`` and ``flush`` (``post_migrate``)."""
+    """Make every audit table append-only (a chain head: advancing only), let a link's insert
+    advance its head, and start the chain of each chained table that has none yet.
+    Idempotent; run after every ``migrate`` and ``flush`` (``post_migrate``)."""
     connection = connections[using]
     existing = _existing_tables(using)
     tables = [m._meta.db_table for m in append_only_models() if m._meta.db_table in existing]
@@ -537,18 +669,23 @@ def audit_install(*, using: str = DEFAULT_DB_ALIAS) -> None:
 
 
 def unprotected_tables(*, using: str = DEFAULT_DB_ALIAS) -> list[str]:
-    """Audit tables whose append-only triggers are missing or disabled."""
+    """Audit tables whose append-only triggers are missing or disabled (for the link table:
+    also the trigger that advances the chain head)."""
     connection = connections[using]
     existing = _existing_tables(using)
     tables = [m._meta.db_table for m in append_only_models() if m._meta.db_table in existing]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             enabled = {table for table, on in _pg_triggers(cursor).items() if on}
+            if not _pg_triggers(cursor, ADVANCE_TRIGGER).get(LINK_TABLE):
+                enabled.discard(LINK_TABLE)
             return [table for table in tables if table not in enabled]
         present = _sqlite_triggers(cursor)
-    return [table for table in tables
-            if not {_sqlite_trigger_name("UPDATE", table),
-                    _sqlite_trigger_name("DELETE", table)} <= present]
+    needed = {table: {_sqlite_trigger_name("UPDATE", table), _sqlite_trigger_name("DELETE", table)}
+              for table in tables}
+    if LINK_TABLE in needed:
+        needed[LINK_TABLE].add(ADVANCE_TRIGGER)
+    return [table for table in tables if not needed[table] <= present]
 
 
 # --- Verifying ---------------------------------------------------------------------------------
@@ -619,6 +756,11 @@ def _verify_chain(model, using: str, report: AuditReport) -> ChainBreak | None:
             report.rows += 1
     if expected > 1:
         report.tips[table] = prev_hash
+    head = (AuditChainHead.objects.using(using).filter(table=table)
+            .values_list("last_sequence", "last_hash").first())
+    if head is not None and tuple(head) != (expected - 1, prev_hash):
+        return ChainBreak(table, None, LINK_ORDER_BROKEN,
+                          f"the chain ends at link {expected - 1}, its head at link {head[0]}")
     linked = AuditChainLink.objects.using(using).filter(table=table).values("history_id")
     stray = (model._base_manager.using(using).exclude(pk__in=linked).order_by("pk")
              .values_list("pk", flat=True).first())

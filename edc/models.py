@@ -386,12 +386,19 @@ class AuditEvent(models.Model):
         return f"{self.get_action_display()} @ {self.at:%Y-%m-%d %H:%M:%S}"
 
 
+CHAIN_GENESIS_HASH = "0" * 64
+
+
 class AuditChainHead(models.Model):
-    """One row per chained table, locked (``SELECT ... FOR UPDATE``) by each writer so that
-    concurrent transactions append to the table's chain one after the other. Never updated."""
+    """One row per chained table: where its chain ends. Each writer locks it
+    (``SELECT ... FOR UPDATE``) so that concurrent transactions append one after the other.
+    Only the database moves it: inserting a link advances its table's head in the same
+    statement, and the head refuses any other change (``edc.audit``)."""
 
     table = models.CharField(_("table"), max_length=100, unique=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
+    last_sequence = models.PositiveBigIntegerField(_("last sequence"), default=0)
+    last_hash = models.CharField(_("last hash"), max_length=64, default=CHAIN_GENESIS_HASH)
 
     class Meta:
         verbose_name = _("audit chain head")

@@ -14,7 +14,7 @@ integer    number           numeric          long (nullable)   numeric F10.0    
 float      number (exact)   numeric          double            numeric F.d       double
 boolean    1/0              numeric 1/0      byte 1/0,         numeric 1/0,      logical
                                              labels Yes/No     labels Yes/No
-text       text cell (never ASCII char, ≤ 200   str# / strL       string ≤ 32,767   character
+text       text cell (never ASCII char, ≤ 200   str# or strL      string ≤ 32,767   character
            a formula),      bytes (split,                      bytes (split,
            split at 32,767  escaped)                           escaped)
 coded      code + label     the code         numeric with      the code, with    factor (codes
@@ -47,18 +47,28 @@ frame itself (R serialization version 2, gzip, as ``saveRDS`` does): factors, ``
 convention of haven and Hmisc). Booleans are logical vectors, not factors. Coded integers
 (mRS, Barthel items) are factors too: ``as.integer(as.character(x))`` gives the score back.
 
-Memory: the Excel writer streams rows; the other writers hold one dataset at a time (one
-DataFrame or one set of columns), never the whole export.
+Memory and size: every writer reads its rows once (an iterator is enough; the row count
+need not be known) into an on-disk spool of pickled chunks of :data:`CHUNK_ROWS` rows,
+learning on the way what its header needs (column widths, codes outside a code list, the
+row count), then writes chunk by chunk: memory holds one chunk, whatever the trial's
+size. XPORT and SPSS chunks are written by pyreadstat and joined (:func:`write_xpt`,
+:func:`write_sav`); Stata rows are written in the storage types pandas declared in the
+header (:func:`write_dta`); R writes column by column from a spool kept by column. A text
+costs its longest value's width on every row only where the format is fixed-width with no
+alternative (XPORT v5): Stata stores a text as a strL where that is smaller, SPSS files
+are zlib-compressed, R files gzip-compressed.
 """
 
 import datetime as dt
 import gzip
+import itertools
 import pickle
 import re
 import struct
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -105,17 +115,6 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ExportError(f"Naive datetime {value} in the export rows.")
     return value.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def _columns(dataset: Dataset, rows: Iterable[tuple]) -> tuple[list[list], int]:
-    """The dataset's values column by column (one dataset in memory)."""
-    columns: list[list] = [[] for _ in dataset.variables]
-    count = 0
-    for row in rows:
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-        count += 1
-    return columns, count
 
 
 def _codes(v: Variable) -> list:
@@ -166,6 +165,52 @@ def _label(v: Variable, length: int) -> str:
 _NOT_XPT = re.compile("[^\t\n\r\x20-\x7e]")
 _NOT_SPSS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NOT_EXCEL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+# Spooling -----------------------------------------------------------------------------------
+
+CHUNK_ROWS = 10_000
+
+
+class _Spool:
+    """Rows kept on disk in chunks of :data:`CHUNK_ROWS` (pickled lists), so that a writer
+    reads its input once, learns what the file's header needs (widths, codes, the row count)
+    and then writes the rows chunk by chunk: memory holds one chunk, whatever the trial's
+    size."""
+
+    def __init__(self):
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self.count = 0
+        self.chunks = 0
+        self._pending: list = []
+
+    def append(self, row) -> None:
+        self._pending.append(row)
+        self.count += 1
+        if len(self._pending) == CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            pickle.dump(self._pending, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.chunks += 1
+            self._pending = []
+
+    def __iter__(self):
+        """The spooled rows, chunk by chunk (lists)."""
+        self._flush()
+        self.file.seek(0)
+        for _ in range(self.chunks):
+            yield pickle.load(self.file)  # noqa: S301 (our own temporary file)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 # Excel --------------------------------------------------------------------------------------
@@ -229,28 +274,21 @@ def _continuation_header(name: str, part: int) -> str:
     return f"{name}_part{part}"
 
 
-def _spool(dataset: Dataset, rows: Iterable[tuple], spool) -> tuple[int, list[int]]:
-    """Write ``rows``' cell values to ``spool`` (a binary file) and return their number and
-    the number of cells each variable needs (text longer than a cell takes several)."""
+def _spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[int]:
+    """Spool ``rows`` with their cell values and return the number of cells each variable
+    needs (text longer than a cell takes several)."""
     parts = [1] * len(dataset.variables)
-    count = 0
     for row in rows:
-        count += 1
-        if count >= EXCEL_MAX_ROWS:
+        if spool.count + 1 >= EXCEL_MAX_ROWS:
             raise ExportError(f"{dataset.name}: more rows than an Excel sheet holds "
                               f"({EXCEL_MAX_ROWS - 1}).")
         cells = [_excel_value(v, value)
                  for v, value in zip(dataset.variables, row, strict=True)]
         for index, pieces in enumerate(cells):
-            parts[index] = max(parts[index], len(pieces))
-        pickle.dump((row, cells), spool, protocol=pickle.HIGHEST_PROTOCOL)
-    return count, parts
-
-
-def _unspool(spool, count: int):
-    spool.seek(0)
-    for _ in range(count):
-        yield pickle.load(spool)  # noqa: S301 (our own temporary file)
+            if len(pieces) > parts[index]:
+                parts[index] = len(pieces)
+        spool.append((row, cells))
+    return parts
 
 
 def _check_sheet(name: str, taken: set[str]) -> None:
@@ -284,8 +322,9 @@ def write_xlsx(path, tables: Iterable[tuple[Dataset, Iterable[tuple]]], codebook
     taken = {DICTIONARY_SHEET}
     for dataset, rows in tables:
         _check_sheet(dataset.name, taken)
-        with tempfile.TemporaryFile() as spool:
-            count, parts = _spool(dataset, rows, spool)
+        with _Spool() as spool:
+            parts = _spool(dataset, rows, spool)
+            count = spool.count
             header = []
             for v, width in zip(dataset.variables, parts, strict=True):
                 header.append(v.name)
@@ -297,7 +336,7 @@ def write_xlsx(path, tables: Iterable[tuple[Dataset, Iterable[tuple]]], codebook
             sheet = workbook.create_sheet(dataset.name)
             sheet.freeze_panes = "A2"
             sheet.append(header)
-            for row, values in _unspool(spool, count):
+            for row, values in itertools.chain.from_iterable(spool):
                 cells = []
                 for v, value, pieces, width in zip(dataset.variables, row, values, parts,
                                                    strict=True):
@@ -372,6 +411,8 @@ def split_text(value: str, limit: int = XPT_TEXT_BYTES) -> list[str]:
     keeps it within the limit, the space starting the next piece (readers drop trailing
     blanks, never leading ones); a text without such a space is cut at the last whole
     character that fits."""
+    if len(value) * 4 <= limit or (len(value) <= limit and value.isascii()):
+        return [value]  # a character takes at most 4 bytes, an ASCII one 1
     pieces = []
     rest = value
     while len(rest.encode()) > limit:
@@ -421,36 +462,53 @@ def _xpt_number(v: Variable, value):
     return float(value)
 
 
-def _xpt_frame(dataset: Dataset, columns: list[list]):
-    """The XPORT columns: (name, label, values, format); long text split."""
+def _xpt_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[list[int]]:
+    """Spool ``rows`` as XPORT values (numbers as SAS numbers, text escaped and split) and
+    return, for each variable, the width in bytes of each of its columns (text: the
+    variable and its continuations, each as wide as its longest piece; numbers: [8])."""
+    widths = [[0] if v.type == TEXT else [8] for v in dataset.variables]
+    for row in rows:
+        values = []
+        for v, value, width in zip(dataset.variables, row, widths, strict=True):
+            if v.type != TEXT:
+                values.append(_xpt_number(v, value))
+                continue
+            pieces = ([""] if value is None else
+                      split_text(escape_text(str(value), _NOT_XPT, blanks=True)))
+            for part, piece in enumerate(pieces):
+                size = len(piece) if piece.isascii() else len(piece.encode())
+                if part == len(width):
+                    width.append(size)
+                elif size > width[part]:
+                    width[part] = size
+            values.append(pieces)
+        spool.append(values)
+    return widths
+
+
+def _xpt_columns(dataset: Dataset, widths: list[list[int]]):
+    """The XPORT columns: (name, label, width in bytes, format, variable index, part)."""
     taken = {v.sas_name.upper() for v in dataset.variables}
     result = []
-    for v, values in zip(dataset.variables, columns, strict=True):
+    for index, (v, width) in enumerate(zip(dataset.variables, widths, strict=True)):
         if v.type != TEXT:
             fmt = {DATE: "DATE9.", DATETIME: "DATETIME20."}.get(v.type)
-            result.append((v.sas_name, v.sas_label,
-                           pd.Series([_xpt_number(v, x) for x in values], dtype="float64"),
-                           fmt))
+            result.append((v.sas_name, v.sas_label, 8, fmt, index, None))
             continue
-        pieces = [split_text(escape_text(str(x), _NOT_XPT, blanks=True))
-                  if x is not None else [""] for x in values]
-        parts = max((len(p) for p in pieces), default=1)
-        names = [v.sas_name, *_continuation_names(v.sas_name, parts - 1, taken)]
+        names = [v.sas_name, *_continuation_names(v.sas_name, len(width) - 1, taken)]
         for part, name in enumerate(names):
             label = v.sas_label if part == 0 else _part_label(v.sas_label, part + 1)
-            series = pd.Series([p[part] if part < len(p) else "" for p in pieces],
-                               dtype="object")
-            result.append((name, label, series, None))
+            result.append((name, label, width[part], None, index, part))
     return result
 
 
-def _check_xpt(dataset: Dataset, frame) -> None:
+def _check_xpt(dataset: Dataset, columns) -> None:
     problems = []
     if not SAS_NAME.fullmatch(dataset.sas_name or ""):
         problems.append(f"dataset name {dataset.sas_name!r} is not a SAS name of at most "
                         f"{SAS_NAME_LENGTH} characters")
     seen = set()
-    for name, label, values, _fmt in frame:
+    for name, label, width, _fmt, _index, part in columns:
         if not SAS_NAME.fullmatch(name):
             problems.append(f"{name!r} is not a SAS name of at most {SAS_NAME_LENGTH} "
                             "characters (letters, digits, _; not starting with a digit)")
@@ -460,14 +518,43 @@ def _check_xpt(dataset: Dataset, frame) -> None:
         if len(label) > SAS_LABEL_LENGTH or not label.isascii():
             problems.append(f"{name}: the label {label!r} is not ASCII of at most "
                             f"{SAS_LABEL_LENGTH} characters")
-        if values.dtype == object:
-            longest = max((len(x.encode()) for x in values), default=0)
-            if longest > XPT_TEXT_BYTES:
-                problems.append(f"{name}: a value of {longest} bytes (at most "
-                                f"{XPT_TEXT_BYTES})")
+        if part is not None and width > XPT_TEXT_BYTES:
+            problems.append(f"{name}: a value of {width} bytes (at most {XPT_TEXT_BYTES})")
     if problems:
         raise ExportError(f"{dataset.name}: cannot be written as SAS XPORT v5: "
                           + "; ".join(problems) + ".")
+
+
+_XPT_OBS_HEADER = b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!"
+XPT_RECORD = 80
+
+
+def _xpt_chunk(columns, chunk: list, label: str, table: str, work: Path) -> tuple[bytes, bytes]:
+    """The XPORT header and the data records of ``chunk``, as pyreadstat writes them. A last
+    row holding a text as wide as each column is written too, and left out of the data:
+    pyreadstat sizes a column to its longest value, and every chunk must have the widths of
+    the whole dataset."""
+    frame = {}
+    for name, _label, width, _fmt, index, part in columns:
+        if part is None:
+            frame[name] = pd.Series([row[index] for row in chunk] + [np.nan], dtype="float64")
+        else:
+            frame[name] = pd.Series(
+                [row[index][part] if part < len(row[index]) else "" for row in chunk]
+                + ["x" * max(width, 1)], dtype="object")
+    path = work / "chunk.xpt"
+    pyreadstat.write_xport(
+        pd.DataFrame(frame), str(path), file_label=label,
+        column_labels=[c[1] for c in columns], table_name=table, file_format_version=5,
+        variable_format={c[0]: c[3] for c in columns if c[3]},
+    )
+    written = path.read_bytes()
+    start = written.find(_XPT_OBS_HEADER)
+    if start < 0 or start % XPT_RECORD:
+        raise ExportError(f"{table}: unexpected XPORT layout.")
+    data = start + XPT_RECORD
+    size = sum(max(c[2], 1) for c in columns) * len(chunk)
+    return written[:data], written[data:data + size]
 
 
 def _xpt_stamp(when: dt.datetime) -> bytes:
@@ -510,21 +597,32 @@ def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     text variable whose longest value is longer is split into continuation variables, SDTM
     fashion: TERM holds the first piece, TERM1, TERM2 … the next ones (see
     :func:`split_text` and :func:`_continuation_names`), labelled "<label> (part 2)" …;
-    concatenating them gives the text back. Anything still out of limits raises
-    :class:`ExportError`. Returns the number of rows."""
-    columns, count = _columns(dataset, rows)
-    frame = _xpt_frame(dataset, columns)
-    _check_xpt(dataset, frame)
-    data = pd.DataFrame({name: values for name, _label, values, _fmt in frame})
+    concatenating them gives the text back; each column is as wide as its own longest
+    piece. Anything still out of limits raises :class:`ExportError`.
+
+    The rows are read once into an on-disk spool, then written in chunks: pyreadstat
+    writes each chunk followed by a row as wide as each column (so that every chunk has the
+    dataset's widths, pyreadstat sizing a column to its longest value); the chunks' rows
+    are joined without that row, after the header of the first, and the data padded with
+    blanks to a whole 80-byte record as v5 requires. Returns the number of rows."""
     path = Path(path)
-    pyreadstat.write_xport(
-        data, str(path), file_label=_ascii_label(dataset.label),
-        column_labels=[label for _name, label, _values, _fmt in frame],
-        table_name=dataset.sas_name, file_format_version=5,
-        variable_format={name: fmt for name, _label, _values, fmt in frame if fmt},
-    )
+    with _Spool() as spool, tempfile.TemporaryDirectory(dir=path.parent) as work:
+        widths = _xpt_spool(dataset, rows, spool)
+        columns = _xpt_columns(dataset, widths)
+        _check_xpt(dataset, columns)
+        label = _ascii_label(dataset.label)
+        with open(path, "wb") as out:
+            size = 0
+            for number, chunk in enumerate(itertools.chain(spool, [[]] if not spool.count
+                                                           else [])):
+                header, data = _xpt_chunk(columns, chunk, label, dataset.sas_name, Path(work))
+                if number == 0:
+                    out.write(header)
+                out.write(data)
+                size += len(data)
+            out.write(b" " * (-size % XPT_RECORD))
     _stamp_xpt_header(path, _utc(stamp))
-    return count
+    return spool.count
 
 
 def _ascii_label(label: str) -> str:
@@ -550,13 +648,6 @@ STATA_LABEL = 80
 STATA_STR_BYTES = 2045
 
 
-def _dates(values: list, unit: str) -> pd.Series:
-    converted = [None if x is None else
-                 (_naive_utc(x) if isinstance(x, dt.datetime) else
-                  dt.datetime.combine(x, dt.time())) for x in values]
-    return pd.Series(pd.to_datetime(converted), dtype=f"datetime64[{unit}]")
-
-
 def _check_names(dataset: Dataset, pattern: re.Pattern, reserved: frozenset, fmt: str):
     reserved = {word.lower() for word in reserved}
     bad = [v.name for v in dataset.variables
@@ -565,60 +656,210 @@ def _check_names(dataset: Dataset, pattern: re.Pattern, reserved: frozenset, fmt
         raise ExportError(f"{dataset.name}: not valid {fmt} variable names: {', '.join(bad)}.")
 
 
-def write_dta(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
-    """Stata 118 (Stata 14 and later, UTF-8), via pandas. Integers are nullable integer
-    variables, decimals doubles, booleans bytes 1/0 labelled Yes/No, coded integers keep
-    their values with value labels, coded text becomes a numeric variable with value labels
-    (:func:`stata_codes`), dates %td, datetimes %tc in UTC (milliseconds, Stata's
-    resolution). Text longer than 2045 bytes is a strL. The header's time stamp is
-    ``stamp``. Returns the number of rows."""
-    _check_names(dataset, STATA_NAME, STATA_RESERVED, "Stata")
-    columns, count = _columns(dataset, rows)
-    data = {}
-    value_labels = {}
-    strl = []
-    for v, values in zip(dataset.variables, columns, strict=True):
+STATA_EPOCH = dt.date(1960, 1, 1)
+STATA_EPOCH_TIME = dt.datetime(1960, 1, 1)  # noqa: DTZ001 (naive UTC, as Stata counts)
+STATA_STRL = 32768
+# Stata 118 storage types: (type code, numpy type, the missing value "." of the type).
+STATA_DOUBLE = (65526, "<f8", struct.unpack("<d", struct.pack("<Q", 0x7FE0000000000000))[0])
+STATA_LONG = (65528, "<i4", 2_147_483_621)
+STATA_BYTE = (65530, "i1", 101)
+STATA_LONG_RANGE = (-2_147_483_647, 2_147_483_620)
+# A strL costs 8 bytes in its row, and once in the file "GSO", v (4), o (8), type (1),
+# length (4), the text and its terminating zero.
+STATA_GSO = 3 + 4 + 8 + 1 + 4 + 1
+STATA_MAP = ("stata_data", "map", "variable_types", "varnames", "sortlist", "formats",
+             "value_label_names", "variable_labels", "characteristics", "data", "strls",
+             "value_labels", "stata_data_close", "end-of-file")
+
+
+class _StataColumn:
+    """How one variable is stored in Stata, learned from all its values."""
+
+    def __init__(self, v: Variable):
+        self.v = v
+        self.width = 0  # text: the longest value, in bytes
+        self.strl_bytes = 0  # text: what its non-empty values cost as strLs
+        self.smallest = self.largest = 0  # integers
+        self.extra: set = set()  # coded text: values outside the code list
+        self.known = set(_codes(v)) if v.is_coded else set()
+
+    def value(self, value):
+        """The value as spooled: numbers as Stata numbers, text and codes as they are."""
+        v = self.v
+        if value is None:
+            return None
         if v.type == DATE:
-            data[v.name] = _dates(values, "s")
-        elif v.type == DATETIME:
-            data[v.name] = _dates(values, "us")
-        elif v.type == BOOLEAN:
-            data[v.name] = pd.Series([None if x is None else int(x) for x in values],
-                                     dtype="Int8")
-            value_labels[v.name] = {int(code): label for code, label in v.choices}
-        elif v.type == TEXT and v.is_coded:
-            codes = stata_codes(v, values)
-            data[v.name] = pd.Series([None if x is None else codes[x][0] for x in values],
-                                     dtype="Int32")
-            value_labels[v.name] = dict(codes.values())
+            return float((value - STATA_EPOCH).days)
+        if v.type == DATETIME:
+            return (_naive_utc(value) - STATA_EPOCH_TIME) / dt.timedelta(milliseconds=1)
+        if v.type == BOOLEAN:
+            return int(value)
+        if v.type == TEXT and v.is_coded:
+            if value not in self.known:
+                self.extra.add(value)
+            return value
+        if v.type == TEXT:
+            value = str(value)
+            size = len(value.encode())
+            self.width = max(self.width, size)
+            if size:
+                self.strl_bytes += STATA_GSO + size
+            return value
+        if v.type == INTEGER:
+            self.smallest, self.largest = min(self.smallest, value), max(self.largest, value)
+            return value
+        if v.type == FLOAT:
+            return float(value)
+        raise ExportError(f"{self.v.name}: unknown type {v.type!r}.")
+
+    def settle(self, count: int) -> None:
+        """Choose the storage type, once every value has been seen. A text is a strL where
+        that takes fewer bytes than a str# as wide as its longest value on every row (or
+        where it is longer than a str# holds)."""
+        v = self.v
+        self.codes = None
+        if v.type == TEXT and v.is_coded:
+            self.codes = stata_codes(v, list(self.extra))
+            self.type = STATA_LONG
         elif v.type == TEXT:
-            texts = ["" if x is None else str(x) for x in values]
-            data[v.name] = pd.Series(texts, dtype="object")
-            if any(len(x.encode()) > STATA_STR_BYTES for x in texts):
-                strl.append(v.name)
-        elif v.type == INTEGER:
-            data[v.name] = pd.Series(values, dtype="Int64")
-            if v.is_coded:
-                value_labels[v.name] = {int(code): label for code, label in v.choices}
-        elif v.type == FLOAT:
-            data[v.name] = pd.Series([np.nan if x is None else float(x) for x in values],
-                                     dtype="float64")
+            self.strl = (self.width > STATA_STR_BYTES
+                         or 8 * count + self.strl_bytes < max(self.width, 1) * count)
+            self.type = ((STATA_STRL, "<u8", 0) if self.strl else
+                         (max(self.width, 1), f"S{max(self.width, 1)}", b""))
+        elif v.type == BOOLEAN:
+            self.type = STATA_BYTE
+        elif v.type == INTEGER and (STATA_LONG_RANGE[0] <= self.smallest
+                                    and self.largest <= STATA_LONG_RANGE[1]):
+            self.type = STATA_LONG
         else:
-            raise ExportError(f"{dataset.name}.{v.name}: unknown type {v.type!r}.")
-    frame = pd.DataFrame(data, index=pd.RangeIndex(count))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", pd.io.stata.InvalidColumnName)
-        try:
-            frame.to_stata(
-                path, write_index=False, version=118, byteorder="little",
-                time_stamp=_utc(stamp), data_label=dataset.label[:STATA_LABEL],
-                variable_labels={v.name: _label(v, STATA_LABEL) for v in dataset.variables},
-                convert_dates={v.name: "td" if v.type == DATE else "tc"
-                               for v in dataset.variables if v.type in (DATE, DATETIME)},
-                value_labels=value_labels or None, convert_strl=strl or None,
-            )
-        except (ValueError, pd.io.stata.InvalidColumnName) as error:
-            raise ExportError(f"{dataset.name}: cannot be written as Stata: {error}") from error
+            self.type = STATA_DOUBLE
+
+    def schema(self) -> pd.Series:
+        """One value of the storage type: pandas writes the file's header from it."""
+        code, numpy_type, _missing = self.type
+        if self.v.type in (DATE, DATETIME):
+            return pd.Series([pd.NaT], dtype="datetime64[s]")
+        if self.v.type == TEXT and not self.v.is_coded:
+            return pd.Series(["" if code == STATA_STRL else "x" * code], dtype="object")
+        return pd.Series([0], dtype={"<f8": "float64", "<i4": "int32", "i1": "int8"}[numpy_type])
+
+    def column(self, values: list, number: int, first_row: int, strls) -> np.ndarray:
+        """The column's values in a chunk whose first row is ``first_row`` (counting from
+        1), text of a strL column written to ``strls`` as GSOs."""
+        code, numpy_type, missing = self.type
+        if self.codes is not None:
+            values = [None if x is None else self.codes[x][0] for x in values]
+        if code == STATA_STRL:
+            keys, seen = [], {}
+            for row, text in enumerate(values, start=first_row):
+                if not text:
+                    keys.append(0)
+                    continue
+                key = seen.get(text)
+                if key is None:
+                    key = seen[text] = number + (row << 16)
+                    data = text.encode() + b"\0"
+                    strls.write(b"GSO" + struct.pack("<IQBI", number, row, 130, len(data))
+                                + data)
+                keys.append(key)
+            return np.array(keys, dtype="<u8")
+        if self.v.type == TEXT and not self.v.is_coded:
+            return np.array([x.encode() if x else b"" for x in values], dtype=numpy_type)
+        return np.array([missing if x is None else x for x in values], dtype=numpy_type)
+
+
+def _stata_layout(written: bytes, columns: list[_StataColumn]) -> tuple[bytes, bytes, int]:
+    """(everything before the data, everything after the strLs, the map's offset) of the
+    file pandas wrote for one row of the schema; checks the storage types are ours."""
+    data = written.find(b"<data>")
+    strls_end = written.find(b"</strls>")
+    map_at = written.find(b"<map>") + len(b"<map>")
+    types_at = written.find(b"<variable_types>") + len(b"<variable_types>")
+    types = struct.unpack_from(f"<{len(columns)}H", written, types_at)
+    row = sum(np.dtype(c.type[1]).itemsize for c in columns)
+    if (min(data, strls_end, map_at, types_at) < len(b"<map>")
+            or types != tuple(c.type[0] for c in columns)
+            or written[data + len(b"<data>") + row:].find(b"</data><strls>") != 0):
+        raise ExportError("Unexpected Stata file layout.")
+    return written[:data + len(b"<data>")], written[strls_end + len(b"</strls>"):], map_at
+
+
+def write_dta(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
+    """Stata 118 (Stata 14 and later, UTF-8). Integers are long variables (double beyond
+    Stata's long range), decimals doubles, booleans bytes 1/0 labelled Yes/No, coded
+    integers keep their values with value labels, coded text becomes a numeric variable
+    with value labels (:func:`stata_codes`), dates %td, datetimes %tc in UTC (milliseconds,
+    Stata's resolution). A text is a str# as wide as its longest value, or a strL (stored
+    once, 8 bytes in its row) where that is smaller or the text is longer than a str#
+    holds (2045 bytes). The header's time stamp is ``stamp``.
+
+    pandas writes the header, variable descriptions and value labels from one row of the
+    chosen storage types; the rows themselves are read once into an on-disk spool and
+    written chunk by chunk in those types, so memory holds one chunk. Returns the number
+    of rows."""
+    _check_names(dataset, STATA_NAME, STATA_RESERVED, "Stata")
+    columns = [_StataColumn(v) for v in dataset.variables]
+    path = Path(path)
+    with _Spool() as spool, tempfile.TemporaryDirectory(dir=path.parent) as work, \
+            tempfile.TemporaryFile(dir=path.parent) as strls:
+        for row in rows:
+            spool.append([c.value(x) for c, x in zip(columns, row, strict=True)])
+        for column in columns:
+            column.settle(spool.count)
+        value_labels = {}
+        for v, column in zip(dataset.variables, columns, strict=True):
+            if column.codes is not None:
+                value_labels[v.name] = dict(column.codes.values())
+            elif v.is_coded:
+                value_labels[v.name] = {int(code): label for code, label in v.choices}
+        schema = pd.DataFrame({v.name: c.schema() for v, c in zip(dataset.variables, columns,
+                                                                  strict=True)})
+        scratch = Path(work) / "schema.dta"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.io.stata.InvalidColumnName)
+            try:
+                schema.to_stata(
+                    scratch, write_index=False, version=118, byteorder="little",
+                    time_stamp=_utc(stamp), data_label=dataset.label[:STATA_LABEL],
+                    variable_labels={v.name: _label(v, STATA_LABEL) for v in dataset.variables},
+                    convert_dates={v.name: "td" if v.type == DATE else "tc"
+                                   for v in dataset.variables if v.type in (DATE, DATETIME)},
+                    value_labels=value_labels or None,
+                    convert_strl=[c.v.name for c in columns
+                                  if c.type[0] == STATA_STRL] or None,
+                )
+            except (ValueError, pd.io.stata.InvalidColumnName) as error:
+                raise ExportError(f"{dataset.name}: cannot be written as Stata: {error}"
+                                  ) from error
+        head, tail, map_at = _stata_layout(scratch.read_bytes(), columns)
+        count = spool.count
+        nobs = head.find(b"</K><N>") + len(b"</K><N>")
+        head = bytearray(head)
+        struct.pack_into("<Q", head, nobs, count)
+        record = np.dtype([(f"v{i}", c.type[1]) for i, c in enumerate(columns)])
+        with open(path, "wb") as out:
+            out.write(head)
+            first = 1
+            for chunk in spool:
+                data = np.empty(len(chunk), dtype=record)
+                for i, column in enumerate(columns):
+                    data[f"v{i}"] = column.column([r[i] for r in chunk], i + 1, first, strls)
+                out.write(data.tobytes())
+                first += len(chunk)
+            out.write(b"</data><strls>")
+            strls.seek(0)
+            while block := strls.read(1 << 20):
+                out.write(block)
+            out.write(b"</strls>")
+            offsets = dict(zip(STATA_MAP, struct.unpack_from("<14Q", head, map_at),
+                               strict=True))
+            offsets["strls"] = out.tell() - len(b"<strls>") - strls.tell() - len(b"</strls>")
+            offsets["value_labels"] = out.tell()
+            offsets["stata_data_close"] = out.tell() + len(tail) - len(b"</stata_dta>")
+            offsets["end-of-file"] = out.tell() + len(tail)
+            out.write(tail)
+            out.seek(map_at)
+            out.write(struct.pack("<14Q", *offsets.values()))
     return count
 
 
@@ -660,63 +901,190 @@ def _stamp_sav_header(path: Path, when: dt.datetime) -> None:
                 f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}".encode("ascii"))
 
 
+def _sav_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[list[int]]:
+    """Spool ``rows`` as SPSS values (numbers as SPSS numbers, text escaped and split) and
+    return, for each variable, the width in bytes of each of its columns (numbers: [8])."""
+    widths = [[0] if v.type == TEXT else [8] for v in dataset.variables]
+    for row in rows:
+        values = []
+        for v, value, width in zip(dataset.variables, row, widths, strict=True):
+            if v.type != TEXT:
+                values.append(_spss_number(v, value))
+                continue
+            pieces = ([""] if value is None else split_text(
+                escape_text(str(value), _NOT_SPSS, blanks=True), SPSS_STRING_BYTES))
+            for part, piece in enumerate(pieces):
+                size = len(piece) if piece.isascii() else len(piece.encode())
+                if part == len(width):
+                    width.append(size)
+                elif size > width[part]:
+                    width[part] = size
+            values.append(pieces)
+        spool.append(values)
+    return widths
+
+
+# The 64-bit case count (extension record 7, subtype 16: after the byte-order mark 1).
+_SAV_CASES_64 = struct.pack("<iiiiq", 7, 16, 8, 2, 1)
+SAV_COMPRESSION_OFFSET = 4 + 60 + 4 * 2
+SAV_CASES_OFFSET = 4 + 60 + 4 * 4
+ZSAV_BLOCK = 0x3FF000
+ZSAV_BIAS = -100
+
+
+class _ZsavBlocks:
+    """The data of a zlib-compressed .sav file (SPSS 21 and later, ReadStat, PSPP; see
+    PSPP's "System File Format", "Compressed Data"): the bytecode-compressed rows in zlib
+    blocks of :data:`ZSAV_BLOCK` bytes, after a header giving the trailer's place, and the
+    trailer listing the blocks. ``out`` is positioned at the end of the dictionary."""
+
+    def __init__(self, out):
+        self.out = out
+        self.start = out.tell()
+        self.out.write(b"\0" * 24)  # the zlib data header, written by close()
+        self.pending = bytearray()
+        self.blocks: list[tuple[int, int, int, int]] = []
+        self.uncompressed = self.start
+
+    def write(self, data: bytes) -> None:
+        self.pending += data
+        while len(self.pending) >= ZSAV_BLOCK:
+            self._block(bytes(self.pending[:ZSAV_BLOCK]))
+            del self.pending[:ZSAV_BLOCK]
+
+    def _block(self, data: bytes) -> None:
+        packed = zlib.compress(data, 6)
+        self.blocks.append((self.uncompressed, self.out.tell(), len(data), len(packed)))
+        self.uncompressed += len(data)
+        self.out.write(packed)
+
+    def close(self) -> None:
+        if self.pending:
+            self._block(bytes(self.pending))
+        trailer = self.out.tell()
+        self.out.write(struct.pack("<qqii", ZSAV_BIAS, 0, ZSAV_BLOCK, len(self.blocks)))
+        for block in self.blocks:
+            self.out.write(struct.pack("<qqii", *block))
+        self.out.seek(self.start)
+        self.out.write(struct.pack("<qqq", self.start, trailer, 24 + 24 * len(self.blocks)))
+        self.out.seek(0, 2)
+
+
+def _sav_header(header: bytes, count: int, *, compression: int) -> bytes:
+    """``header`` (of a file with one case, compressed as ``compression`` says) with
+    ``count`` cases."""
+    at = header.find(_SAV_CASES_64)
+    if (header[:4] not in (b"$FL2", b"$FL3")
+            or struct.unpack_from("<i", header, SAV_COMPRESSION_OFFSET) != (compression,)
+            or struct.unpack_from("<i", header, SAV_CASES_OFFSET) != (1,)
+            or at < 0 or header.find(_SAV_CASES_64, at + 1) >= 0
+            or struct.unpack_from("<q", header, at + len(_SAV_CASES_64)) != (1,)):
+        raise ExportError("Unexpected SPSS file header.")
+    header = bytearray(header)
+    struct.pack_into("<i", header, SAV_CASES_OFFSET, min(count, 2**31 - 1))
+    struct.pack_into("<q", header, at + len(_SAV_CASES_64), count)
+    return bytes(header)
+
+
+_SAV_DICTIONARY_END = struct.pack("<ii", 999, 0)
+
+
+def _sav_data(path: Path, columns, chunk: list, options: dict, *, zlib: bool = False) -> bytes:
+    """The whole .sav file of the spooled rows ``chunk``, as pyreadstat writes it
+    (bytecode-compressed, or zlib-compressed with ``zlib``)."""
+    frame = {}
+    for name, _width, index, part in columns:
+        frame[name] = pd.Series(
+            [row[index] if part is None else
+             row[index][part] if part < len(row[index]) else "" for row in chunk],
+            dtype="float64" if part is None else "object")
+    pyreadstat.write_sav(pd.DataFrame(frame), str(path), row_compress=not zlib, compress=zlib,
+                         **options)
+    return path.read_bytes()
+
+
+def _sav_split(written: bytes) -> tuple[bytes, bytes]:
+    """(header and dictionary, compressed data) of a .sav file whose data are one row
+    (which cannot hold the end of the dictionary: only command bytes, blanks and x)."""
+    end = written.rfind(_SAV_DICTIONARY_END)
+    if end < 0:
+        raise ExportError("Unexpected SPSS file layout.")
+    return written[:end + len(_SAV_DICTIONARY_END)], written[end + len(_SAV_DICTIONARY_END):]
+
+
 def write_sav(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
-    """SPSS .sav via pyreadstat. Numbers are numeric (integers F10.0, decimals with their
-    decimal places), booleans 1/0 labelled Yes/No, coded integers numeric with value labels,
-    coded text stays the code as a string with string value labels (SPSS supports them),
-    dates DATE11, datetimes DATETIME20 in UTC (SPSS counts seconds from 1582 in a double:
-    about 2 µs resolution). A text longer than an SPSS string (32,767 bytes) continues in
-    ``<name>_part2`` …, split before a space where it can; spaces ending a text, which SPSS
-    drops, and control characters are escaped (:data:`TEXT_ESCAPE_RULE`). Measurement
-    levels: coded integers ordinal, other coded and text
-    variables nominal, numbers scale. The header's creation date and time are ``stamp``.
-    Returns the number of rows."""
+    """SPSS .sav via pyreadstat, bytecode-compressed (the standard .sav compression every
+    SPSS reader knows: blank and whole-number blocks take one byte, so a short text costs
+    little whatever the longest one). Numbers are numeric (integers F10.0, decimals with
+    their decimal places), booleans 1/0 labelled Yes/No, coded integers numeric with value
+    labels, coded text stays the code as a string with string value labels (SPSS supports
+    them), dates DATE11, datetimes DATETIME20 in UTC (SPSS counts seconds from 1582 in a
+    double: about 2 µs resolution). A text longer than an SPSS string (32,767 bytes)
+    continues in ``<name>_part2`` …, split before a space where it can; spaces ending a
+    text, which SPSS drops, and control characters are escaped (:data:`TEXT_ESCAPE_RULE`).
+    Measurement levels: coded integers ordinal, other coded and text variables nominal,
+    numbers scale. The header's creation date and time are ``stamp``.
+
+    Rows are read once into an on-disk spool, then written in chunks: pyreadstat writes
+    each chunk between two rows as wide as the widest value of each column (so every chunk
+    has the dataset's widths), and since the compression starts afresh with each row, the
+    chunks' rows are joined without those two. Returns the number of rows."""
     _check_names(dataset, SPSS_NAME, SPSS_RESERVED, "SPSS")
-    columns, count = _columns(dataset, rows)
-    data, value_labels, formats, measures, labels = {}, {}, {}, {}, {}
-    for v, values in zip(dataset.variables, columns, strict=True):
-        if v.type == TEXT:
-            pieces = [[""] if x is None else
-                      split_text(escape_text(str(x), _NOT_SPSS, blanks=True), SPSS_STRING_BYTES)
-                      for x in values]
-            for part in range(max((len(p) for p in pieces), default=1)):
-                name = v.name if part == 0 else _continuation_header(v.name, part + 1)
-                if name in data:
-                    raise ExportError(f"{dataset.name}: two SPSS variables named {name}.")
-                data[name] = pd.Series([p[part] if part < len(p) else "" for p in pieces],
-                                       dtype="object")
-                measures[name] = "nominal"
-                labels[name] = _label(v, 256) if part == 0 else _part_label(
-                    _label(v, 256), part + 1, 256)
-            if v.is_coded:
-                value_labels[v.name] = {str(code): label for code, label in v.choices
-                                        if code != ""}
-            continue
-        labels[v.name] = _label(v, 256)
-        data[v.name] = pd.Series([_spss_number(v, x) for x in values], dtype="float64")
-        if v.type == DATE:
-            formats[v.name] = "DATE11"
-        elif v.type == DATETIME:
-            formats[v.name] = "DATETIME20"
-        elif v.type == FLOAT:
-            digits = 6 if v.digits is None else v.digits
-            formats[v.name] = f"F{10 + digits}.{digits}"
-        else:
-            formats[v.name] = "F10.0"
-        measures[v.name] = ("ordinal" if v.type == INTEGER and v.is_coded else
-                            "nominal" if v.type == BOOLEAN else "scale")
-        if v.is_coded:
-            value_labels[v.name] = {float(code): label for code, label in v.choices}
-    frame = pd.DataFrame(data, index=pd.RangeIndex(count))
     path = Path(path)
-    pyreadstat.write_sav(
-        frame, str(path), file_label=_truncate_bytes(dataset.label, 64),
-        column_labels=[labels[name] for name in data],
-        variable_value_labels=value_labels or None, variable_format=formats,
-        variable_measure=measures,
-    )
+    with _Spool() as spool, tempfile.TemporaryDirectory(dir=path.parent) as work:
+        widths = _sav_spool(dataset, rows, spool)
+        columns, value_labels, formats, measures, labels = [], {}, {}, {}, {}
+        for index, (v, width) in enumerate(zip(dataset.variables, widths, strict=True)):
+            if v.type == TEXT:
+                for part in range(len(width)):
+                    name = v.name if part == 0 else _continuation_header(v.name, part + 1)
+                    if name in labels:
+                        raise ExportError(f"{dataset.name}: two SPSS variables named {name}.")
+                    columns.append((name, width[part], index, part))
+                    measures[name] = "nominal"
+                    labels[name] = _label(v, 256) if part == 0 else _part_label(
+                        _label(v, 256), part + 1, 256)
+                if v.is_coded:
+                    value_labels[v.name] = {str(code): label for code, label in v.choices
+                                            if code != ""}
+                continue
+            columns.append((v.name, 8, index, None))
+            labels[v.name] = _label(v, 256)
+            if v.type == DATE:
+                formats[v.name] = "DATE11"
+            elif v.type == DATETIME:
+                formats[v.name] = "DATETIME20"
+            elif v.type == FLOAT:
+                digits = 6 if v.digits is None else v.digits
+                formats[v.name] = f"F{10 + digits}.{digits}"
+            else:
+                formats[v.name] = "F10.0"
+            measures[v.name] = ("ordinal" if v.type == INTEGER and v.is_coded else
+                                "nominal" if v.type == BOOLEAN else "scale")
+            if v.is_coded:
+                value_labels[v.name] = {float(code): label for code, label in v.choices}
+        options = {"file_label": _truncate_bytes(dataset.label, 64),
+                   "column_labels": [labels[c[0]] for c in columns],
+                   "variable_value_labels": value_labels or None,
+                   "variable_format": formats, "variable_measure": measures}
+        wide = [np.nan if v.type != TEXT else ["x" * max(w, 1) for w in width]
+                for v, width in zip(dataset.variables, widths, strict=True)]
+        scratch = Path(work) / "chunk.sav"
+        header, wide_row = _sav_split(_sav_data(scratch, columns, [wide], options))
+        zheader = _sav_data(scratch, columns, [wide], options, zlib=True)[:len(header)]
+        # The wide row alone is the file's last row: it ends with the end-of-data code,
+        # which the same row starting a chunk does not have; both have the same length.
+        with open(path, "wb") as out:
+            out.write(_sav_header(zheader, spool.count, compression=2))
+            blocks = _ZsavBlocks(out)
+            for number, chunk in enumerate(spool):
+                last = number == spool.chunks - 1
+                data = _sav_data(scratch, columns, [wide, *chunk, *([] if last else [wide])],
+                                 options)[len(header) + len(wide_row):]
+                blocks.write(data if last else data[:-len(wide_row)])
+            blocks.close()
     _stamp_sav_header(path, _utc(stamp))
-    return count
+    return spool.count
 
 
 def _truncate_bytes(text: str, limit: int) -> str:
@@ -739,24 +1107,25 @@ R_EPOCH_TIME = dt.datetime(1970, 1, 1)  # noqa: DTZ001 (naive UTC)
 
 class _RSerializer:
     """Just enough of R's serialization format (version 2, XDR) for a data frame of
-    logical, integer, double and character vectors with attributes."""
+    logical, integer, double and character vectors with attributes. Writes go through a
+    buffer of about a megabyte, so the gzip stream sees few, large writes."""
 
     def __init__(self, out):
         self.out = out
+        self.buffer = bytearray()
         self.symbols: dict[str, int] = {}
 
-    def integer(self, value: int) -> None:
-        self.out.write(struct.pack(">i", value))
+    def write(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= 1 << 20:
+            self.flush()
 
-    def char(self, text: str | None) -> None:
-        if text is None:
-            self.integer(_CHARSXP)
-            self.integer(-1)
-            return
-        data = text.encode()
-        self.integer(_CHARSXP | ((_ASCII if text.isascii() else _UTF8) << 12))
-        self.integer(len(data))
-        self.out.write(data)
+    def flush(self) -> None:
+        self.out.write(self.buffer)
+        self.buffer = bytearray()
+
+    def integer(self, value: int) -> None:
+        self.write(struct.pack(">i", value))
 
     def symbol(self, name: str) -> None:
         if name in self.symbols:
@@ -764,32 +1133,50 @@ class _RSerializer:
             return
         self.symbols[name] = len(self.symbols) + 1
         self.integer(_SYMSXP)
-        self.char(name)
+        self.write(_r_strings([name]))
 
-    def vector(self, kind: int, values, attributes: list[tuple[str, tuple]] = ()) -> None:
+    def start(self, kind: int, length: int, attributes) -> None:
         flags = kind
         if attributes:
             flags |= _HAS_ATTR
             if any(name == "class" for name, _ in attributes):
                 flags |= _IS_OBJECT
-        self.integer(flags)
-        self.integer(len(values))
-        if kind == _STRSXP:
-            for text in values:
-                self.char(text)
-        elif kind == _VECSXP:
-            for item in values:
-                self.vector(*item)
-        elif kind == _REALSXP:
-            self.out.write(np.asarray(values, dtype=">u8").tobytes())
-        else:
-            self.out.write(np.asarray(values, dtype=">i4").tobytes())
+        self.write(struct.pack(">ii", flags, length))
+
+    def attributes(self, attributes) -> None:
         if attributes:
             for name, item in attributes:
                 self.integer(_LISTSXP | _HAS_TAG)
                 self.symbol(name)
                 self.vector(*item)
             self.integer(_NILVALUE)
+
+    def vector(self, kind: int, values, attributes: list[tuple[str, tuple]] = ()) -> None:
+        self.start(kind, len(values), attributes)
+        self.write(_r_values(kind, values))
+        self.attributes(attributes)
+
+
+def _r_strings(texts) -> bytes:
+    """CHARSXPs of ``texts`` (``None`` is NA_character_)."""
+    parts = []
+    for text in texts:
+        if text is None:
+            parts.append(struct.pack(">ii", _CHARSXP, -1))
+            continue
+        data = text.encode()
+        parts.append(struct.pack(">ii", _CHARSXP | ((_ASCII if text.isascii() else _UTF8) << 12),
+                                 len(data)))
+        parts.append(data)
+    return b"".join(parts)
+
+
+def _r_values(kind: int, values) -> bytes:
+    if kind == _STRSXP:
+        return _r_strings(values)
+    if kind == _REALSXP:
+        return np.asarray(values, dtype=">u8").tobytes()
+    return np.asarray(values, dtype=">i4").tobytes()
 
 
 def _reals(values) -> np.ndarray:
@@ -804,32 +1191,106 @@ def _strings(*texts: str) -> tuple:
     return (_STRSXP, list(texts))
 
 
-def _r_column(v: Variable, values: list) -> tuple:
-    label = [("label", _strings(v.label))]
-    if v.type == BOOLEAN:
-        return (_LGLSXP, [R_NA_INTEGER if x is None else int(x) for x in values], label)
-    if v.is_coded:
-        levels = _all_codes(v, values)
-        numbers = {code: i + 1 for i, code in enumerate(levels)}
-        codes = [R_NA_INTEGER if x is None else numbers[x] for x in values]
-        return (_INTSXP, codes, [("levels", _strings(*(str(c) for c in levels))),
-                                 ("class", _strings("factor")), *label])
-    if v.type == DATE:
-        days = [None if x is None else (x - R_EPOCH).days for x in values]
-        return (_REALSXP, _reals(days), [("class", _strings("Date")), *label])
-    if v.type == DATETIME:
-        seconds = [None if x is None else (_naive_utc(x) - R_EPOCH_TIME) / dt.timedelta(seconds=1)
-                   for x in values]
-        return (_REALSXP, _reals(seconds),
-                [("class", _strings("POSIXct", "POSIXt")), ("tzone", _strings("UTC")),
-                 *label])
-    if v.type == INTEGER:
-        if all(x is None or R_NA_INTEGER < x < 2**31 for x in values):
-            return (_INTSXP, [R_NA_INTEGER if x is None else x for x in values], label)
-        return (_REALSXP, _reals(values), label)
-    if v.type == FLOAT:
-        return (_REALSXP, _reals(values), label)
-    return (_STRSXP, [None if x is None else str(x) for x in values], label)
+class _RColumn:
+    """One variable as an R vector: its type and attributes, learned from all its values,
+    and its values chunk by chunk."""
+
+    def __init__(self, v: Variable):
+        self.v = v
+        self.extra: set = set()
+        self.known = set(_codes(v)) if v.is_coded else set()
+        self.integers = True  # an integer variable whose values R integers hold
+
+    def see(self, value) -> None:
+        if value is None:
+            return
+        if self.v.is_coded and self.v.type != BOOLEAN:
+            if value not in self.known:
+                self.extra.add(value)
+        elif self.v.type == INTEGER and not R_NA_INTEGER < value < 2**31:
+            self.integers = False
+
+    def settle(self) -> None:
+        v = self.v
+        label = [("label", _strings(v.label))]
+        self.numbers = None
+        if v.type == BOOLEAN:
+            self.kind, self.attributes = _LGLSXP, label
+        elif v.is_coded:
+            levels = _codes(v) + sorted(self.extra, key=str)
+            self.numbers = {code: i + 1 for i, code in enumerate(levels)}
+            self.kind = _INTSXP
+            self.attributes = [("levels", _strings(*(str(c) for c in levels))),
+                               ("class", _strings("factor")), *label]
+        elif v.type == DATE:
+            self.kind, self.attributes = _REALSXP, [("class", _strings("Date")), *label]
+        elif v.type == DATETIME:
+            self.kind = _REALSXP
+            self.attributes = [("class", _strings("POSIXct", "POSIXt")),
+                               ("tzone", _strings("UTC")), *label]
+        elif v.type == INTEGER and self.integers:
+            self.kind, self.attributes = _INTSXP, label
+        elif v.type in (INTEGER, FLOAT):
+            self.kind, self.attributes = _REALSXP, label
+        else:
+            self.kind, self.attributes = _STRSXP, label
+
+    def values(self, values: list) -> bytes:
+        v = self.v
+        if v.type == BOOLEAN:
+            values = [R_NA_INTEGER if x is None else int(x) for x in values]
+        elif self.numbers is not None:
+            values = [R_NA_INTEGER if x is None else self.numbers[x] for x in values]
+        elif v.type == DATE:
+            values = _reals([None if x is None else (x - R_EPOCH).days for x in values])
+        elif v.type == DATETIME:
+            values = _reals([None if x is None else
+                             (_naive_utc(x) - R_EPOCH_TIME) / dt.timedelta(seconds=1)
+                             for x in values])
+        elif self.kind == _INTSXP:
+            values = [R_NA_INTEGER if x is None else x for x in values]
+        elif self.kind == _REALSXP:
+            values = _reals(values)
+        else:
+            values = [None if x is None else str(x) for x in values]
+        return _r_values(self.kind, values)
+
+
+class _ColumnSpool:
+    """Rows kept on disk column by column, in chunks of :data:`CHUNK_ROWS`: R writes a
+    data frame one column after the other, and reads back one column's chunks at a time."""
+
+    def __init__(self, width: int):
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
+        self.offsets: list[list[int]] = [[] for _ in range(width)]
+        self.count = 0
+        self._pending: list = []
+
+    def append(self, row) -> None:
+        self._pending.append(row)
+        self.count += 1
+        if len(self._pending) == CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            for index, column in enumerate(zip(*self._pending, strict=True)):
+                self.offsets[index].append(self.file.tell())
+                pickle.dump(column, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._pending = []
+
+    def column(self, index: int):
+        """The values of column ``index``, chunk by chunk."""
+        self._flush()
+        for offset in self.offsets[index]:
+            self.file.seek(offset)
+            yield list(pickle.load(self.file))  # noqa: S301 (our own temporary file)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
 
 
 def write_rds(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
@@ -841,35 +1302,49 @@ def write_rds(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     missing values ``NA``; every column carries its label (``attr(x, "label")``). Written by
     our own serializer (see the module docstring), gzip-compressed with a zero time in the
     gzip header, so the file does not depend on the clock (``stamp`` is accepted for a
-    uniform interface). Returns the number of rows."""
+    uniform interface). The rows are read once into an on-disk spool kept column by
+    column, and each column is written chunk by chunk. Returns the number of rows."""
     _utc(stamp)
-    columns, count = _columns(dataset, rows)
-    vectors, names = [], []
-    for v, values in zip(dataset.variables, columns, strict=True):
-        vectors.append(_r_column(v, values))
-        names.append(v.name)
-        if v.is_coded and v.type != BOOLEAN:
-            # The decoded label beside the code, as in the CSV and Excel files.
-            vectors.append((_STRSXP, [None if x is None else v.decode(x) or None
-                                      for x in values],
-                            [("label", _strings(f"{v.label} (label)"))]))
-            names.append(f"{v.name}_label")
-    frame = (
-        _VECSXP,
-        vectors,
-        [("names", _strings(*names)),
-         ("class", _strings("data.frame")),
-         ("row.names", (_INTSXP, [R_NA_INTEGER, -count], ())),
-         ("label", _strings(dataset.label))],
-    )
+    columns = [_RColumn(v) for v in dataset.variables]
     path = Path(path)
-    with open(path, "wb") as raw, \
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as out:
-        out.write(b"X\n")
-        serializer = _RSerializer(out)
-        for number in (2, R_VERSION, R_MIN_READER):
-            serializer.integer(number)
-        serializer.vector(*frame)
+    with _ColumnSpool(len(columns)) as spool:
+        for row in rows:
+            for column, value in zip(columns, row, strict=True):
+                column.see(value)
+            spool.append(row)
+        count = spool.count
+        names = []
+        for column in columns:
+            column.settle()
+            names.append(column.v.name)
+            if column.v.is_coded and column.v.type != BOOLEAN:
+                names.append(f"{column.v.name}_label")
+        frame_attributes = [("names", _strings(*names)), ("class", _strings("data.frame")),
+                            ("row.names", (_INTSXP, [R_NA_INTEGER, -count], ())),
+                            ("label", _strings(dataset.label))]
+        with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                                    mtime=0, compresslevel=6) as out:
+            out.write(b"X\n")
+            r = _RSerializer(out)
+            for number in (2, R_VERSION, R_MIN_READER):
+                r.integer(number)
+            r.start(_VECSXP, len(names), frame_attributes)
+            for index, column in enumerate(columns):
+                v = column.v
+                r.start(column.kind, count, column.attributes)
+                for chunk in spool.column(index):
+                    r.write(column.values(chunk))
+                r.attributes(column.attributes)
+                if v.is_coded and v.type != BOOLEAN:
+                    # The decoded label beside the code, as in the CSV and Excel files.
+                    attributes = [("label", _strings(f"{v.label} (label)"))]
+                    r.start(_STRSXP, count, attributes)
+                    for chunk in spool.column(index):
+                        r.write(_r_strings([None if x is None else v.decode(x) or None
+                                            for x in chunk]))
+                    r.attributes(attributes)
+            r.attributes(frame_attributes)
+            r.flush()
     return count
 
 
