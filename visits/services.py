@@ -54,7 +54,8 @@ def _save(instance, *, user: User, reason: str = "",
     database (the foreign keys and constraints over unchanged fields hold already)."""
     reason = bounds.text_input(reason, limit=bounds.REASON + bounds.TERM, field="reason")
     if stored is None:
-        instance.full_clean()
+        instance.full_clean(validate_constraints=False)
+        validate_constraints_over(instance, None)
     else:
         changed = changed_fields(instance, stored)
         unchanged_keys = [field.name for field in instance._meta.concrete_fields
