@@ -274,15 +274,15 @@ def visit_compliance_and_expected_forms(
     return compliance, completion
 
 
-def _expected_visits(user: User, today: dict[int, dt.date]):
-    """The user's visits whose forms are expected (done, due or overdue on each site's date):
-    their id, code and site."""
+def _visits_with_status(user: User, today: dict[int, dt.date]):
+    """The user's visits: their id, code, site and status on the site's date. Not filtered by
+    status in SQL: the planner cannot estimate how many visits a status filter keeps, and
+    grouping by the status instead lets it count the joined forms with a hash."""
     return (
         scope_to_user(Visit.objects.all(), user, site_field="subject__site")
-        .alias(visit_status=visit_status_expression(today))
-        .filter(visit_status__in=sorted(_FORMS_EXPECTED))
-        .annotate(dashboard_site=F("subject__site_id"))
-        .values("id", "code", "dashboard_site")
+        .annotate(visit_status=visit_status_expression(today),
+                  dashboard_site=F("subject__site_id"))
+        .values("id", "code", "dashboard_site", "visit_status")
         .order_by()
     )
 
@@ -308,16 +308,18 @@ def crf_completion(
 ) -> dict[str, CRFCompletion]:
     """Adds the saved forms to ``completion`` (expected counts from
     :func:`visit_compliance_and_expected_forms`), in one statement: the narrow rows of every
-    visit-form table (``UNION ALL``) joined once to the user's visits whose forms are expected
-    and counted by site, visit code, form status, CRF and time point; only the forms the
-    protocol expects at the visit count. Both halves are compiled by the ORM from the models
-    (so the visit status is the one of :func:`visit_status_expression`, and the site scope that
-    of ``scope_to_user``); only the join around them is written here, since the ORM cannot
-    join a ``UNION`` as a table. A form is counted at its visit's subject's site: the service
-    layer files every form under its visit's subject."""
+    visit-form table (``UNION ALL``) joined once to the user's visits and counted by site,
+    visit code, visit status, form status, CRF and time point. Only the visits whose forms are
+    expected (done, due or overdue) count, and only the forms the protocol expects there.
+
+    Both halves are compiled by the ORM from the models, so the visit status is that of
+    :func:`visit_status_expression` and the site scope that of ``scope_to_user``; only the join
+    around them is written here, since the ORM cannot join a ``UNION`` as a table. A form is
+    counted at its visit's subject's site: the service layer files every form under its
+    visit's subject."""
     today = today_by_site(sites, now)
     code_by_pk = {site.pk: site.code for site in sites}
-    visits = _expected_visits(user, today)
+    visits = _visits_with_status(user, today)
     forms = _visit_forms()
     try:
         visits_sql, visits_params = visits.query.sql_with_params()
@@ -326,17 +328,17 @@ def crf_completion(
     forms_sql, forms_params = forms.query.sql_with_params()
     # Both halves are SQL compiled by the ORM, every value in them a parameter.
     statement = (
-        "SELECT v.dashboard_site, v.code, f.status, f.crf_code, f.crf_slot, COUNT(*)"  # noqa: S608
-        f" FROM ({visits_sql}) v INNER JOIN ({forms_sql}) f ON f.visit_id = v.id"
-        " GROUP BY v.dashboard_site, v.code, f.status, f.crf_code, f.crf_slot"
+        "SELECT v.dashboard_site, v.code, v.visit_status, f.status, f.crf_code, f.crf_slot,"  # noqa: S608
+        f" COUNT(*) FROM ({visits_sql}) v INNER JOIN ({forms_sql}) f ON f.visit_id = v.id"
+        " GROUP BY v.dashboard_site, v.code, v.visit_status, f.status, f.crf_code, f.crf_slot"
     )
     with connections[visits.db].cursor() as cursor:
         cursor.execute(statement, (*visits_params, *forms_params))
         rows = cursor.fetchall()
     expected_at: dict[str, tuple] = {}
-    for site_pk, code, status, crf_code, crf_slot, n in rows:
+    for site_pk, code, visit_status, status, crf_code, crf_slot, n in rows:
         site_code = code_by_pk.get(site_pk)
-        if site_code is None:
+        if site_code is None or visit_status not in _FORMS_EXPECTED:
             continue
         if (crf_code, crf_slot) not in expected_at.setdefault(code, _expected_at(code)):
             continue
