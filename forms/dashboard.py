@@ -14,7 +14,17 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import BooleanField, Case, Count, F, Q, TextField, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    F,
+    IntegerField,
+    Q,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.functions import Cast, TruncMonth
 from django.utils import timezone
 
@@ -288,16 +298,17 @@ def _visits_with_status(user: User, today: dict[int, dt.date]):
 
 
 def _visit_forms():
-    """Every visit form, narrow: its visit id, status, CRF code and slot, one ``UNION ALL``
-    over the visit-form tables, joining nothing."""
+    """Every visit form, narrow: its visit id, status, CRF (its index in ``VISIT_FORM_CODES``,
+    a number being quicker to count by than a text) and slot, one ``UNION ALL`` over the
+    visit-form tables, joining nothing."""
     parts = []
-    for crf_code in VISIT_FORM_CODES:
+    for index, crf_code in enumerate(VISIT_FORM_CODES):
         slot_item = CRF_MODELS[crf_code].slot_item
         parts.append(
             CRF_MODELS[crf_code].objects.filter(visit__isnull=False)
-            .annotate(crf_code=Value(crf_code),
+            .annotate(crf_index=Value(index, output_field=IntegerField()),
                       crf_slot=F(slot_item) if slot_item else Value(""))
-            .values_list("visit_id", "status", "crf_code", "crf_slot")
+            .values_list("visit_id", "status", "crf_index", "crf_slot")
             .order_by()
         )
     return parts[0].union(*parts[1:], all=True)
@@ -328,19 +339,20 @@ def crf_completion(
     forms_sql, forms_params = forms.query.sql_with_params()
     # Both halves are SQL compiled by the ORM, every value in them a parameter.
     statement = (
-        "SELECT v.dashboard_site, v.code, v.visit_status, f.status, f.crf_code, f.crf_slot,"  # noqa: S608
+        "SELECT v.dashboard_site, v.code, v.visit_status, f.status, f.crf_index, f.crf_slot,"  # noqa: S608
         f" COUNT(*) FROM ({visits_sql}) v INNER JOIN ({forms_sql}) f ON f.visit_id = v.id"
-        " GROUP BY v.dashboard_site, v.code, v.visit_status, f.status, f.crf_code, f.crf_slot"
+        " GROUP BY v.dashboard_site, v.code, v.visit_status, f.status, f.crf_index, f.crf_slot"
     )
     with connections[visits.db].cursor() as cursor:
         cursor.execute(statement, (*visits_params, *forms_params))
         rows = cursor.fetchall()
     expected_at: dict[str, tuple] = {}
-    for site_pk, code, visit_status, status, crf_code, crf_slot, n in rows:
+    for site_pk, code, visit_status, status, crf_index, crf_slot, n in rows:
         site_code = code_by_pk.get(site_pk)
         if site_code is None or visit_status not in _FORMS_EXPECTED:
             continue
-        if (crf_code, crf_slot) not in expected_at.setdefault(code, _expected_at(code)):
+        expected = expected_at.setdefault(code, _expected_at(code))
+        if (VISIT_FORM_CODES[crf_index], crf_slot) not in expected:
             continue
         if status == CRFStatus.COMPLETE:
             completion[site_code].complete += n
