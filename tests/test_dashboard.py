@@ -21,9 +21,9 @@ from edc.roles import Role
 from forms import charts, queries
 from forms import services as form_services
 from forms.dashboard import QUERY_AGE_BANDS, next_month, trial_dashboard
-from forms.models import NIHSS, AdverseEvent, CRFStatus, VitalSigns
+from forms.models import CRF_MODELS, NIHSS, AdverseEvent, CRFStatus, VitalSigns
 from forms.queries import ACTIVE_STATUSES, Query
-from forms.selectors import casebook_rows
+from forms.selectors import VISIT_FORM_CODES, casebook_rows
 from tests.factories import UserFactory, randomized_subject, screened_subject
 from tests.test_blinding import ARM_TEXT
 from visits import schedule
@@ -465,6 +465,23 @@ def test_the_number_of_queries_does_not_grow_with_the_subjects(
         trial_dashboard(monitor)
     with django_assert_max_num_queries(len(three.captured_queries)):
         assert client.get(reverse("dashboard")).status_code == 200
+
+
+def test_the_crf_completion_joins_the_visits_and_subjects_once(trial):
+    """The saved forms of every visit-form table are counted in one statement that reads the
+    visit and subject tables once, not once per form table: its cost grows with the forms,
+    not with the forms times the visits."""
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as captured:
+        data = trial_dashboard(trial.data_manager, now=now)
+    statements = [q["sql"] for q in captured.captured_queries if "UNION ALL" in q["sql"]]
+    assert len(statements) == 1
+    read = re.findall(r'(?:FROM|JOIN) "(\w+)"', statements[0])
+    assert read.count(Visit._meta.db_table) == 1
+    assert read.count(Subject._meta.db_table) == 1
+    for code in VISIT_FORM_CODES:
+        assert read.count(CRF_MODELS[code]._meta.db_table) == 1
+    assert data.crf_completion["GZ02"].complete >= 2
 
 
 # --- Charts -------------------------------------------------------------------------------------
