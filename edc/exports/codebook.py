@@ -57,10 +57,10 @@ def html(datasets: list[Dataset], *, title: str, stylesheet: str = "") -> str:
     EDC with ``stylesheet``, our own CSS file, since the content security policy refuses
     inline style. It states how long text is split and the escape rule of the formats that
     cannot carry every character."""
-    from edc.exports.tabular import TEXT_ESCAPE_RULE
+    from edc.exports.tabular import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
 
     return render_to_string("exports/codebook.html", {
         "title": title, "datasets": datasets, "entries": entries(datasets),
         "trial": protocol.TRIAL_REGISTRY_ID, "stylesheet": stylesheet,
-        "escape_rule": TEXT_ESCAPE_RULE,
+        "escape_rule": TEXT_ESCAPE_RULE, "xpt_rule": XPT_LONG_TEXT_RULE,
     })

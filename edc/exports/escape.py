@@ -15,8 +15,9 @@ TEXT_ESCAPE_RULE = (
     "cannot store; in SAS XPORT and SPSS the spaces that end a text (their readers drop "
     "trailing blanks) and every 64th space of a run of spaces. The characters \\u{ of the "
     "text itself are written \\u{5c}u{. CSV, Stata and R carry every text as it is. To get "
-    "the text back, join a variable's parts in order (XPORT: NAME, NAME1, NAME2 ..., "
-    "labelled '(part 2)' ...; SPSS and Excel: name, name_part2, name_part3 ...), then "
+    "the text back, join a variable's parts in order (XPORT: the variable's value, then "
+    "the TEXT of its rows in the companion file xpt/<member cut to 6>_c.xpt, matched by ROW "
+    "and VARNAME, in PIECE order; SPSS and Excel: name, name_part2, name_part3 ...), then "
     "replace each \\u{hex} by its character, left to right (Python: "
     "re.sub(r'\\\\u\\{([0-9a-f]+)\\}', lambda m: chr(int(m[1], 16)), text)).")
 

@@ -217,7 +217,13 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
         for fmt, (write, name) in writers.items():
             if fmt in request.formats:
                 relative = name(dataset)
-                record(relative, write(work / relative, dataset, table, stamp=stamp))
+                # XPORT writes the long texts' further pieces to a companion file.
+                extra: list = []
+                options = {"files": extra} if fmt == "xpt" else {}
+                record(relative, write(work / relative, dataset, table, stamp=stamp,
+                                       **options))
+                for path, count in extra:
+                    record(path.relative_to(work).as_posix(), count)
         del table
         done += 1
     if "xlsx" in request.formats:
@@ -285,6 +291,10 @@ def _manifest(request: ExportRequest, files: list[dict], cut, stamp,
     sites = sorted(set(context_sites(request.user)))
     chosen = _datasets(request)
     extra = {}
+    if "xpt" in request.formats:
+        from edc.exports.tabular import XPT_LONG_TEXT_RULE
+
+        extra["xpt_long_text"] = XPT_LONG_TEXT_RULE
     if file_oid:
         extra["odm_file_oid"] = file_oid
     if request.profile == Profile.DEIDENTIFIED:

@@ -37,6 +37,7 @@ from edc.roles import Role
 from forms import queries
 from forms.models import CRF_MODELS
 from forms.queries import Query, QueryMessage
+from tests.exports.xport import read_xport
 from tests.factories import UserFactory, randomized_subject
 
 FORMATS = tuple(package.FORMATS)
@@ -155,19 +156,19 @@ def read(files: dict[str, bytes], fmt: str, tmp_path, xpt_files: dict[str, str]
                                     lambda base, k: f"{base}_part{k}") for row in rows]
             assert not any(c.data_type == "f" for r in workbook[name].iter_rows() for c in r)
     elif fmt == "xpt":
+        folder = tmp_path / "xpt"
+        folder.mkdir(exist_ok=True)
+        for name in files:
+            if name.startswith("xpt/"):
+                (tmp_path / name).write_bytes(files[name])
         for name, entries in variables.items():
-            frame, _meta = pyreadstat.read_xport(local(xpt_files[name]), encoding="ascii")
-            rows = []
-            columns = list(frame.columns)
-            starts = [columns.index(e["sas_name"]) for e in entries] + [len(columns)]
-            for i in range(len(frame)):
-                row = {}
-                for entry, start, end in zip(entries, starts, starts[1:], strict=False):
-                    values = [frame[c].iloc[i] for c in columns[start:end]]
-                    row[entry["variable"]] = (rule("".join(values)) if entry["type"] == "text"
-                                              else values[0])
-                rows.append(row)
-            result[name] = rows
+            # The long texts rejoined from the companion file (tests/exports/xport.py).
+            frame, _meta, _pieces = read_xport(tmp_path / xpt_files[name])
+            assert list(frame.columns) == [e["sas_name"] for e in entries]
+            result[name] = [
+                {e["variable"]: rule(row[e["sas_name"]]) if e["type"] == "text"
+                 else row[e["sas_name"]] for e in entries}
+                for row in frame.to_dict("records")]
     elif fmt == "dta":
         for name in variables:
             frame = pd.read_stata(local(f"dta/{name}.dta"), convert_categoricals=False)
