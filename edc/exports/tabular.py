@@ -15,8 +15,9 @@ float      number (exact)   numeric          double            numeric F.d      
 boolean    1/0              numeric 1/0      byte 1/0,         numeric 1/0,      logical
                                              labels Yes/No     labels Yes/No
 text       text cell (never ASCII char, ≤ 200   str# or strL      string ≤ 32,767   character
-           a formula),      bytes (split,                      bytes (split,
-           split at 32,767  escaped)                           escaped)
+           a formula),      bytes (rest in                     bytes (split,
+           split at 32,767  companion,                         escaped)
+                            escaped)
 coded      code + label     the code         numeric with      the code, with    factor (codes
            column                            value labels      value labels      as levels) +
                                                                                  label column
@@ -53,10 +54,11 @@ learning on the way what its header needs (column widths, codes outside a code l
 row count), then writes chunk by chunk: memory holds one chunk, whatever the trial's
 size. XPORT and SPSS chunks are written by pyreadstat and joined (:func:`write_xpt`,
 :func:`write_sav`); Stata rows are written in the storage types pandas declared in the
-header (:func:`write_dta`); R writes column by column from a spool kept by column. A text
-costs its longest value's width on every row only where the format is fixed-width with no
-alternative (XPORT v5): Stata stores a text as a strL where that is smaller, SPSS files
-are zlib-compressed, R files gzip-compressed.
+header (:func:`write_dta`); R writes column by column from a spool kept by column. No
+text costs its longest value's width on every row: XPORT v5 rows are fixed-width, so a text
+column is as wide as keeps the files smallest and only the longer values continue in a
+companion file (SDTM practice, :func:`write_xpt`); Stata stores a text as a strL where that
+is smaller, SPSS files are zlib-compressed, R files gzip-compressed.
 """
 
 import datetime as dt
@@ -481,32 +483,59 @@ XPT_COMPANION_TEXT = ("TEXT", "Text of the piece")
 # its headers (80-byte records, and 140 bytes for each of its four columns).
 _COMPANION_KEY_BYTES = 24
 _COMPANION_FILE_BYTES = 8 * 80 + 4 * 140
+# The widths the companion's pieces may be cut to: 64 bytes at least, so that a run of
+# blanks (at most 63 once escaped, :data:`TEXT_ESCAPE_RULE`) never fills a piece.
+XPT_PIECE_WIDTHS = (64, 96, 128, 160, XPT_TEXT_BYTES)
 
 
 def _text_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
-def _first_width(sizes: dict[int, int], count: int) -> int:
-    """The width of a text column in the main file (1 … 200 bytes): the one that makes the
-    main file and the companion smallest, ``count`` rows of ``width`` bytes plus, for each
-    value longer (``sizes``: byte length → number of values), its continuation pieces of at
-    most 200 bytes each as companion rows, and the companion's headers if any value is
-    continued. Only the few long values are continued, and a column holding short texts
-    stays short; a text of 200 bytes at most stays whole unless that makes the files
-    larger."""
+def _first_width(sizes: dict[int, int], count: int, piece: int) -> tuple[int, int, int]:
+    """(width, bytes, pieces) of a text column in the main file: the width (1 … 200 bytes)
+    that makes it and its companion rows smallest, ``count`` rows of ``width`` bytes plus,
+    for each value longer (``sizes``: byte length → number of values), its further pieces
+    of at most ``piece`` bytes as companion rows; the widest of the cheapest."""
     longest = max(sizes, default=0)
     if longest <= 1:
-        return 1
+        return 1, count, 0
+    lengths = np.fromiter(sizes.keys(), dtype=np.int64, count=len(sizes))
+    numbers = np.fromiter(sizes.values(), dtype=np.int64, count=len(sizes))
+    best = (0, 0, 0)
+    for width in range(1, min(longest, XPT_TEXT_BYTES) + 1):  # one vector at a time
+        tails = np.maximum(lengths - width, 0)
+        pieces = int(((tails + piece - 1) // piece * numbers).sum())
+        cost = count * width + pieces * (_COMPANION_KEY_BYTES + piece)
+        if width == 1 or cost <= best[1]:  # the widest of the cheapest
+            best = (width, cost, pieces)
+    return best
+
+
+def _xpt_layout(sizes: list[dict | None], count: int) -> tuple[list[int | None], int]:
+    """The main file's text column widths (None for a number) and the companion's piece
+    width: the layout that makes both files smallest (rows as wide as their columns, the
+    companion's headers if any value continues). Each text stays whole where that is
+    cheaper; only the few long values of a column holding short texts continue."""
+    texts = [seen for seen in sizes if seen is not None]
     best = None
-    for width in range(1, min(longest, XPT_TEXT_BYTES) + 1):
-        pieces = sum(number * -(-(size - width) // XPT_TEXT_BYTES)
-                     for size, number in sizes.items() if size > width)
-        cost = count * width + pieces * (_COMPANION_KEY_BYTES + XPT_TEXT_BYTES) + (
-            _COMPANION_FILE_BYTES if pieces else 0)
-        if best is None or cost <= best[0]:  # the widest of the cheapest
-            best = (cost, width)
-    return best[1]
+    if all(max(seen, default=0) <= XPT_TEXT_BYTES for seen in texts):
+        whole = [None if seen is None else max(1, max(seen, default=0)) for seen in sizes]
+        best = (count * sum(w for w in whole if w is not None), whole, XPT_TEXT_BYTES)
+    for piece in XPT_PIECE_WIDTHS:
+        widths, total, continued = [], 0, 0
+        for seen in sizes:
+            if seen is None:
+                widths.append(None)
+                continue
+            width, cost, pieces = _first_width(seen, count, piece)
+            widths.append(width)
+            total += cost
+            continued += pieces
+        total += _COMPANION_FILE_BYTES if continued else 0
+        if best is None or total < best[0]:
+            best = (total, widths, piece)
+    return best[1], best[2]
 
 
 def _xpt_number(v: Variable, value):
@@ -653,11 +682,11 @@ def _write_xpt_file(path: Path, columns, chunks: Iterable[list], label: str, tab
 
 
 def _xpt_main_rows(spool: _Spool, widths: list[int | None], names: list[str],
-                   pieces: _Spool, piece_width: list[int]):
+                   pieces: _Spool, piece_width: list[int], limit: int):
     """The main file's rows, chunk by chunk, each text cut to its column's width (before a
     space where it can, :func:`split_text`); the rest of a longer text goes to ``pieces`` as
-    companion rows (row number, variable, piece number, piece of at most 200 bytes), the
-    widest piece's width kept in ``piece_width``."""
+    companion rows (row number, variable, piece number, piece of at most ``limit`` bytes),
+    the widest piece's width kept in ``piece_width``."""
     number = 0
     for chunk in spool:
         out = []
@@ -670,7 +699,7 @@ def _xpt_main_rows(spool: _Spool, widths: list[int | None], names: list[str],
                     continue
                 first = _first_piece(value, width)
                 row.append(first)
-                for k, piece in enumerate(split_text(value[len(first):]), start=2):
+                for k, piece in enumerate(split_text(value[len(first):], limit), start=2):
                     piece_width[0] = max(piece_width[0], _text_size(piece))
                     pieces.append((float(number), name, float(k), piece))
             out.append(row)
@@ -691,11 +720,12 @@ def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     Long text, SDTM fashion (text over 200 characters: the first piece in the variable, the
     rest in supplemental records): the main file has one row per record, each text variable
     holding a value's first piece, of at most the column's width (200 bytes or less: the
-    width that makes both files smallest, :func:`_first_width`, so that one long value does
+    layout that makes both files smallest, :func:`_xpt_layout`, so that one long value does
     not widen every row). Only a value longer than its column continues, in the companion
     file ``<xpt_companion_name(sas_name)>.xpt`` beside the main one: one row per further
     piece, ROW (the record's row number in the main file, from 1), VARNAME (the variable),
-    PIECE (2, 3 …) and TEXT (the piece, at most 200 bytes). Pieces end before a space where
+    PIECE (2, 3 …) and TEXT (the piece, at most 64 to 200 bytes, :data:`XPT_PIECE_WIDTHS`,
+    the same limit for the whole file, chosen with the widths). Pieces end before a space where
     they can (:func:`split_text`; readers drop trailing blanks, never leading ones). The
     text is the variable's value followed by its pieces in PIECE order, unescaped by the
     rule. No companion is written when no value is longer than its column; ``files``, when
@@ -713,15 +743,14 @@ def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     companion = path.with_name(f"{xpt_companion_name(dataset.sas_name)}.xpt")
     with _Spool() as spool, _Spool() as pieces, \
             tempfile.TemporaryDirectory(dir=path.parent) as work:
-        sizes = _xpt_spool(dataset, rows, spool)
-        widths = [None if seen is None else _first_width(seen, spool.count)
-                  for seen in sizes]
+        widths, piece = _xpt_layout(_xpt_spool(dataset, rows, spool), spool.count)
         columns = _xpt_columns(dataset, widths)
         _check_xpt(dataset, columns)
         label = _ascii_label(dataset.label)
         piece_width = [1]
         _write_xpt_file(path, columns, _xpt_main_rows(
-            spool, widths, [v.sas_name for v in dataset.variables], pieces, piece_width),
+            spool, widths, [v.sas_name for v in dataset.variables], pieces, piece_width,
+            piece),
             label, dataset.sas_name, Path(work), when)
         companion.unlink(missing_ok=True)
         if pieces.count:

@@ -14,6 +14,7 @@ applied, using only what the export's own data dictionary and documentation say.
 import csv
 import datetime as dt
 import io
+import json
 import re
 import zipfile
 from collections import defaultdict
@@ -223,6 +224,16 @@ def test_every_writer_carries_the_longest_texts_and_extreme_dates(
     with zipfile.ZipFile(result.path) as archive:
         files = {name: archive.read(name) for name in archive.namelist()}
     deidentified = profile == Profile.DEIDENTIFIED
+    # The longest texts continue in XPORT companion files, which the manifest lists (with
+    # their rows) and explains.
+    manifest = json.loads(files["manifest.json"])
+    listed = {f["path"]: f["rows"] for f in manifest["files"]}
+    companions = [name for name in files if name.endswith("_c.xpt")]
+    assert companions or deidentified
+    for name in companions:
+        (tmp_path / "companion.xpt").write_bytes(files[name])
+        assert listed[name] == len(pyreadstat.read_xport(tmp_path / "companion.xpt")[0])
+    assert "_c.xpt" in manifest["xpt_long_text"]
     checked = 0
     for fmt in ("csv", "xlsx", "xpt", "dta", "sav", "rds"):
         tables = read(files, fmt, tmp_path, xpt_files)
