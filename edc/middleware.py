@@ -4,6 +4,7 @@ import zoneinfo
 
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.functional import LazyObject
 
 from edc.roles import has_all_sites
 
@@ -20,7 +21,11 @@ class SiteTimezoneMiddleware:
         user = request.user
         zone = None
         if user.is_authenticated and not has_all_sites(user):
-            zones = set(user.sites.values_list("time_zone", flat=True).distinct())
+            sites = list(user.sites.values_list("pk", "time_zone"))
+            # The same read answers ``User.site_pks`` (every permission check) for the request.
+            account = user._wrapped if isinstance(user, LazyObject) else user
+            account.__dict__.setdefault("site_pks", frozenset(pk for pk, _zone in sites))
+            zones = {zone for _pk, zone in sites}
             if len(zones) == 1:
                 zone = zoneinfo.ZoneInfo(zones.pop())
         if zone is not None:

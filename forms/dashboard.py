@@ -4,14 +4,15 @@ compliance, open queries by age, CRF completion and adverse events, for the user
 Blinded by construction: nothing here reads the randomization list, where the arm lives, and no
 number is split by anything derived from it. Every figure is aggregated in the database, in a
 number of queries that does not depend on the number of subjects (pinned by a query-count
-test). Visit statuses come from ``visits.schedule.visit_status``, evaluated once per group of
-identical visits, so the dashboard counts exactly what the matrix and the reminders show.
+test). Visit statuses are ``visits.schedule.visit_status`` written in SQL
+(``forms.selectors.visit_status_expression``), so the dashboard counts exactly what the matrix
+and the reminders show, and its rows are a handful per site, not one per visit.
 """
 
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, TextField
+from django.db.models import BooleanField, Case, Count, F, Q, TextField, Value, When
 from django.db.models.functions import Cast, TruncMonth
 from django.utils import timezone
 
@@ -20,9 +21,14 @@ from edc.models import Site, User
 from edc.roles import scope_to_user
 from forms.models import CRF_MODELS, AdverseEvent, CRFStatus
 from forms.queries import ACTIVE_STATUSES, Query
-from forms.selectors import VISIT_FORM_CODES, expected_crfs, expected_forms
+from forms.selectors import (
+    VISIT_FORM_CODES,
+    expected_forms,
+    today_by_site,
+    visit_status_expression,
+)
 from visits import schedule
-from visits.models import ON_STUDY_STATUSES, Subject, SubjectStatus, Visit
+from visits.models import Subject, SubjectStatus, Visit
 
 # Age of an open query in whole days (``forms.queries.query_age_days``): low and high bounds,
 # inclusive; None is open-ended. The same bands as the query list.
@@ -205,51 +211,25 @@ def screen_failures(user: User) -> ScreenFailures:
     return ScreenFailures(subjects=counts["subjects"], by_criterion=by_criterion)
 
 
-def _today_by_site(sites: list[Site], now: dt.datetime) -> dict[int, dt.date]:
-    return {site.pk: schedule.local_date(now, site.zone) for site in sites}
+def _expected_at(visit_code: str) -> tuple[tuple[str, str], ...]:
+    """(CRF code, slot) of every record the casebook expects at a visit with this code."""
+    return expected_forms(Visit(code=visit_code))
 
 
-def _status(*, today: dt.date, window_start, window_end, actual_date, is_missed,
-            subject_status) -> schedule.VisitStatus:
-    return schedule.visit_status(
-        window_start=window_start, window_end=window_end, actual_date=actual_date,
-        is_missed=is_missed, today=today, on_study=subject_status in ON_STUDY_STATUSES,
-    )
-
-
-def _forms_at(visit_code: str) -> tuple[str, ...]:
-    """The forms the casebook expects at a visit with this code."""
-    return expected_crfs(Visit(code=visit_code))
-
-
-def _records_at(visit_code: str) -> int:
-    """How many records the casebook expects at a visit with this code (PK/PD: one per time
-    point)."""
-    return len(expected_forms(Visit(code=visit_code)))
-
-
-_VISIT_KEY = ("subject__site_id", "code", "window_start", "window_end", "actual_date",
-              "is_missed", "subject__status")
-
-
-def _visit_groups(user: User):
-    """One query: visits grouped by everything their status depends on."""
+def _visit_groups(user: User, today: dict[int, dt.date]):
+    """One query: visits counted by site, code and status (on each site's date), done ones
+    split by whether their date fell inside the window."""
     return (
         scope_to_user(Visit.objects.all(), user, site_field="subject__site")
-        .values(*_VISIT_KEY)
+        .annotate(
+            visit_status=visit_status_expression(today),
+            inside=Case(When(actual_date__gte=F("window_start"),
+                             actual_date__lte=F("window_end"), then=Value(True)),
+                        default=Value(False), output_field=BooleanField()),
+        )
+        .values("subject__site_id", "code", "visit_status", "inside")
         .annotate(n=Count("pk"))
         .order_by()
-    )
-
-
-def _group_status(row: dict, today: dict[int, dt.date], prefix: str = "") -> schedule.VisitStatus:
-    return _status(
-        today=today[row["subject__site_id"]],
-        window_start=row[f"{prefix}window_start"],
-        window_end=row[f"{prefix}window_end"],
-        actual_date=row[f"{prefix}actual_date"],
-        is_missed=row[f"{prefix}is_missed"],
-        subject_status=row["subject__status"],
     )
 
 
@@ -259,28 +239,29 @@ def visit_compliance_and_expected_forms(
     """Scheduled visits by outcome at each site: on time (visit date inside the window), out
     of window (outside it: VIS-001), overdue (window passed, no date) and missed. And the
     number of forms expected at each site: those of the visits done, due or overdue."""
-    today = _today_by_site(sites, now)
+    today = today_by_site(sites, now)
     code_by_pk = {site.pk: site.code for site in sites}
     compliance = {site.code: VisitCompliance() for site in sites}
     completion = {site.code: CRFCompletion() for site in sites}
-    for row in _visit_groups(user):
+    expected_at: dict[str, tuple] = {}
+    for row in _visit_groups(user, today):
         site_code = code_by_pk.get(row["subject__site_id"])
         if site_code is None:
             continue
-        status = _group_status(row, today)
+        status = row["visit_status"]
         n = row["n"]
         if status in _FORMS_EXPECTED:
-            forms = _forms_at(row["code"])
-            completion[site_code].expected += n * _records_at(row["code"])
-            if "consent" in forms:
+            code = row["code"]
+            expected = expected_at.setdefault(code, _expected_at(code))
+            completion[site_code].expected += n * len(expected)
+            if any(form == "consent" for form, _slot in expected):
                 # Consent lives on the subject; a screening visit exists only once it is signed.
                 completion[site_code].complete += n
         if row["code"] == protocol.UNSCHEDULED_VISIT_CODE:
             continue
         counts = compliance[site_code]
         if status == schedule.VisitStatus.DONE:
-            inside = row["window_start"] <= row["actual_date"] <= row["window_end"]
-            if inside:
+            if row["inside"]:
                 counts.on_time += n
             else:
                 counts.out_of_window += n
@@ -295,34 +276,38 @@ def crf_completion(
     user: User, sites: list[Site], completion: dict[str, CRFCompletion], *, now: dt.datetime
 ) -> dict[str, CRFCompletion]:
     """Adds the saved forms to ``completion`` (expected counts from
-    :func:`visit_compliance_and_expected_forms`): one query per visit-form table, counting the
-    forms of visits whose forms are expected, and only the forms the protocol expects there."""
-    today = _today_by_site(sites, now)
+    :func:`visit_compliance_and_expected_forms`): one query over every visit-form table
+    (``UNION ALL``), counting in the database the forms of visits whose forms are expected (by
+    site, visit code, status and time point), and only the forms the protocol expects there."""
+    today = today_by_site(sites, now)
     code_by_pk = {site.pk: site.code for site in sites}
-    visit_key = [f"visit__{name}" for name in _VISIT_KEY[1:-1]]
+    expected_at: dict[str, tuple] = {}
+    parts = []
     for crf_code in VISIT_FORM_CODES:
         slot_item = CRF_MODELS[crf_code].slot_item
-        rows = (
+        parts.append(
             scope_to_user(CRF_MODELS[crf_code].objects.filter(visit__isnull=False), user,
                           site_field="subject__site")
-            .values("subject__site_id", "subject__status", *visit_key, "status",
-                    *((slot_item,) if slot_item else ()))
+            .alias(visit_status=visit_status_expression(today, visit="visit__"))
+            .filter(visit_status__in=sorted(_FORMS_EXPECTED))
+            .annotate(crf_code=Value(crf_code),
+                      crf_slot=F(slot_item) if slot_item else Value(""))
+            .values("subject__site_id", "visit__code", "status", "crf_code", "crf_slot")
             .annotate(n=Count("pk"))
             .order_by()
         )
-        for row in rows:
-            site_code = code_by_pk.get(row["subject__site_id"])
-            if site_code is None:
-                continue
-            if _group_status(row, today, prefix="visit__") not in _FORMS_EXPECTED:
-                continue
-            slot = row[slot_item] if slot_item else ""
-            if (crf_code, slot) not in expected_forms(Visit(code=row["visit__code"])):
-                continue
-            if row["status"] == CRFStatus.COMPLETE:
-                completion[site_code].complete += row["n"]
-            else:
-                completion[site_code].in_progress += row["n"]
+    for row in parts[0].union(*parts[1:], all=True):
+        site_code = code_by_pk.get(row["subject__site_id"])
+        if site_code is None:
+            continue
+        code = row["visit__code"]
+        if ((row["crf_code"], row["crf_slot"])
+                not in expected_at.setdefault(code, _expected_at(code))):
+            continue
+        if row["status"] == CRFStatus.COMPLETE:
+            completion[site_code].complete += row["n"]
+        else:
+            completion[site_code].in_progress += row["n"]
     return completion
 
 

@@ -3,6 +3,8 @@
 locked forms take no new queries; unlocking needs a reason. Locks are never deleted: an unlock
 closes the lock row, so the history shows every period a record was locked."""
 
+from dataclasses import dataclass
+
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -29,8 +31,52 @@ def active_lock(*, subject: Subject, visit: Visit | None = None, record=None) ->
     return Lock.objects.filter(condition, unlocked_at__isnull=True).first()
 
 
+@dataclass(frozen=True)
+class SubjectLocks:
+    """The locks in force over any of a subject's data, read once: whether a record or visit
+    is locked, without a query each."""
+
+    subject: Subject
+    locks: tuple[Lock, ...]
+
+    @classmethod
+    def of(cls, subject: Subject) -> "SubjectLocks":
+        # Form and visit locks carry their subject (``lock_create``).
+        condition = (Q(scope=LockScope.TRIAL) | Q(scope=LockScope.SITE, site_id=subject.site_id)
+                     | Q(subject=subject))
+        return cls(subject, tuple(Lock.objects.filter(condition, unlocked_at__isnull=True)
+                                  .order_by("pk")))
+
+    def covering(self, record) -> Lock | None:
+        """The lock in force over ``record`` (a CRF or a Visit of the subject), if any."""
+        if isinstance(record, Visit):
+            visit_id, content_type_id = record.pk, None
+        else:
+            visit_id = record.visit_id
+            content_type_id = ContentType.objects.get_for_model(record).pk
+        for lock in self.locks:
+            if (lock.scope in (LockScope.TRIAL, LockScope.SITE, LockScope.SUBJECT)
+                    or (lock.scope == LockScope.VISIT and visit_id is not None
+                        and lock.visit_id == visit_id)
+                    or (lock.scope == LockScope.FORM and content_type_id is not None
+                        and record.pk is not None and lock.content_type_id == content_type_id
+                        and lock.object_id == record.pk)):
+                return lock
+        return None
+
+    def covers(self, record) -> bool:
+        return self.covering(record) is not None
+
+    def refuse(self, record) -> None:
+        """``refuse_if_locked`` for a record of this subject."""
+        _refuse(self.covering(record))
+
+
 def refuse_if_locked(*, subject: Subject, visit: Visit | None = None, record=None) -> None:
-    lock = active_lock(subject=subject, visit=visit, record=record)
+    _refuse(active_lock(subject=subject, visit=visit, record=record))
+
+
+def _refuse(lock: Lock | None) -> None:
     if lock is not None:
         raise ValidationError(
             _("These data are locked (%(lock)s) since %(when)s: they cannot be changed until "

@@ -213,7 +213,9 @@ def _check_field(target: CRF | Visit, field_name: str, *, system: bool) -> None:
 
 def _message(query: Query, kind: str, text: str, author: User | None, at: dt.datetime):
     message = QueryMessage(query=query, kind=kind, text=text, author=author, at=at)
-    message.full_clean()
+    # The query was just saved or read locked, the author is the signed-in user: their rows
+    # exist and are not read again.
+    message.full_clean(exclude=["query", "author"])
     message._history_user = author
     message.save()
     return message
@@ -348,27 +350,34 @@ def _active_system_query(target: CRF | Visit, field_name: str, check_code: str) 
 
 @transaction.atomic
 def query_open_system(
-    *, target: CRF | Visit, field_name: str, check_code: str, text: str
+    *, target: CRF | Visit, field_name: str, check_code: str, text: str,
+    subject: Subject | None = None,
 ) -> tuple[Query, bool]:
     """The query in progress for this check failure, or a new one raised by the system.
     Returns (query, created). Idempotent, also under concurrent runs (the unique
-    constraint decides)."""
+    constraint decides). ``subject``: the target's subject with its site, when the caller
+    has it (the edit checks), so that it is not read again."""
     if not check_code:
         raise ValidationError(gettext("A system query needs the code of its edit check."))
     existing = _active_system_query(target, field_name, check_code)
     if existing is not None:
         return existing, False
-    subject, visit, crf_code = _target_parts(target)
+    if subject is None or subject.pk != getattr(target, "subject_id", None):
+        subject, _visit, crf_code = _target_parts(target)
+    else:
+        crf_code = "" if isinstance(target, Visit) else target.crf_code
     _check_field(target, field_name, system=True)
     text = _required_text(text)
     now = timezone.now()
     query = Query(
         subject=subject, content_type=ContentType.objects.get_for_model(target),
-        object_id=target.pk, field_name=field_name, crf_code=crf_code, visit=visit,
+        object_id=target.pk, field_name=field_name, crf_code=crf_code,
+        visit_id=target.pk if isinstance(target, Visit) else target.visit_id,
         check_code=check_code, text=text, raised_by=None, raised_at=now,
     )
     # The unique constraint is left to the insert: only the database sees a concurrent run.
-    query.full_clean(validate_constraints=False)
+    # The subject, content type and visit are the saved target's own: not read again.
+    query.full_clean(exclude=["subject", "content_type", "visit"], validate_constraints=False)
     query._history_user = None
     query._change_reason = str(MessageKind.RAISED.label)
     try:

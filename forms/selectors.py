@@ -1,16 +1,22 @@
 """Reads across subjects, visits and CRFs: the casebook and the site matrix. Each reads every
-CRF table once, whatever the number of subjects (pinned by query-count tests)."""
+CRF table once, whatever the number of subjects (pinned by query-count tests); the matrix reads
+one page of subjects, and the complete forms of all CRF tables in one query, so its cost does
+not grow with the trial."""
 
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django.core.paginator import Page, Paginator
+from django.db.models import Case, CharField, DateField, Exists, F, OuterRef, Q, Value, When
+from django.urls import reverse
 from django.utils import timezone
 
 from edc import protocol
-from edc.models import User
+from edc.models import Site, User
+from edc.roles import scope_to_user
 from forms.models import CRF_MODELS, CRFStatus
 from visits import schedule
-from visits.models import Subject, Visit
+from visits.models import ON_STUDY_STATUSES, Subject, Visit
 from visits.selectors import subjects_for_user
 
 # CRFs entered at an unscheduled visit (any assessment may be repeated).
@@ -50,6 +56,22 @@ def crf_status_map(subject_ids) -> dict[tuple[int, int | None, str, str], tuple[
         for subject_id, visit_id, status, pk, *at in rows:
             result[(subject_id, visit_id, code, at[0] if at else "")] = (status, pk)
     return result
+
+
+def complete_forms(subject_ids) -> set[tuple[int, int, str, str]]:
+    """(subject id, visit id, CRF code, slot) of every complete visit form of these subjects,
+    in one query over every visit-form table (``UNION ALL``)."""
+    parts = [
+        CRF_MODELS[code].objects
+        .filter(subject_id__in=subject_ids, visit__isnull=False, status=CRFStatus.COMPLETE)
+        .annotate(crf_code=Value(code),
+                  crf_slot=F(CRF_MODELS[code].slot_item) if CRF_MODELS[code].slot_item
+                  else Value(""))
+        .values_list("subject_id", "visit_id", "crf_code", "crf_slot")
+        .order_by()
+        for code in VISIT_FORM_CODES
+    ]
+    return set(parts[0].union(*parts[1:], all=True))
 
 
 @dataclass
@@ -122,22 +144,90 @@ class MatrixCell:
 class MatrixRow:
     subject: Subject
     cells: list[MatrixCell]
+    casebook_url: str = ""
 
 
-def site_matrix(user: User, *, site_code: str = "", visit_status: str = "",
-                now: dt.datetime | None = None) -> list[MatrixRow]:
-    """Subjects × scheduled visits with a status per cell, in a constant number of queries."""
-    now = now or timezone.now()
-    subjects = subjects_for_user(user)
+def today_by_site(sites, now: dt.datetime) -> dict[int, dt.date]:
+    """Each site's local date at ``now``: the ``today`` of its visit statuses."""
+    return {site.pk: schedule.local_date(now, site.zone) for site in sites}
+
+
+def visit_status_expression(today: dict[int, dt.date], *, visit: str = "",
+                            subject: str = "subject__") -> Case:
+    """:func:`visits.schedule.visit_status` as an SQL expression, so that visits can be filtered
+    and counted by status in the database. ``today`` maps site ids to the site's local date;
+    ``visit`` and ``subject`` are the lookup paths (with their ``__``) from the queried model
+    to the visit and to its subject. Pinned to the Python function by a test over every
+    combination of its inputs."""
+    dates = set(today.values())
+    if len(dates) <= 1:
+        local_today = Value(dates.pop() if dates else None, output_field=DateField())
+    else:
+        local_today = Case(*(When(**{f"{subject}site_id": pk}, then=Value(day))
+                             for pk, day in today.items()), output_field=DateField())
+    status = schedule.VisitStatus
+    return Case(
+        When(**{f"{visit}actual_date__isnull": False}, then=Value(status.DONE.value)),
+        When(**{f"{visit}is_missed": True}, then=Value(status.MISSED.value)),
+        When(~Q(**{f"{subject}status__in": sorted(ON_STUDY_STATUSES)}),
+             then=Value(status.NOT_EXPECTED.value)),
+        When(**{f"{visit}window_start__gt": local_today}, then=Value(status.UPCOMING.value)),
+        When(**{f"{visit}window_end__lt": local_today}, then=Value(status.OVERDUE.value)),
+        default=Value(status.DUE.value),
+        output_field=CharField(),
+    )
+
+
+MATRIX_PAGE_SIZE = 50
+_SCHEDULED_CODES = [v.code for v in protocol.VISITS]
+
+
+@dataclass
+class MatrixPage:
+    rows: list[MatrixRow]
+    page: Page
+    # The user's sites (the site filter offers them).
+    sites: list[Site]
+
+
+def matrix_subjects(user: User, *, sites: list[Site], site_code: str = "",
+                    visit_status: str = "", search: str = "",
+                    now: dt.datetime | None = None):
+    """The subjects the matrix lists, in a stable order (site, then screening number): those of
+    ``site_code``, with a scheduled visit of ``visit_status`` on their site's date, whose
+    subject ID or screening number contains ``search``."""
+    subjects = subjects_for_user(user).order_by("site__code", "screening_number")
     if site_code:
         subjects = subjects.filter(site__code=site_code)
-    subjects = list(subjects)
-    status_map = crf_status_map([s.pk for s in subjects])
-    complete = {key for key, (status, _pk) in status_map.items()
-                if status == CRFStatus.COMPLETE}
+    if search:
+        subjects = subjects.filter(Q(subject_id__icontains=search)
+                                   | Q(screening_number__icontains=search))
+    if visit_status:
+        today = today_by_site(sites, now or timezone.now())
+        subjects = subjects.filter(Exists(
+            Visit.objects.filter(subject=OuterRef("pk"), code__in=_SCHEDULED_CODES)
+            .annotate(status=visit_status_expression(today))
+            .filter(status=visit_status)
+        ))
+    return subjects
+
+
+def site_matrix(user: User, *, site_code: str = "", visit_status: str = "", search: str = "",
+                page: int | None = None, now: dt.datetime | None = None) -> MatrixPage:
+    """One page of subjects × scheduled visits with a status per cell, in a constant number of
+    queries whatever the number of subjects: the filters run in the database, and only the
+    page's subjects, visits and forms are read."""
+    now = now or timezone.now()
+    sites = list(scope_to_user(Site.objects.order_by("code"), user, site_field="pk"))
+    subjects = matrix_subjects(user, sites=sites, site_code=site_code,
+                               visit_status=visit_status, search=search, now=now)
+    shown = Paginator(subjects, MATRIX_PAGE_SIZE).get_page(page)
+    page_subjects = list(shown.object_list)
+    complete = complete_forms([s.pk for s in page_subjects])
+    today_at = today_by_site(sites, now)
     rows = []
-    for subject in subjects:
-        today = schedule.local_date(now, subject.site.zone)
+    for subject in page_subjects:
+        today = today_at.get(subject.site_id) or schedule.local_date(now, subject.site.zone)
         by_code = {v.code: v for v in subject.visits.all()}
         cells = []
         for visit_def in protocol.VISITS:
@@ -147,11 +237,11 @@ def site_matrix(user: User, *, site_code: str = "", visit_status: str = "",
                 continue
             expected = visit_def.expected_forms()
             # Only the records the visit expects count (one per PK/PD time point).
+            key = (subject.id, visit.id)
             done = sum(1 for code, slot in expected
-                       if (subject.pk, visit.pk, code, slot) in complete
+                       if (*key, code, slot) in complete
                        or (code == "consent" and subject.has_consented))
             cells.append(MatrixCell(visit, visit.status_on(today), done, len(expected)))
-        if visit_status and not any(c.status == visit_status for c in cells):
-            continue
-        rows.append(MatrixRow(subject, cells))
-    return rows
+        rows.append(MatrixRow(subject, cells,
+                              reverse("forms:casebook", kwargs={"subject_pk": subject.pk})))
+    return MatrixPage(rows=rows, page=shown, sites=sites)

@@ -8,6 +8,7 @@ the history row, all in one transaction.
 """
 
 import datetime as dt
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -18,9 +19,11 @@ from django.utils.translation import gettext as _
 from edc import bounds, protocol
 from edc.models import User
 from edc.roles import Action, can
+from edc.validation import changed_fields, field_values, validate_constraints_over
 from forms import eligibility as eligibility_rules
-from forms.checks.runner import checks_apply, hard_check_errors
-from forms.locks import refuse_if_locked
+from forms.checks import VISIT
+from forms.checks.runner import CheckRun
+from forms.locks import SubjectLocks, refuse_if_locked
 from forms.models import (
     CRF,
     ConcomitantMedication,
@@ -115,19 +118,26 @@ def _saved_twin(crf: CRF) -> CRF | None:
 
 
 def crf_instance(*, model: type[CRF], subject: Subject, visit: Visit | None = None,
-                 pk: int | None = None, slot: str = "") -> CRF:
+                 pk: int | None = None, slot: str = "", for_update: bool = False) -> CRF:
     """The saved form for this subject and visit (or log entry ``pk``), or a new unsaved one.
     A form entered several times per visit (PK/PD) is also identified by its ``slot`` (the
-    time point)."""
+    time point). ``for_update`` locks the saved row until the transaction ends (a save
+    follows: ``crf_save(..., locked=True)``)."""
     queryset = model.objects.filter(subject=subject)
+    if for_update:
+        queryset = queryset.select_for_update()
     if pk is not None:
-        return queryset.get(pk=pk)
-    slot_filter = {model.slot_item: slot} if model.slot_item else {}
-    if visit is not None:
-        found = queryset.filter(visit=visit, **slot_filter).first()
-        if found is not None:
-            return found
-    return model(subject=subject, visit=visit, **slot_filter)
+        found = queryset.get(pk=pk)
+    else:
+        slot_filter = {model.slot_item: slot} if model.slot_item else {}
+        found = (queryset.filter(visit=visit, **slot_filter).first() if visit is not None
+                 else None)
+        if found is None:
+            return model(subject=subject, visit=visit, **slot_filter)
+    found.subject = subject
+    if visit is not None and found.visit_id == visit.pk:
+        found.visit = visit
+    return found
 
 
 def _sample_date(labs: LabPanel, subject: Subject) -> dt.date:
@@ -173,7 +183,40 @@ def _snapshot(crf: CRF) -> dict[str, Any]:
     }
 
 
-@transaction.atomic
+def _cached(record: models.Model, name: str) -> bool:
+    return record._meta.get_field(name).is_cached(record)
+
+
+def _subject_of(crf: CRF, *, locked: bool) -> Subject:
+    """The subject with its site: the one the caller read in this transaction (``locked``),
+    else read afresh."""
+    if locked and _cached(crf, "subject") and crf.subject.pk is not None \
+            and _cached(crf.subject, "site"):
+        return crf.subject
+    return Subject.objects.select_related("site").get(pk=crf.subject_id)
+
+
+def _relock(crf: CRF) -> CRF:
+    """The saved row read again, locked until the transaction ends (its subject and visit
+    objects kept: a save changes neither)."""
+    fresh = type(crf).objects.select_for_update().get(pk=crf.pk)
+    for name in ("subject", "visit"):
+        if _cached(crf, name) and getattr(fresh, f"{name}_id") == getattr(crf, f"{name}_id"):
+            setattr(fresh, name, getattr(crf, name))
+    return fresh
+
+
+@contextmanager
+def _transaction():
+    """The caller's transaction when there is one (the request's), without a savepoint:
+    checks before the first write raise with nothing written. Otherwise one of its own."""
+    if transaction.get_connection().in_atomic_block:
+        yield
+    else:
+        with transaction.atomic():
+            yield
+
+
 def crf_save(
     *,
     crf: CRF,
@@ -184,8 +227,21 @@ def crf_save(
     missing_items: dict[str, str] | None = None,
     not_done_reason: str = "",
     reason: str = "",
+    locked: bool = False,
 ) -> CRF:
-    subject = Subject.objects.select_related("site").get(pk=crf.subject_id)
+    """``locked``: the caller read ``crf`` with ``crf_instance(for_update=True)`` in the
+    transaction this save runs in (the view), so it is current and needs no second read."""
+    with _transaction():
+        return _crf_save(crf=crf, values=values, user=user, expected_version=expected_version,
+                         complete=complete, missing_items=missing_items,
+                         not_done_reason=not_done_reason, reason=reason,
+                         locked=locked and transaction.get_connection().in_atomic_block)
+
+
+def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version: int,
+              complete: bool, missing_items: dict[str, str] | None, not_done_reason: str,
+              reason: str, locked: bool) -> CRF:
+    subject = _subject_of(crf, locked=locked)
     if not can(user, Action.ENTER_DATA, subject.site):
         raise PermissionDenied(_("Your role does not allow data entry at this site."))
     reason = bounds.text_input(reason, limit=bounds.REASON, field="reason")
@@ -195,7 +251,8 @@ def crf_save(
         )
     model = type(crf)
     if crf.pk:
-        crf = model.objects.select_for_update().get(pk=crf.pk)
+        if not locked:
+            crf = _relock(crf)
         if crf.version != expected_version:
             raise EditConflict(crf)
     elif expected_version != 0:
@@ -205,9 +262,12 @@ def crf_save(
         # (A second entry of a one-per-subject log, such as a death report, is refused by
         # validation instead: it duplicates a record, it does not race one.)
         raise EditConflict(twin)
-    refuse_if_locked(subject=subject, visit=crf.visit, record=crf)
+    locks = SubjectLocks.of(subject)
+    locks.refuse(crf)
     crf.subject = subject
     before = _snapshot(crf) if crf.pk else None
+    stored = field_values(crf) if crf.pk else None
+    checks = CheckRun.for_change(subject, model.crf_code, locks=locks)
 
     entry = set(model.entry_items())
     for name, value in values.items():
@@ -226,7 +286,7 @@ def crf_save(
             errors.setdefault(name, []).append(
                 _("An item with a value cannot also be marked as missing.")
             )
-    for found in (_date_errors(crf, subject), crf.hard_errors(), hard_check_errors(crf)):
+    for found in (_date_errors(crf, subject), crf.hard_errors(), checks.hard_errors(crf)):
         for name, messages in found.items():
             errors.setdefault(name, []).extend(str(m) for m in messages)
     if complete and not crf.not_done_reason:
@@ -249,34 +309,60 @@ def crf_save(
     crf.status = CRFStatus.COMPLETE if complete else CRFStatus.IN_PROGRESS
     crf.ever_completed = crf.ever_completed or complete
     crf.version += 1
-    crf.full_clean()
+    # The subject and visit were set here, not typed, and their rows exist (foreign keys):
+    # not read again. An update changes neither, nor the time point: their unique
+    # constraints (one per visit, per subject, per time point) hold.
+    # The constraints over the items changed (all of them on a first save). A second entry
+    # of a one-per-subject log (a death report) is refused here; the twin of a visit's form
+    # was looked for above, and a race is caught by the insert.
+    crf.full_clean(exclude=["subject", "visit"], validate_constraints=False)
+    validate_constraints_over(
+        crf, None if stored is None else changed_fields(crf, stored),
+        unique=stored is None and protocol.crf(model.crf_code).is_log)
     crf._history_user = user
     if reason.strip():
         crf._change_reason = reason.strip()
-    _save_or_conflict(crf, is_new=before is None)
-    sae_saved(crf)
-    if before is None or changed:
-        signatures_break(crf=crf, user=user)
-    checks_apply(subject)
+    if before is None:
+        # Its own savepoint: a first save that lost the race leaves nothing written.
+        _save_or_conflict(crf, is_new=True)
+    # From the first write on, a failure dooms the whole transaction (no savepoint): nothing
+    # half-saved is ever committed, even by a caller that goes on after an error.
+    with transaction.atomic(savepoint=False):
+        if before is not None:
+            crf.save()  # the row is locked and no key of it changes: no race to catch
+        sae_saved(crf)
+        if before is None or changed:
+            signatures_break(crf=crf, user=user)
+        checks.apply(crf)
     return crf
+
+
+def _visit_change(visit: Visit, change, written: tuple[str, ...]) -> Visit:
+    """Apply ``change`` to an unlocked visit, then run the edit checks of the visit record
+    and those that read the fields it wrote. The subject's visits already read with it
+    (a page's) are reused, the changed one replaced."""
+    subject = visit.subject
+    if not _cached(subject, "site"):
+        subject = Subject.objects.select_related("site").get(pk=subject.pk)
+    locks = SubjectLocks.of(subject)
+    locks.refuse(visit)
+    saved = change()
+    CheckRun.for_change(subject, VISIT, visit_fields=written, locks=locks).apply(saved)
+    return saved
 
 
 @transaction.atomic
 def visit_record(*, visit: Visit, actual_date: dt.date, user: User, reason: str = "") -> Visit:
     """Record a visit date and run the edit checks that read it (window, sample dates)."""
-    refuse_if_locked(subject=visit.subject, visit=visit)
-    visit = visit_services.visit_record_date(visit=visit, actual_date=actual_date, user=user,
-                                             reason=reason)
-    checks_apply(visit.subject)
-    return visit
+    return _visit_change(visit, lambda: visit_services.visit_record_date(
+        visit=visit, actual_date=actual_date, user=user, reason=reason),
+        ("actual_date", "is_missed", "missed_reason"))
 
 
 @transaction.atomic
 def visit_missed(*, visit: Visit, reason: str, user: User) -> Visit:
-    refuse_if_locked(subject=visit.subject, visit=visit)
-    visit = visit_services.visit_mark_missed(visit=visit, reason=reason, user=user)
-    checks_apply(visit.subject)
-    return visit
+    return _visit_change(visit, lambda: visit_services.visit_mark_missed(
+        visit=visit, reason=reason, user=user), ("is_missed", "missed_reason"))
 
 
 # --- Eligibility and randomization ------------------------------------------------------------

@@ -29,6 +29,7 @@ import heapq
 import itertools
 import json
 import random
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from edc.models import Site, User
 from edc.roles import Role
 from forms import derivations
 from forms import services as form_services
+from forms.locks import lock_create
 from forms.models import (
     CRF,
     CRF_MODELS,
@@ -53,6 +55,7 @@ from forms.models import (
     AdverseEvent,
     Barthel,
     ConcomitantMedication,
+    CRFStatus,
     Death,
     Demographics,
     EarlyTermination,
@@ -64,7 +67,9 @@ from forms.models import (
     StrokeEvent,
     VitalSigns,
 )
+from forms.models.base import SDVStatus
 from forms.models.nihss import FIELD_TO_ITEM
+from forms.models.signoff import Lock, LockScope, Signature
 from forms.queries import (
     ACTIVE_STATUSES,
     MessageKind,
@@ -77,6 +82,8 @@ from forms.queries import (
     query_raise,
     query_requery,
 )
+from forms.sdv import crf_verify
+from forms.signatures import casebook_sign
 from visits import schedule
 from visits import services as visit_services
 from visits.models import (
@@ -88,7 +95,14 @@ from visits.models import (
     SubjectStatus,
     Visit,
 )
-from visits.randomization import generate_list, stratum_for_nihss
+from visits.randomization import (
+    KIT_NUMBER_MIN,
+    RANDOMIZATION_NUMBER_DIGITS,
+    RANDOMIZATION_NUMBER_PREFIX,
+    ListRow,
+    generate_list,
+    stratum_for_nihss,
+)
 
 # The scheduled visits by target study day, from the protocol (no visit code is typed here).
 _VISIT_BY_DAY = {visit.day: visit.code for visit in protocol.VISITS}
@@ -137,6 +151,13 @@ STEROID_SHARE = 0.3  # of allergic reactions: treated with a steroid above the l
 SAE_CRITERIA_FORGOTTEN_RATE = 0.25
 CORRECTION_RATE = 0.04
 MANUAL_QUERY_RATE = 0.02
+# Sign-off, taken in turn at each site: the investigator signs the casebook of every
+# SIGN_EVERY-th subject who completes (the first included; each signature asks for the
+# password), and the data manager locks every LOCK_EVERY-th signed casebook.
+SIGN_EVERY = 4
+LOCK_EVERY = 2
+# Actions that ask for a password, so run outside the subject's transaction.
+PASSWORD_ACTIONS = frozenset({"sign_casebook"})
 
 # What happens to a query nobody fixes by changing the data, taken in turn so that a small trial
 # still has every state: left open, answered and waiting, closed, re-queried (open again), and
@@ -405,8 +426,9 @@ class Staff:
 
 @dataclasses.dataclass
 class Trial:
-    """What the subjects share: the seed, the snapshot moment, the staff and the turns taken
-    by query outcomes."""
+    """What the subjects share: the seed, the snapshot moment, the staff, the password that
+    signs casebooks and the turns taken, site by site, by query outcomes and sign-offs (per
+    site, so that a site's subjects depend only on the subjects screened before them there)."""
 
     seed: int
     snapshot: dt.datetime
@@ -414,13 +436,20 @@ class Trial:
     sites: dict[str, Site]
     staff: dict[str, Staff]
     data_manager: User
+    password: str = PASSWORD
     turns: Counter = dataclasses.field(default_factory=Counter)
 
-    def next_path(self, kind: str) -> str:
+    def next_turn(self, site_code: str, kind: str) -> int:
+        turn = self.turns[site_code, kind]
+        self.turns[site_code, kind] += 1
+        return turn
+
+    def next_path(self, site_code: str, kind: str) -> str:
+        """The next path of a query at the site; each site starts one path further along
+        than the one before, so that a small trial still has every state."""
         paths = SYSTEM_QUERY_PATHS if kind == "system" else MANUAL_QUERY_PATHS
-        path = paths[self.turns[kind] % len(paths)]
-        self.turns[kind] += 1
-        return path
+        start = list(self.sites).index(site_code)
+        return paths[(start + self.next_turn(site_code, kind)) % len(paths)]
 
 
 class SubjectRun:
@@ -453,20 +482,37 @@ class SubjectRun:
         heapq.heappush(self._queue, (moment, next(self._order), action, args))
 
     def run(self) -> None:
+        """Run the subject's actions in one transaction; an action that asks for a password
+        (a signature) runs between two, as in the signing page (``password_confirms`` keeps
+        its attempt outside any transaction that may roll back)."""
         self.at(self.plan.screened_at, self.screen)
-        while self._queue:
-            moment, _n, action, args = heapq.heappop(self._queue)
-            if moment > self.trial.snapshot:
-                break
-            self.now = moment
-            self.trial.clock.move_to(moment)
-            try:
-                action(*args)
-            except Exception as error:
-                error.add_note(f"Synthetic subject {self.plan.index} at {self.site.code}: "
-                               f"{action.__name__} at {moment.isoformat()}")
-                raise
-            self._watch_queries()
+        block = transaction.atomic()
+        block.__enter__()
+        try:
+            while self._queue:
+                moment, _n, action, args = heapq.heappop(self._queue)
+                if moment > self.trial.snapshot:
+                    break
+                self.now = moment
+                self.trial.clock.move_to(moment)
+                if action.__name__ in PASSWORD_ACTIONS:
+                    block.__exit__(None, None, None)
+                    block = None
+                try:
+                    action(*args)
+                except Exception as error:
+                    error.add_note(f"Synthetic subject {self.plan.index} at {self.site.code}: "
+                                   f"{action.__name__} at {moment.isoformat()}")
+                    raise
+                if block is None:
+                    block = transaction.atomic()
+                    block.__enter__()
+                self._watch_queries()
+        except BaseException:
+            if block is not None:
+                block.__exit__(*sys.exc_info())
+            raise
+        block.__exit__(None, None, None)
 
     def local(self, day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
         return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=self.zone).astimezone(
@@ -493,9 +539,12 @@ class SubjectRun:
     def save(self, model: type[CRF], values: dict[str, Any], *, visit: str | None = None,
              pk: int | None = None, user: User | None = None, reason: str = "",
              missing: dict[str, str] | None = None, slot: str = "") -> CRF:
-        crf = form_services.crf_instance(model=model, subject=self.subject,
-                                         visit=self.visits.get(visit) if visit else None, pk=pk,
-                                         slot=slot)
+        if pk is None:
+            # Each visit form is entered once, so it opens empty (crf_instance would look).
+            crf = model(subject=self.subject, visit=self.visits.get(visit) if visit else None,
+                        **({model.slot_item: slot} if model.slot_item else {}))
+        else:
+            crf = form_services.crf_instance(model=model, subject=self.subject, pk=pk)
         saved = form_services.crf_save(
             crf=crf, values=values, user=user or self.staff.nurse,
             expected_version=crf.version, complete=True, missing_items=missing, reason=reason)
@@ -537,7 +586,7 @@ class SubjectRun:
         query = Query.objects.get(pk=query_pk)
         if query.status not in ACTIVE_STATUSES:
             return
-        path = self.trial.next_path(kind)
+        path = self.trial.next_path(self.site.code, kind)
         if path == "open":
             return
         if path == "cancel":
@@ -817,6 +866,7 @@ class SubjectRun:
         plan, rng = self.plan, self.rng
         end_date = self.study_date(plan.ending_day) if plan.ending != COMPLETES else None
         self.plan_adverse_events(end_date)
+        self.at(self.later(self.local(self.study_date(15), 9), 0, 14), self.monitor_visit)
         lost_pending = plan.ending == LOST
         for visit_def in protocol.SCHEDULED_AFTER_RANDOMIZATION:
             visit = self.visits[visit_def.code]
@@ -1206,6 +1256,45 @@ class SubjectRun:
         visit_services.subject_set_status(
             subject=self.subject, status=SubjectStatus.COMPLETED, user=self.staff.investigator,
             reason="Completed the Day 180 visit")
+        if self.trial.next_turn(self.site.code, "sign") % SIGN_EVERY == 0:
+            self.at(self.later(self.now, 3, 10), self.sign_casebook)
+
+    # -- source data verification, signature, lock --
+
+    def monitor_visit(self) -> None:
+        """The monitor verifies against source what eligibility rests on (the screening
+        NIHSS and the stroke's onset and imaging) and every serious adverse event so far."""
+        screening = self.visits[protocol.SCREENING_VISIT.code]
+        records = [*NIHSS.objects.filter(subject=self.subject, visit=screening),
+                   *StrokeEvent.objects.filter(subject=self.subject),
+                   *AdverseEvent.objects.filter(subject=self.subject, is_serious=True)
+                   .order_by("pk")]
+        for record in records:
+            if record.status == CRFStatus.COMPLETE and record.sdv_status != SDVStatus.VERIFIED:
+                crf_verify(crf=record, user=self.staff.monitor)
+
+    def _pending(self) -> list[dt.datetime]:
+        return [moment for moment, *_rest in self._queue if moment <= self.trial.snapshot]
+
+    def sign_casebook(self) -> None:
+        """The investigator signs the whole casebook with their password, once nothing else
+        is due for the subject (a later change would break the signature)."""
+        if pending := self._pending():
+            self.at(max(pending) + dt.timedelta(days=1), self.sign_casebook)
+            return
+        casebook_sign(subject=self.subject, user=self.staff.investigator,
+                      password=self.trial.password)
+        if self.trial.next_turn(self.site.code, "lock") % LOCK_EVERY == 0:
+            self.at(self.later(self.now, 1, 5), self.lock_casebook)
+
+    def lock_casebook(self) -> None:
+        """The data manager locks the signed casebook once nothing else is due for the subject
+        (a lock refuses every later edit)."""
+        if pending := self._pending():
+            self.at(max(pending) + dt.timedelta(days=1), self.lock_casebook)
+            return
+        lock_create(user=self.trial.data_manager, scope=LockScope.SUBJECT,
+                    target=self.subject, reason="Casebook complete and signed")
 
 
 # --- Setting up: sites, accounts, lab ranges, the randomization list --------------------------
@@ -1235,6 +1324,15 @@ def _user(username: str, role: str, sites: list[Site], password_hash: str,
     return user
 
 
+def _member(role: str, site: Site | None) -> User | None:
+    """The account that already does ``role``'s work (at ``site``), first by username: a trial
+    generated beside the demo accounts is entered by them."""
+    accounts = User.objects.filter(role=role, is_active=True)
+    if site is not None:
+        accounts = accounts.filter(sites=site)
+    return accounts.order_by("username").first()
+
+
 # Site lab reference ranges: analyte, sex ("" for both), low, high.
 LAB_RANGES = (
     ("ast", "", 0, 40), ("alt", "", 0, 40), ("bilirubin", "", 0, 21),
@@ -1256,33 +1354,83 @@ def _lab_ranges(site: Site) -> None:
         reference.save()
 
 
-def _setup(site_codes: list[str], plans: list[SubjectPlan], seed: int
+def _setup(site_codes: list[str], plans: list[SubjectPlan], seed: int, password: str
            ) -> tuple[dict[str, Site], dict[str, Staff], User]:
-    password_hash = make_password(PASSWORD)
+    """Sites, accounts (the existing ones of each role and site, else new ones with
+    ``password``), laboratory ranges and the randomization rows the plan needs."""
+    password_hash = make_password(password)
     sites = {code: _site(code, number) for number, code in enumerate(site_codes, start=1)}
+
+    def account(role: str, site: Site | None, username: str, first: str, last: str) -> User:
+        return _member(role, site) or _user(username, role, [site] if site else [],
+                                            password_hash, first, last)
+
     staff = {}
     for number, (code, site) in enumerate(sites.items()):
         name = code.lower()
         surname = SURNAMES[number % len(SURNAMES)]
         staff[code] = Staff(
-            nurse=_user(f"nurse.{name}", Role.SITE_STAFF, [site], password_hash, surname,
-                        "Na"),
-            investigator=_user(f"investigator.{name}", Role.INVESTIGATOR, [site],
-                               password_hash, surname, "Wei"),
-            monitor=_user(f"monitor.{name}", Role.MONITOR, [site], password_hash, "Zhang",
-                          "Min"),
+            nurse=account(Role.SITE_STAFF, site, f"nurse.{name}", surname, "Na"),
+            investigator=account(Role.INVESTIGATOR, site, f"investigator.{name}", surname,
+                                 "Wei"),
+            monitor=account(Role.MONITOR, site, f"monitor.{name}", "Zhang", "Min"),
         )
         _lab_ranges(site)
-    data_manager = _user(DATA_MANAGER, Role.DATA_MANAGER, [], password_hash, "Liu", "Yang")
-    statistician = _user(STATISTICIAN, Role.UNBLINDED_STATISTICIAN, [], password_hash,
-                         "Huang", "Fang")
+    data_manager = account(Role.DATA_MANAGER, None, DATA_MANAGER, "Liu", "Yang")
+    statistician = account(Role.UNBLINDED_STATISTICIAN, None, STATISTICIAN, "Huang", "Fang")
+    _randomization_rows(sites, plans, seed, statistician)
+    return sites, staff, data_manager
+
+
+def _randomization_rows(sites: dict[str, Site], plans: list[SubjectPlan], seed: int,
+                        statistician: User) -> None:
+    """Use the list already loaded for a site if it has a free row for every subject the plan
+    randomizes there; load a list (from the seed) for the sites that have none, numbered after
+    the rows and kits already loaded."""
     needed = Counter((p.site_code, stratum_for_nihss(p.nihss)) for p in plans
                      if p.fate == RANDOMIZED)
-    rows = generate_list(site_codes=site_codes, rows_per_stratum=max([6, *needed.values()]),
-                         seed=seed)
+    listed = set(RandomizationSlot.objects.filter(site__in=sites.values())
+                 .values_list("site__code", flat=True))
+    free = Counter(RandomizationSlot.objects.filter(site__in=sites.values(), subject=None)
+                   .values_list("site__code", "stratum"))
+    short = sorted(f"{code} {stratum}" for (code, stratum), count in needed.items()
+                   if code in listed and free[code, stratum] < count)
+    if short:
+        raise SyntheticTrialError(
+            "The randomization list loaded has too few free rows for this trial at "
+            + ", ".join(short) + ": give fewer subjects or other sites.")
+    unlisted = [code for code in sites if code not in listed]
+    if not unlisted:
+        return
+    rows = generate_list(site_codes=unlisted, rows_per_stratum=max(
+        [6, *(count for (code, _s), count in needed.items() if code in unlisted)]), seed=seed)
     visit_services.randomization_list_import(
-        rows=rows, list_name=f"synthetic list (seed {seed})", user=statistician)
-    return sites, staff, data_manager
+        rows=_after_loaded(rows), list_name=f"synthetic list (seed {seed})", user=statistician)
+
+
+def _after_loaded(rows: list[ListRow]) -> list[ListRow]:
+    """``rows`` renumbered after the randomization numbers already loaded, each kit number
+    taken by a loaded row replaced by the next free one (nothing changes in an empty
+    database)."""
+    loaded = RandomizationSlot.objects.values_list("randomization_number", "kit_1", "kit_2",
+                                                  "kit_3")
+    if not loaded.exists():
+        return rows
+    numbers, kits = set(), set()
+    for number, *row_kits in loaded:
+        numbers.add(number)
+        kits.update(row_kits)
+    offset = max(int(n[len(RANDOMIZATION_NUMBER_PREFIX):]) for n in numbers
+                 if n[len(RANDOMIZATION_NUMBER_PREFIX):].isdigit())
+    digits = max(RANDOMIZATION_NUMBER_DIGITS, len(str(offset + len(rows))))
+    taken = kits | {kit for row in rows for kit in row.kit_numbers}
+    spare = (str(n) for n in itertools.count(KIT_NUMBER_MIN) if str(n) not in taken)
+    renumbered = []
+    for index, row in enumerate(rows, start=1):
+        renumbered.append(dataclasses.replace(
+            row, randomization_number=f"{RANDOMIZATION_NUMBER_PREFIX}{offset + index:0{digits}d}",
+            kit_numbers=tuple(next(spare) if kit in kits else kit for kit in row.kit_numbers)))
+    return renumbered
 
 
 @dataclasses.dataclass
@@ -1300,8 +1448,13 @@ class TrialSummary:
     serious_adverse_events: int
     medications: int
     deviations: int
+    verified_forms: int
+    signed_casebooks: int
+    locked_subjects: int
     seconds: float = 0.0
     digest: str = ""
+    # Who entered the data: "username (role, sites)", the accounts made for it included.
+    accounts: list[str] = dataclasses.field(default_factory=list)
 
     def lines(self) -> list[str]:
         statuses = ", ".join(f"{SubjectStatus(s).label.lower()} {n}"
@@ -1317,6 +1470,8 @@ class TrialSummary:
             f"Adverse events: {self.adverse_events} ({self.serious_adverse_events} serious); "
             f"concomitant medications: {self.medications}; protocol deviations: "
             f"{self.deviations}",
+            f"Sign-off: {self.verified_forms} forms source-verified, {self.signed_casebooks} "
+            f"casebooks signed, {self.locked_subjects} subjects locked",
             f"Seconds: {self.seconds:.1f}",
             f"Digest of the clinical data: {self.digest}",
         ]
@@ -1337,37 +1492,60 @@ def trial_summary() -> TrialSummary:
         serious_adverse_events=AdverseEvent.objects.filter(is_serious=True).count(),
         medications=ConcomitantMedication.objects.count(),
         deviations=ProtocolDeviation.objects.count(),
+        verified_forms=sum(model.objects.filter(sdv_status=SDVStatus.VERIFIED).count()
+                           for model in CRF_MODELS.values()),
+        signed_casebooks=Signature.objects.filter(visit=None, is_broken=False).count(),
+        locked_subjects=Lock.objects.filter(scope=LockScope.SUBJECT,
+                                            unlocked_at__isnull=True).count(),
     )
 
 
+def site_codes_for(site_count: int) -> list[str]:
+    """The synthetic trial's own sites: S01 to Sk."""
+    return [f"S{number:02d}" for number in range(1, site_count + 1)]
+
+
 def trial_generate(*, subjects: int, seed: int, as_of: dt.date, site_count: int = 3,
+                   site_codes: list[str] | None = None, password: str = PASSWORD,
                    progress: Callable[[int], None] | None = None) -> TrialSummary:
-    """Generate the trial into an empty database (sites and accounts may exist)."""
-    if subjects < 1 or not 1 <= site_count <= 99:
+    """Generate the trial at sites without subjects (S01 to Sk by default, or ``site_codes``,
+    created when missing). Other sites' subjects, accounts and randomization lists may exist
+    (the demo's, say): the accounts of each role at these sites enter the data, new ones are
+    made (with ``password``) where a role has none; ``password`` also signs the casebooks."""
+    site_codes = list(site_codes or site_codes_for(site_count))
+    if subjects < 1 or not 1 <= len(site_codes) <= 99 or len(set(site_codes)) < len(site_codes):
         raise SyntheticTrialError("Give at least one subject and between 1 and 99 sites.")
-    if Subject.objects.exists() or RandomizationSlot.objects.exists():
-        raise SyntheticTrialError("The database already holds subjects or a randomization "
-                                  "list: generate the synthetic trial into a fresh database.")
+    taken = sorted(set(Subject.objects.filter(site__code__in=site_codes)
+                       .values_list("site__code", flat=True)))
+    if taken:
+        raise SyntheticTrialError(
+            f"Sites {', '.join(taken)} already hold subjects: generate the synthetic trial at "
+            f"sites without subjects (or into a fresh database).")
     started = time.perf_counter()
     zone = ZoneInfo(SITE_TIME_ZONE)
     snapshot = dt.datetime.combine(as_of, SNAPSHOT_TIME, tzinfo=zone).astimezone(dt.UTC)
-    site_codes = [f"S{number:02d}" for number in range(1, site_count + 1)]
     plans = trial_plan(subjects=subjects, seed=seed, as_of=as_of, site_codes=site_codes)
     opened = dt.datetime.combine(as_of - dt.timedelta(days=ENROLMENT_DAYS + 30),
                                  dt.time(9, 0), tzinfo=zone)
     with Clock(opened) as clock:
         with transaction.atomic():
-            sites, staff, data_manager = _setup(site_codes, plans, seed)
+            sites, staff, data_manager = _setup(site_codes, plans, seed, password)
         trial = Trial(seed=seed, snapshot=snapshot, clock=clock, sites=sites, staff=staff,
-                      data_manager=data_manager)
+                      data_manager=data_manager, password=password)
         for done, plan in enumerate(plans, start=1):
-            with transaction.atomic():
-                SubjectRun(trial, plan).run()
+            SubjectRun(trial, plan).run()
             if progress is not None:
                 progress(done)
     summary = trial_summary()
     summary.seconds = time.perf_counter() - started
     summary.digest = trial_digest()
+    people = {user.pk: user for team in staff.values()
+              for user in (team.nurse, team.investigator, team.monitor)}
+    people[data_manager.pk] = data_manager
+    for user in sorted(people.values(), key=lambda u: u.username):
+        codes = ", ".join(user.sites.order_by("code").values_list("code", flat=True))
+        summary.accounts.append(
+            f"{user.username} ({user.get_role_display()}, {codes or 'all sites'})")
     return summary
 
 

@@ -9,13 +9,16 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.utils import timezone
 
+from edc.management.commands import seed_demo
+from edc.management.commands.seed_demo import USERS, demo_password
 from edc.protocol import ACTIVE, ARMS, PLACEBO
 from forms.models import CRF_MODELS, AdverseEvent, CRFStatus
+from forms.models.base import SDVStatus
 from forms.queries import MessageKind, Query, QueryStatus
 from forms.selectors import expected_forms
 from forms.synthetic import trial_digest, trial_generate, trial_plan
 from tests.factories import screened_subject
-from visits.models import KitAssignment, Subject, Visit
+from visits.models import KitAssignment, RandomizationSlot, Subject, Visit
 
 AS_OF = "2026-06-30"
 
@@ -51,6 +54,8 @@ def test_small_trial_has_complete_casebooks_queries_and_history_and_prints_no_ar
     assert edits
     assert all(row.history_change_reason for row in edits if row.ever_completed)
     assert AdverseEvent.objects.exists()
+    assert any(model.objects.filter(sdv_status=SDVStatus.VERIFIED, verified_by__isnull=False)
+               .exists() for model in CRF_MODELS.values())
 
     for line in ("Subjects: 8", "Queries:", "Adverse events:", "Seconds:"):
         assert line in printed
@@ -89,9 +94,34 @@ def test_a_snapshot_date_in_the_future_is_refused(db):
     assert not Subject.objects.exists()
 
 
-def test_a_database_with_subjects_is_refused(db, site, nurse):
+def test_sites_that_already_hold_subjects_are_refused(db, nurse):
+    site = nurse.sites.get()
     screened_subject(site=site, user=nurse)
-    with pytest.raises(CommandError, match="fresh database"):
+    with pytest.raises(CommandError, match=f"Sites {site.code} already hold subjects"):
         call_command("seed_trial", "--subjects", "2", "--seed", "1", "--as-of", AS_OF,
-                     stdout=StringIO())
+                     "--site-codes", f"S01,{site.code}", stdout=StringIO())
     assert Subject.objects.count() == 1
+
+
+def test_runs_after_seed_demo_beside_its_accounts_subjects_and_list(client, db, monkeypatch):
+    monkeypatch.setattr(seed_demo, "DEMO_SUBJECTS", 3)
+    call_command("seed_demo", stdout=StringIO())
+    demo_subjects = set(Subject.objects.values_list("pk", flat=True))
+    demo_kits = set(KitAssignment.objects.values_list("kit_number", flat=True))
+
+    out = StringIO()
+    call_command("seed_trial", "--subjects", "6", "--seed", "3", "--as-of", AS_OF, stdout=out)
+
+    trial = Subject.objects.exclude(pk__in=demo_subjects)
+    assert trial.count() == 6
+    assert set(trial.values_list("site__code", flat=True)) <= {"S01", "S02", "S03"}
+    assert trial.filter(randomization_number__isnull=False).exists()
+    # A second list for the new sites, numbered after the demo's: no number or kit twice.
+    numbers = list(RandomizationSlot.objects.values_list("randomization_number", flat=True))
+    assert len(numbers) == len(set(numbers))
+    assert not demo_kits & set(KitAssignment.objects.filter(subject__in=trial)
+                               .values_list("kit_number", flat=True))
+    # The demo's data manager works on the new sites too; the demo logins still work.
+    assert "datamanager (Data manager, all sites)" in out.getvalue()
+    for username, *_rest in USERS:
+        assert client.login(username=username, password=demo_password(username)), username

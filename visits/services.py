@@ -17,6 +17,7 @@ from edc.protocol import (
     UNSCHEDULED_VISIT_CODE,
 )
 from edc.roles import Action, can
+from edc.validation import changed_fields, field_values, validate_constraints_over
 from visits import schedule
 from visits.models import (
     KitAssignment,
@@ -44,12 +45,22 @@ _STATUS_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-def _save(instance, *, user: User, reason: str = "") -> None:
+def _save(instance, *, user: User, reason: str = "",
+          stored: dict[str, object] | None = None) -> None:
     """Validate and save ``instance`` with its author and reason on the history row. A reason
     typed by a person is bounded where it enters (``_typed_reason``); here it may carry a
-    label before it, and is only refused if it holds NUL."""
+    label before it, and is only refused if it holds NUL. ``stored``: the values of the row
+    as read locked (``field_values``); then only what changed is validated against the
+    database (the foreign keys and constraints over unchanged fields hold already)."""
     reason = bounds.text_input(reason, limit=bounds.REASON + bounds.TERM, field="reason")
-    instance.full_clean()
+    if stored is None:
+        instance.full_clean()
+    else:
+        changed = changed_fields(instance, stored)
+        unchanged_keys = [field.name for field in instance._meta.concrete_fields
+                          if field.is_relation and field.name not in changed]
+        instance.full_clean(exclude=unchanged_keys, validate_constraints=False)
+        validate_constraints_over(instance, changed)
     instance._history_user = user
     if reason:
         instance._change_reason = reason
@@ -318,6 +329,7 @@ def visit_record_date(
 ) -> Visit:
     """Record the date a visit took place (clears a 'missed' mark)."""
     visit = Visit.objects.select_for_update().select_related("subject__site").get(pk=visit.pk)
+    stored = field_values(visit)
     _validate_visit_date(visit.subject, actual_date)
     reason = _typed_reason(reason)
     if visit.actual_date is not None and visit.actual_date != actual_date and not reason:
@@ -325,7 +337,7 @@ def visit_record_date(
     visit.actual_date = actual_date
     visit.is_missed = False
     visit.missed_reason = ""
-    _save(visit, user=user, reason=reason)
+    _save(visit, user=user, reason=reason, stored=stored)
     return visit
 
 
@@ -333,13 +345,14 @@ def visit_record_date(
 def visit_mark_missed(*, visit: Visit, reason: str, user: User) -> Visit:
     """Record that a visit did not take place, and why."""
     visit = Visit.objects.select_for_update().get(pk=visit.pk)
+    stored = field_values(visit)
     if visit.actual_date is not None:
         raise ValidationError(_("A visit with a visit date cannot be marked missed."))
     if not reason.strip():
         raise ValidationError({"missed_reason": _("Give the reason the visit did not happen.")})
     visit.is_missed = True
     visit.missed_reason = reason
-    _save(visit, user=user, reason=reason)
+    _save(visit, user=user, reason=reason, stored=stored)
     return visit
 
 

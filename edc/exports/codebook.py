@@ -7,6 +7,7 @@ from django.template.loader import render_to_string
 
 from edc import protocol
 from edc.exports.dictionary import Dataset
+from edc.exports.escape import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
 
 COLUMNS = ("dataset", "dataset_label", "variable", "sas_name", "label", "type", "length",
            "decimals", "unit", "values", "form", "visits")
@@ -57,8 +58,6 @@ def html(datasets: list[Dataset], *, title: str, stylesheet: str = "") -> str:
     EDC with ``stylesheet``, our own CSS file, since the content security policy refuses
     inline style. It states how long text is split and the escape rule of the formats that
     cannot carry every character."""
-    from edc.exports.tabular import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
-
     return render_to_string("exports/codebook.html", {
         "title": title, "datasets": datasets, "entries": entries(datasets),
         "trial": protocol.TRIAL_REGISTRY_ID, "stylesheet": stylesheet,

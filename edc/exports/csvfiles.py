@@ -4,12 +4,12 @@ times ("Z"), booleans as 1/0, empty cells for missing values."""
 
 import csv
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 
 from edc.exports.codebook import COLUMNS, Entry
-from edc.exports.dictionary import Dataset
+from edc.exports.dictionary import BOOLEAN, Dataset
 
 
 def header(dataset: Dataset) -> list[str]:
@@ -35,19 +35,46 @@ def cell(value) -> str:
     return str(value)
 
 
+def _utc_text(value: dt.datetime) -> str:
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+# What ``cell`` does, by the value's type, for the types the csv module would write otherwise
+# (it writes None as an empty cell and other values as ``str()``, as ``cell`` does).
+_CELL = {bool: lambda value: "1" if value else "0", dt.datetime: _utc_text,
+         Decimal: lambda value: format(value, "f")}
+
+
+def _label(variable) -> Callable[[object], str]:
+    """``variable.decode``, with the code list read once."""
+    labels = dict(variable.choices)
+    if variable.type == BOOLEAN:
+        return lambda value: "" if value is None else labels.get(int(value), "")
+    return lambda value: "" if value is None else labels.get(value, "")
+
+
 def write_csv(path: Path, dataset: Dataset, rows: Iterable[tuple]) -> int:
-    coded = [v.is_coded for v in dataset.variables]
+    width = len(dataset.variables)
+    # (position of the code, its label function), last first, so inserting keeps positions.
+    coded = [(index + 1, _label(v)) for index, v in enumerate(dataset.variables)
+             if v.is_coded][::-1]
+    convert = _CELL.get
     count = 0
     with open(path, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
         writer.writerow(header(dataset))
+        write = writer.writerow
         for row in rows:
-            cells = []
-            for variable, is_coded, value in zip(dataset.variables, coded, row, strict=True):
-                cells.append(cell(value))
-                if is_coded:
-                    cells.append(variable.decode(value))
-            writer.writerow(cells)
+            if len(row) != width:
+                raise ValueError(f"{dataset.name}: a row of {len(row)} values for {width} "
+                                 "variables")
+            cells = [value if (f := convert(type(value))) is None else f(value)
+                     for value in row]
+            for position, label in coded:
+                cells.insert(position, label(row[position - 1]))
+            write(cells)
             count += 1
     return count
 

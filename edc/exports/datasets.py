@@ -2,8 +2,9 @@
 rebuilt from the history tables: the latest history row of each record at that time, records
 deleted by then left out.
 
-Rows stream from the database in chunks (``QuerySet.iterator``); only the subjects, visits and
-user names a row refers to are held in memory, so memory grows with the number of visits, not
+Rows stream from the database as tuples (``values_list(...).iterator()``: a server-side cursor on
+PostgreSQL), never model instances; only the subjects, visits and user names a row refers to
+are held in memory, so memory grows with the number of visits, not
 with the number of form rows. Rows are ordered by record keys, so the same data give the same
 rows in the same order.
 
@@ -15,6 +16,7 @@ import base64
 import copy
 import datetime as dt
 import json
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -154,22 +156,48 @@ class ExportContext:
 
 def rows(dataset: Dataset, context: ExportContext) -> Iterator[tuple]:
     """The rows of ``dataset``, each a tuple in the order of its variables."""
+    for _subject_pk, _visit_pk, row in keyed_rows(dataset, context):
+        yield row
+
+
+def keyed_rows(dataset: Dataset, context: ExportContext) -> Iterator[tuple[int, int | None,
+                                                                           tuple]]:
+    """(subject's id, visit's id, row) of ``dataset``: the rows of :func:`rows` with the
+    record keys the ODM file groups them by. CRF rows come in the order of their subjects'
+    ids."""
+    names = dataset.names
+    deidentified = context.profile == Profile.DEIDENTIFIED
+    dated = {v.name for v in dataset.variables if deidentified and v.type == INTEGER}
+    if dataset.name in _TUPLE_BUILDERS:
+        positions = [index for index, name in enumerate(names) if name in dated]
+        for subject, row in _TUPLE_BUILDERS[dataset.name](dataset, context):
+            if positions:
+                row = list(row)
+                for index in positions:
+                    if isinstance(row[index], dt.date):
+                        row[index] = context.as_study_day(subject, row[index])
+                row = tuple(row)
+            yield None, None, row
+        return
     if dataset.crf_code:
         records = _crf_records(dataset, context)
     else:
         records = _BUILDERS[dataset.name](dataset, context)
-    deidentified = context.profile == Profile.DEIDENTIFIED
-    dated = {v.name for v in dataset.variables if deidentified and v.type == INTEGER}
     for subject, record in records:
+        keys = record.get(_KEYS) or (None, None)
         if deidentified:
-            yield tuple(
+            yield (*keys, tuple(
                 context.as_study_day(subject, record.get(name))
                 if name in dated and isinstance(record.get(name), dt.date)
                 else record.get(name)
-                for name in dataset.names
-            )
+                for name in names
+            ))
         else:
-            yield tuple(record.get(name) for name in dataset.names)
+            yield (*keys, tuple(map(record.get, names)))
+
+
+# The record's (subject id, visit id) in a CRF record: not a variable, never written.
+_KEYS = "_keys"
 
 
 def _subject_columns(subject: SubjectInfo) -> dict:
@@ -209,6 +237,7 @@ def _crf_records(dataset: Dataset, context: ExportContext):
         code, visit_date = context.visits.get(visit_pk, ("", None))
         record.update(record_id=pk, visit=code or None, visit_date=visit_date,
                       study_day=context.study_day(subject, visit_date), last_saved=updated_at)
+        record[_KEYS] = (subject_pk, visit_pk)
         for (name, _src), value in zip(sources, values, strict=True):
             if name in staff:
                 value = context.users.get(value) if value is not None else None
@@ -231,38 +260,39 @@ def _subjects(dataset: Dataset, context: ExportContext):
         # Only an unblinded export reads the arm (``ExportContext`` checked the permission).
         arms = dict(slots.values_list("subject_id", "arm"))
     strata = dict(slots.values_list("subject_id", "stratum"))
+    columns = ("status", "screened_at", "consented_at", "consent_signed_by",
+               "consent_form_version", "age_at_consent", "screen_failure_criteria",
+               "randomized_at", "randomization_number", "emergency_unblinded")
     queryset = (context.current(Subject).filter(id__in=context.subject_pks).order_by("id")
-                .values("id", "status", "screened_at", "consented_at", "consent_signed_by",
-                        "consent_form_version", "age_at_consent", "screen_failure_criteria",
-                        "randomized_at", "randomization_number", "emergency_unblinded"))
-    for values in queryset.iterator(chunk_size=CHUNK):
-        subject = context.subjects[values["id"]]
+                .values_list("id", *columns))
+    for pk, *values in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects[pk]
         record = _subject_columns(subject)
-        record.update({k: (None if v == "" else v) for k, v in values.items() if k != "id"})
-        record["screen_failure_criteria"] = "; ".join(values["screen_failure_criteria"] or []) \
-            or None
+        record.update({k: (None if v == "" else v) for k, v in zip(columns, values, strict=True)})
+        record["screen_failure_criteria"] = "; ".join(
+            record["screen_failure_criteria"] or []) or None
         record["day1"] = subject.day1
-        record["stratum"] = strata.get(values["id"])
+        record["stratum"] = strata.get(pk)
         if arms:
-            record["arm"] = arms.get(values["id"])
+            record["arm"] = arms.get(pk)
         yield subject, record
 
 
 def _visits(dataset: Dataset, context: ExportContext):
     queryset = (context.current(Visit).filter(subject_id__in=context.subject_pks)
                 .order_by("subject_id", "window_start", "sequence", "id")
-                .values("id", "subject_id", "code", "sequence", "planned_date", "window_start",
-                        "window_end", "actual_date", "is_missed", "missed_reason"))
-    for values in queryset.iterator(chunk_size=CHUNK):
-        subject = context.subjects.get(values["subject_id"])
+                .values_list("subject_id", "code", "sequence", "planned_date", "window_start",
+                             "window_end", "actual_date", "is_missed", "missed_reason"))
+    for (subject_pk, code, sequence, planned_date, window_start, window_end, actual_date,
+         is_missed, missed_reason) in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects.get(subject_pk)
         if subject is None:
             continue
         record = _subject_columns(subject)
-        record.update(visit=values["code"], sequence=values["sequence"],
-                      planned_date=values["planned_date"], window_start=values["window_start"],
-                      window_end=values["window_end"], visit_date=values["actual_date"],
-                      study_day=context.study_day(subject, values["actual_date"]),
-                      is_missed=values["is_missed"], missed_reason=values["missed_reason"] or None)
+        record.update(visit=code, sequence=sequence, planned_date=planned_date,
+                      window_start=window_start, window_end=window_end, visit_date=actual_date,
+                      study_day=context.study_day(subject, actual_date),
+                      is_missed=is_missed, missed_reason=missed_reason or None)
         yield subject, record
 
 
@@ -271,48 +301,54 @@ def _queries(dataset: Dataset, context: ExportContext):
 
     queryset = (context.current(Query).filter(subject_id__in=context.subject_pks)
                 .order_by("id")
-                .values("id", "subject_id", "visit_id", "crf_code", "object_id", "field_name",
-                        "check_code", "status", "text", "raised_by_id", "raised_at",
-                        "answered_at", "closed_at", "closed_by_id", "resolution"))
-    for values in queryset.iterator(chunk_size=CHUNK):
-        subject = context.subjects.get(values["subject_id"])
+                .values_list("id", "subject_id", "visit_id", "crf_code", "object_id",
+                             "field_name", "check_code", "status", "text", "raised_by_id",
+                             "raised_at", "answered_at", "closed_at", "closed_by_id",
+                             "resolution"))
+    for (pk, subject_pk, visit_pk, crf_code, object_id, field_name, check_code, status, text,
+         raised_by_id, raised_at, answered_at, closed_at, closed_by_id,
+         resolution) in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects.get(subject_pk)
         if subject is None:
             continue
         record = _subject_columns(subject)
-        code, _date = context.visits.get(values["visit_id"], ("", None))
+        code, _date = context.visits.get(visit_pk, ("", None))
         record.update(
-            query_id=values["id"], visit=code or None, crf_code=values["crf_code"] or None,
-            record_id=values["object_id"], item=values["field_name"] or None,
-            check_code=values["check_code"] or None, status=values["status"],
-            text=values["text"], raised_by=context.users.get(values["raised_by_id"]),
-            raised_at=values["raised_at"], answered_at=values["answered_at"],
-            closed_at=values["closed_at"], closed_by=context.users.get(values["closed_by_id"]),
-            resolution=values["resolution"] or None,
+            query_id=pk, visit=code or None, crf=crf_code or None, record_id=object_id,
+            item=field_name or None, check_code=check_code or None, status=status, text=text,
+            raised_by=context.users.get(raised_by_id), raised_at=raised_at,
+            answered_at=answered_at, closed_at=closed_at,
+            closed_by=context.users.get(closed_by_id), resolution=resolution or None,
         )
-        record["crf"] = record.pop("crf_code")
         yield subject, record
 
 
 def _query_messages(dataset: Dataset, context: ExportContext):
     from forms.queries import Query, QueryMessage
 
-    query_subjects = dict(context.current(Query).filter(subject_id__in=context.subject_pks)
-                          .values_list("id", "subject_id"))
-    queryset = (context.current(QueryMessage).filter(query_id__in=list(query_subjects))
+    queries = context.current(Query).filter(subject_id__in=context.subject_pks)
+    query_subjects = dict(queries.values_list("id", "subject_id"))
+    queryset = (context.current(QueryMessage).filter(query_id__in=queries.values("id"))
                 .order_by("query_id", "at", "id")
-                .values("id", "query_id", "kind", "author_id", "at", "text"))
-    for values in queryset.iterator(chunk_size=CHUNK):
-        subject = context.subjects.get(query_subjects[values["query_id"]])
+                .values_list("id", "query_id", "kind", "author_id", "at", "text"))
+    for pk, query_pk, kind, author_id, at, text in queryset.iterator(chunk_size=CHUNK):
+        subject = context.subjects.get(query_subjects[query_pk])
         if subject is None:
             continue
         yield subject, _subject_columns(subject) | {
-            "query_id": values["query_id"], "message_id": values["id"],
-            "kind": values["kind"], "author": context.users.get(values["author_id"]),
-            "at": values["at"], "text": values["text"] or None,
+            "query_id": query_pk, "message_id": pk, "kind": kind,
+            "author": context.users.get(author_id), "at": at, "text": text or None,
         }
 
 
+_SUBJECT_COLUMNS = ("screening_number", "subject_id", "subject_key", "site")
+_TRAIL_COLUMNS = ("time", "user", "action", "record_type", "record_id", "record", "field",
+                  "old_value", "new_value", "reason")
+
+
 def _audit_trail(dataset: Dataset, context: ExportContext):
+    """(subject, row) of the audit trail: the rows are tuples in the dataset's order already
+    (its hundreds of thousands of rows skip the record dictionary of the other datasets)."""
     from forms.audit import ALLOCATION, CLINICAL, SOURCES, audit_rows_by_record, may_view_audit
 
     # Direct identifiers never leave in an export; the allocation's history only in an
@@ -322,17 +358,25 @@ def _audit_trail(dataset: Dataset, context: ExportContext):
     if not may_view_audit(context.user):
         return
     until = context.as_of + dt.timedelta(microseconds=1) if context.as_of else None
-    for row in audit_rows_by_record(user=context.user, until=until):
-        subject = context.subjects.get(row.subject_pk)
-        if subject is None or row.source not in keys:
-            continue
-        yield subject, _subject_columns(subject) | {
-            "time": row.when, "user": row.who, "action": row.action,
-            "record_type": row.model, "record_id": row.record_pk, "record": row.record,
-            "field": row.field,
-            "old_value": row.old_value or None, "new_value": row.new_value or None,
-            "reason": row.reason or None,
-        }
+    # A variable of neither kind would be empty: the last (None) of the combined values.
+    order = (*_SUBJECT_COLUMNS, *_TRAIL_COLUMNS)
+    positions = [order.index(name) if name in order else len(order) for name in dataset.names]
+    pick = operator.itemgetter(*positions)
+    if len(positions) == 1:
+        pick = (lambda one: lambda values: (one(values),))(pick)
+    subjects = context.subjects
+    prefixes: dict[int, tuple] = {}
+    for row in audit_rows_by_record(user=context.user, until=until, keys=keys):
+        prefix = prefixes.get(row.subject_pk)
+        if prefix is None:
+            subject = subjects.get(row.subject_pk)
+            if subject is None:
+                continue
+            columns = _subject_columns(subject)
+            prefix = prefixes[row.subject_pk] = tuple(columns[n] for n in _SUBJECT_COLUMNS)
+        yield subjects[row.subject_pk], pick((
+            *prefix, row.when, row.who, row.action, row.model, row.record_pk, row.record,
+            row.field, row.old_value or None, row.new_value or None, row.reason or None, None))
 
 
 _BUILDERS = {
@@ -340,6 +384,9 @@ _BUILDERS = {
     "visits": _visits,
     "queries": _queries,
     "query_messages": _query_messages,
+}
+# Builders that yield (subject, row) with the row a tuple in the dataset's order.
+_TUPLE_BUILDERS = {
     "audit_trail": _audit_trail,
 }
 

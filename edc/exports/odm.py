@@ -49,16 +49,17 @@ ReasonForChange free text), and for exporters who may not read the clinical audi
 unblinded statistician), as for the ``audit_trail`` dataset.
 
 Values come from ``rows()``, so the profile, the cut-off and the sites in scope are those of
-every other format. Subjects are read in chunks of ``SUBJECT_CHUNK``, every CRF of a chunk at
-once, so memory does not grow with the trial. The arm is never read: ODM carries CRFs only.
-Same data and ``stamp``, same bytes.
+every other format: in a package the rows the export has read already (its spools, in the
+order of the subjects' ids), so no CRF table is read twice. Subjects are written in chunks of
+``SUBJECT_CHUNK``, every CRF of a chunk at once, so memory does not grow with the trial. The
+arm is never read: ODM carries CRFs only. Same data and ``stamp``, same bytes.
 """
 
 import datetime as dt
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -67,11 +68,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from django.db import models
-from django.db.models import Min
+from django.db.models import F, Min
 from lxml import etree
 
 from edc import protocol
-from edc.exports.datasets import ExportContext, SubjectInfo, rows
+from edc.exports.datasets import ExportContext, SubjectInfo, keyed_rows
 from edc.exports.dictionary import (
     BOOLEAN,
     BOOLEAN_CHOICES,
@@ -96,6 +97,8 @@ from visits.models import Subject, Visit
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 STUDY_OID = protocol.TRIAL_REGISTRY_ID
 SUBJECT_CHUNK = 100
+# Rows fetched at a time by each of the file's streams (one per form and history table).
+STREAM_CHUNK = 500
 LOG_EVENT = "LOG"
 
 # Columns the tabular datasets repeat on every row: ODM keys, flags or nothing here.
@@ -354,15 +357,23 @@ class _Trail:
         return _Audit(f"USR.{user_id}" if person else SYSTEM_USER, at, reason or "", point)
 
 
-def _first_rows(model, ids_filter: dict, context: ExportContext, trail: _Trail) -> dict:
+def _first_rows(model, subject_path: str, context: ExportContext) -> Iterator[tuple]:
+    """(subject id, record id, user id, time, reason) of the history rows creating ``model``'s
+    records of the exported subjects, in the order of their subjects' ids (one query)."""
+    queryset = _up_to(model.history.model.objects.filter(
+        history_type="+", **{f"{subject_path}__in": context.subject_pks}), context)
+    return (queryset.annotate(owner=F(subject_path))
+            .order_by("owner", "id", "history_date", "history_id")
+            .values_list("owner", "id", "history_user_id", "history_date",
+                         "history_change_reason").iterator(chunk_size=STREAM_CHUNK))
+
+
+def _first_audits(taken: Iterator[tuple], chunk: set[int], trail: _Trail) -> dict:
     """record id → the AuditRecord of its creation."""
-    queryset = _up_to(model.history.model.objects.filter(history_type="+", **ids_filter),
-                      context)
     result = {}
-    for pk, at, user_id, reason in (queryset.order_by("id", "history_date", "history_id")
-                                    .values_list("id", "history_date", "history_user_id",
-                                                 "history_change_reason")):
-        result.setdefault(pk, trail.audit(user_id, at, reason))
+    for subject_pk, pk, user_id, at, reason in taken:
+        if subject_pk in chunk and pk not in result:
+            result[pk] = trail.audit(user_id, at, reason)
     return result
 
 
@@ -382,16 +393,27 @@ _HISTORY = ("id", "subject_id", "visit_id", "history_type", "history_date", "his
             "history_change_reason", "status", "sdv_status", "not_done_reason", "missing_items")
 
 
-def _history(form: _Form, part: ExportContext, pks: list[int], trail: _Trail) -> dict:
-    """record id → [(subject, visit, audit, state or None when deleted)], oldest first.
-    Values are read as ``rows()`` reads them (user names, JSON text, '' as empty)."""
+def _history_rows(form: _Form, context: ExportContext) -> Iterator[tuple]:
+    """The history rows of ``form``'s records of the exported subjects, in the order of their
+    subjects' ids, each record's oldest first (one query)."""
     columns = _history_columns(form)
-    queryset = _up_to(CRF_MODELS[form.code].history.model.objects.filter(subject_id__in=pks),
-                      part)
+    queryset = _up_to(CRF_MODELS[form.code].history.model.objects
+                      .filter(subject_id__in=context.subject_pks), context)
+    return (queryset.order_by("subject_id", "id", "history_date", "history_id")
+            .values_list("subject_id", *_HISTORY, *(c for _n, c, _k in columns))
+            .iterator(chunk_size=STREAM_CHUNK))
+
+
+def _history(form: _Form, part: ExportContext, taken: Iterator[tuple], chunk: set[int],
+             trail: _Trail) -> dict:
+    """record id → [(subject, visit, audit, state or None when deleted)], oldest first, of
+    the history rows ``taken`` of the subjects of ``chunk``. Values are read as ``rows()``
+    reads them (user names, JSON text, '' as empty)."""
+    columns = _history_columns(form)
     result = defaultdict(list)
-    for entry in (queryset.order_by("id", "history_date", "history_id")
-                  .values_list(*_HISTORY, *(c for _n, c, _k in columns))
-                  .iterator(chunk_size=2000)):
+    for owner, *entry in taken:
+        if owner not in chunk:
+            continue
         (pk, subject_pk, visit_pk, kind, at, user_id, reason, status, sdv, not_done,
          missing) = entry[:len(_HISTORY)]
         state = None
@@ -434,15 +456,16 @@ def _saves(entries: list, current: _State | None) -> list[_Save]:
     return result
 
 
-def _records(form: _Form, part: ExportContext, pks: list[int],
-             trail: _Trail | None) -> Iterator[_Record]:
-    model = CRF_MODELS[form.code]
-    keys = {pk: (subject_pk, visit_pk) for pk, subject_pk, visit_pk in
-            part.current(model).filter(subject_id__in=pks)
-            .values_list("id", "subject_id", "visit_id")}
+def _records(form: _Form, part: ExportContext, trail: _Trail | None, keyed: Iterator[tuple],
+             history: dict) -> Iterator[_Record]:
+    """The forms of ``form`` of a chunk of subjects; ``keyed``: their rows with their keys,
+    ``history``: their history (:func:`_history`)."""
     record_id = form.positions["record_id"]
-    current = {row[record_id]: _row_state(form, row) for row in rows(form.dataset, part)}
-    history = _history(form, part, pks, trail) if trail else {}
+    keys = {}
+    current = {}
+    for subject_pk, visit_pk, row in keyed:
+        keys[row[record_id]] = (subject_pk, visit_pk)
+        current[row[record_id]] = _row_state(form, row)
     for pk in sorted(set(current) | set(history)):
         entries = history.get(pk, [])
         subject_pk, visit_pk = keys[pk] if pk in keys else entries[-1][:2]
@@ -493,10 +516,13 @@ class _Out:
 
 
 def write_odm(path: str | Path, context: ExportContext, datasets: list[Dataset], *,
-              stamp: dt.datetime, file_oid: str) -> int:
+              stamp: dt.datetime, file_oid: str,
+              tables: dict[str, Callable[[], Iterator[tuple]]] | None = None) -> int:
     """Write the CRF datasets among ``datasets`` as a CDISC ODM 1.3.2 file at ``path``; return
     the number of ItemData elements written (every value, and every earlier value with a
-    trail)."""
+    trail). ``tables`` gives, by dataset name, the keyed rows
+    (:func:`~edc.exports.datasets.keyed_rows`) the export has read already, so that the
+    datasets are not read again; the others are read here, a chunk of subjects at a time."""
     forms = [_Form.of(d) for d in datasets if d.crf_code]
     events = _events(forms)
     trail = (_Trail(context, forms)
@@ -524,9 +550,10 @@ def write_odm(path: str | Path, context: ExportContext, datasets: list[Dataset],
             _write_study(out, forms, events, context.profile, mdv)
             _write_admin(out, context, subject_pks, trail, mdv, stamp)
             with out.element("ClinicalData", {"StudyOID": STUDY_OID, "MetaDataVersionOID": mdv}):
+                streams = _Streams(context, forms, trail, tables or {})
                 for start in range(0, len(subject_pks), SUBJECT_CHUNK):
                     for subject in _read_chunk(context, subject_pks[start:start + SUBJECT_CHUNK],
-                                               forms, trail):
+                                               forms, trail, streams):
                         key = subject.info.subject_id or subject.info.screening_number
                         if context.profile == Profile.DEIDENTIFIED:
                             # The pseudonym of every other format of the export.
@@ -535,20 +562,58 @@ def write_odm(path: str | Path, context: ExportContext, datasets: list[Dataset],
     return out.item_data
 
 
+class _Chunks:
+    """Rows in the order of their subjects' ids (the first value), taken a chunk of subjects
+    at a time."""
+
+    def __init__(self, rows_: Iterator[tuple]):
+        self.rows = rows_
+        self.next = next(rows_, None)
+
+    def up_to(self, last_subject_pk: int) -> Iterator[tuple]:
+        while self.next is not None and self.next[0] <= last_subject_pk:
+            yield self.next
+            self.next = next(self.rows, None)
+
+
+class _Streams:
+    """What the file needs of every subject, each read with one query over all the subjects
+    (not one per chunk, so the number of queries does not grow with the trial), taken a chunk
+    of subjects at a time: the visits, each form's rows (``tables``: those the export has read
+    already) and history, and the creation of subjects and visits."""
+
+    def __init__(self, context: ExportContext, forms: list[_Form], trail: _Trail | None,
+                 tables: dict[str, Callable[[], Iterator[tuple]]]):
+        self.visits = _Chunks(
+            context.current(Visit).filter(subject_id__in=context.subject_pks)
+            .order_by("subject_id", "id")
+            .values_list("subject_id", "id", "code", "sequence").iterator(chunk_size=STREAM_CHUNK))
+        self.rows = {f.code: _Chunks(tables[f.dataset.name]() if f.dataset.name in tables
+                                     else keyed_rows(f.dataset, context)) for f in forms}
+        self.history = {f.code: _Chunks(_history_rows(f, context)) for f in forms} if trail \
+            else {}
+        self.created = _Chunks(_first_rows(Subject, "id", context)) if trail else None
+        self.visits_created = _Chunks(_first_rows(Visit, "subject_id", context)) \
+            if trail else None
+
+
 def _read_chunk(context: ExportContext, chunk: list[int], forms: list[_Form],
-                trail: _Trail | None) -> list[_Subject]:
+                trail: _Trail | None, streams: _Streams) -> list[_Subject]:
     """The subjects of ``chunk`` with every form they have, in order."""
     part = context.for_subjects(chunk)
-    visits = {pk: (code, sequence) for pk, code, sequence in
-              part.current(Visit).filter(subject_id__in=chunk)
-              .values_list("id", "code", "sequence")}
+    last, members = chunk[-1], set(chunk)
+    visits = {pk: (code, sequence) for subject_pk, pk, code, sequence
+              in streams.visits.up_to(last) if subject_pk in members}
     subjects = {pk: _Subject(context.subjects[pk]) for pk in chunk}
     for form in forms:
-        for record in _records(form, part, chunk, trail):
+        keyed = (row for row in streams.rows[form.code].up_to(last) if row[0] in members)
+        history = (_history(form, part, streams.history[form.code].up_to(last), members, trail)
+                   if trail else {})
+        for record in _records(form, part, trail, keyed, history):
             subjects[record.subject_pk].records.append((record, visits.get(record.visit_pk)))
     if trail:
-        created = _first_rows(Subject, {"id__in": chunk}, part, trail)
-        visit_audits = _first_rows(Visit, {"subject_id__in": chunk}, part, trail)
+        created = _first_audits(streams.created.up_to(last), members, trail)
+        visit_audits = _first_audits(streams.visits_created.up_to(last), members, trail)
         for pk, subject in subjects.items():
             subject.audit = created.get(pk)
             subject.visit_audits = visit_audits

@@ -12,19 +12,22 @@ zip file.
   depends on who exports), the escape rule of the formats that cannot carry every character
   (:data:`edc.exports.tabular.TEXT_ESCAPE_RULE`) and, in a de-identified export, how the
   pseudonymous subject key is made.
-- **Flat memory:** rows stream from the database; each dataset is held once, one at a time,
-  for the writers that need a whole table (XPORT, Stata, SPSS, R).
+- **Read once, flat memory:** each dataset's rows stream from the database once (a
+  server-side cursor on PostgreSQL); with several formats they are spooled to a temporary
+  file that every writer reads in turn (:class:`Spool`), so no format reads the database
+  again and the pipeline holds one block of rows at a time.
 - **Audited:** an ``exported`` audit event records who, the parameters and the zip's SHA-256.
 """
 
 import datetime as dt
 import hashlib
 import json
+import pickle
 import subprocess
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata
@@ -39,8 +42,9 @@ from django.utils.translation import gettext
 from edc import protocol
 from edc.audit import audit_event
 from edc.exports import codebook, csvfiles
-from edc.exports.datasets import ExportContext, rows
+from edc.exports.datasets import ExportContext, keyed_rows, rows
 from edc.exports.dictionary import PROFILE_LABELS, Profile, audit_scope, datasets
+from edc.exports.escape import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
 from edc.models import AuditAction, User
 
 # Format code → label, in the order files are written.
@@ -192,6 +196,49 @@ def _datasets(request: ExportRequest):
     return datasets(request.profile, audit_scope(request.user, request.profile))
 
 
+class Spool:
+    """The rows of one dataset, read once from the database and kept in a temporary file
+    (pickled in blocks), for every writer of the export to read in turn: the database is read
+    once per dataset whatever the formats, and memory holds one block of rows, not the
+    dataset. Iterating gives the rows again, in the same order; :meth:`keyed` gives them with
+    their record keys (:func:`edc.exports.datasets.keyed_rows`), for the ODM file."""
+
+    BLOCK = 2000
+
+    def __init__(self, directory: Path, keyed: Iterable[tuple]):
+        # Closed by ``close()``: the spool outlives this call.
+        self.file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115
+        self.count = 0
+        block: list[tuple] = []
+        for item in keyed:
+            block.append(item)
+            if len(block) == self.BLOCK:
+                pickle.dump(block, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+                self.count += len(block)
+                block = []
+        if block:
+            pickle.dump(block, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.count += len(block)
+
+    def keyed(self) -> Iterator[tuple]:
+        self.file.seek(0)
+        remaining = self.count
+        while remaining:
+            block = pickle.load(self.file)  # noqa: S301 (our own temporary file)
+            remaining -= len(block)
+            yield from block
+
+    def __iter__(self) -> Iterator[tuple]:
+        for _subject_pk, _visit_pk, row in self.keyed():
+            yield row
+
+    def __len__(self) -> int:
+        return self.count
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def _write_files(request, context, work: Path, stamp, progress: Progress, total: int,
                  file_oid: str):
     chosen = _datasets(request)
@@ -207,44 +254,62 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
     for fmt in TABLE_FORMATS:
         if fmt in request.formats:
             (work / fmt).mkdir()
-    for dataset in chosen:
-        progress(done, total, dataset.name)
-        # The XPORT, Stata, SPSS and R writers need the whole table; CSV alone streams.
-        table = list(rows(dataset, context)) if writers else rows(dataset, context)
-        if "csv" in request.formats:
-            relative = f"csv/{dataset.name}.csv"
-            record(relative, csvfiles.write_csv(work / relative, dataset, table))
-        for fmt, (write, name) in writers.items():
-            if fmt in request.formats:
-                relative = name(dataset)
-                # XPORT writes the long texts' further pieces to a companion file.
-                extra: list = []
-                options = {"files": extra} if fmt == "xpt" else {}
-                record(relative, write(work / relative, dataset, table, stamp=stamp,
-                                       **options))
-                for path, count in extra:
-                    record(path.relative_to(work).as_posix(), count)
-        del table
-        done += 1
-    if "xlsx" in request.formats:
-        from edc.exports import tabular
+    # Each dataset is read from the database once. For CSV alone (or ODM alone) the rows
+    # stream straight into the file; otherwise they are spooled to disk first, and the
+    # spools kept for the Excel workbook and the ODM file, written last. The table writers
+    # (XPORT, Stata, SPSS, R, Excel) always get a spool: rows they may read more than once.
+    readers = (("csv" in request.formats) + len(writers) + ("xlsx" in request.formats)
+               + ("odm" in request.formats))
+    spooled = readers > 1 or bool(writers) or "xlsx" in request.formats
+    keep = bool({"xlsx", "odm"} & set(request.formats))
+    spools: dict[str, Spool] = {}
+    try:
+        for dataset in chosen:
+            progress(done, total, dataset.name)
+            if spooled:
+                table = spools[dataset.name] = Spool(work, keyed_rows(dataset, context))
+            else:
+                table = rows(dataset, context)
+            if "csv" in request.formats:
+                relative = f"csv/{dataset.name}.csv"
+                record(relative, csvfiles.write_csv(work / relative, dataset, table))
+            for fmt, (write, name) in writers.items():
+                if fmt in request.formats:
+                    relative = name(dataset)
+                    # XPORT writes the long texts' further pieces to a companion file.
+                    extra: list = []
+                    options = {"files": extra} if fmt == "xpt" else {}
+                    record(relative, write(work / relative, dataset, table, stamp=stamp,
+                                           **options))
+                    for path, count in extra:
+                        record(path.relative_to(work).as_posix(), count)
+            if not keep and dataset.name in spools:
+                spools.pop(dataset.name).close()
+            done += 1
+        if "xlsx" in request.formats:
+            from edc.exports import tabular
 
-        progress(done, total, "Excel workbook")
-        relative = f"{_stem()}.xlsx"
-        counts = tabular.write_xlsx(
-            work / relative, ((d, rows(d, context)) for d in chosen),
-            codebook.entries(chosen), stamp=stamp)
-        record(relative, sum(counts.values()))
-        done += 1
-    if "odm" in request.formats:
-        from edc.exports import odm
+            progress(done, total, "Excel workbook")
+            relative = f"{_stem()}.xlsx"
+            counts = tabular.write_xlsx(
+                work / relative,
+                ((d, spools[d.name] if d.name in spools else rows(d, context)) for d in chosen),
+                codebook.entries(chosen), stamp=stamp)
+            record(relative, sum(counts.values()))
+            done += 1
+        if "odm" in request.formats:
+            from edc.exports import odm
 
-        progress(done, total, "CDISC ODM")
-        relative = f"{_stem()}_odm.xml"
-        count = odm.write_odm(work / relative, context, chosen, stamp=stamp,
-                              file_oid=file_oid)
-        record(relative, count)
-        done += 1
+            progress(done, total, "CDISC ODM")
+            relative = f"{_stem()}_odm.xml"
+            count = odm.write_odm(work / relative, context, chosen, stamp=stamp,
+                                  file_oid=file_oid,
+                                  tables={name: spool.keyed for name, spool in spools.items()})
+            record(relative, count)
+            done += 1
+    finally:
+        for spool in spools.values():
+            spool.close()
     progress(done, total, "data dictionary")
     (work / "dictionary").mkdir()
     entries = codebook.entries(chosen)
@@ -286,14 +351,10 @@ def _file_oid(request: ExportRequest, cut: dt.datetime) -> str:
 
 def _manifest(request: ExportRequest, files: list[dict], cut, stamp,
               file_oid: str | None) -> dict:
-    from edc.exports.tabular import TEXT_ESCAPE_RULE
-
     sites = sorted(set(context_sites(request.user)))
     chosen = _datasets(request)
     extra = {}
     if "xpt" in request.formats:
-        from edc.exports.tabular import XPT_LONG_TEXT_RULE
-
         extra["xpt_long_text"] = XPT_LONG_TEXT_RULE
     if file_oid:
         extra["odm_file_oid"] = file_oid

@@ -95,7 +95,12 @@ from edc.exports.dictionary import (
     Variable,
     ascii_text,
 )
-from edc.exports.escape import TEXT_ESCAPE_RULE, escape_text, unescape_text
+from edc.exports.escape import (
+    TEXT_ESCAPE_RULE,
+    XPT_LONG_TEXT_RULE,
+    escape_text,
+    unescape_text,
+)
 
 
 class ExportError(Exception):
@@ -445,23 +450,6 @@ def split_text(value: str, limit: int = XPT_TEXT_BYTES) -> list[str]:
 def _part_label(label: str, part: int, length: int = SAS_LABEL_LENGTH) -> str:
     suffix = f" (part {part})"
     return label[: length - len(suffix)].rstrip() + suffix
-
-
-XPT_LONG_TEXT_RULE = (
-    "SAS XPORT v5 holds at most 200 bytes in a character variable. Each xpt/<member>.xpt "
-    "has one row per record; a text variable holds the first piece of each value (the "
-    "column is as wide as keeps the files smallest, at most 200 bytes), and only a value "
-    "longer than its column continues, in the companion file xpt/<member cut to 6>_c.xpt "
-    "(listed with the files, absent when no value is longer): one row per further piece, "
-    "ROW (the record's row number in the main file, from 1), VARNAME (the variable), PIECE "
-    "(2, 3 ...) and TEXT (the piece, at most 200 bytes; pieces end before a space where "
-    "they can, so a piece may start with one). The text is the variable's value followed "
-    "by its pieces in PIECE order, then unescaped by the text escape rule. SAS: proc sort "
-    "data=c; by row varname piece; run; then for each (row, varname) append TEXT to the "
-    "variable of observation ROW (length the variable $32767 first). R (haven): m <- "
-    "read_xpt('audit.xpt'); c <- read_xpt('audit_c.xpt'); c <- c[order(c$ROW, c$PIECE), ]; "
-    "for (i in seq_len(nrow(c))) m[[c$VARNAME[i]]][c$ROW[i]] <- "
-    "paste0(m[[c$VARNAME[i]]][c$ROW[i]], c$TEXT[i]).")
 
 
 def xpt_companion_name(sas_name: str) -> str:

@@ -3,7 +3,7 @@ explicitly (no auto-discovery). Codes are stable: they appear in queries, the ed
 specification and the tests."""
 
 from forms.checks import dates, events, labs, nihss, treatment, vitals
-from forms.checks.base import HARD, SOFT, VISIT, Check, SubjectData
+from forms.checks.base import HARD, KITS, SOFT, VISIT, Check, SubjectData
 
 ALL_CHECKS: tuple[Check, ...] = (
     *vitals.CHECKS, *labs.CHECKS, *nihss.CHECKS, *events.CHECKS, *treatment.CHECKS,
@@ -18,5 +18,5 @@ def checks_for(form: str, severity: str) -> list[Check]:
     return [c for c in ALL_CHECKS if c.severity == severity and c.form in (form, "*")]
 
 
-__all__ = ["ALL_CHECKS", "CHECKS_BY_CODE", "HARD", "SOFT", "VISIT", "Check", "SubjectData",
+__all__ = ["ALL_CHECKS", "CHECKS_BY_CODE", "HARD", "KITS", "SOFT", "VISIT", "Check", "SubjectData",
            "checks_for"]

@@ -39,11 +39,11 @@ CHECKS = [
     Check(
         code="AE-003", form="adverse_event", fields=("outcome",), severity=SOFT,
         message=_("The outcome is fatal but there is no death report: please complete one."),
-        function=fatal_without_death_report,
+        function=fatal_without_death_report, reads=frozenset({"death"}),
     ),
     Check(
         code="DTH-001", form="death", fields=("died_on",), severity=SOFT,
         message=_("A death is reported but no adverse event has a fatal outcome."),
-        function=death_without_fatal_event,
+        function=death_without_fatal_event, reads=frozenset({"adverse_event"}),
     ),
 ]

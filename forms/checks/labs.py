@@ -44,6 +44,6 @@ CHECKS = [
     Check(
         code="LAB-003", form="labs", fields=("sampled_at",), severity=SOFT,
         message=_("The sample date differs from the visit date: please confirm or correct."),
-        function=sample_date_differs_from_visit,
+        function=sample_date_differs_from_visit, visit_fields=frozenset({"actual_date"}),
     ),
 ]

@@ -52,11 +52,13 @@ CHECKS = [
         message=_("NIHSS is 4 or more points above the screening score but no neurological "
                   "worsening adverse event is recorded."),
         function=worsening_without_adverse_event,
+        reads=frozenset({"nihss", "adverse_event"}), visit_fields=frozenset({"code"}),
     ),
     Check(
         code="NIHSS-003", form="nihss", fields=("total",), severity=SOFT,
         message=_("The screening NIHSS is outside 8–20 but the eligibility checklist confirms "
                   "the NIHSS criterion as met."),
         function=screening_score_contradicts_eligibility,
+        reads=frozenset({"eligibility"}), visit_fields=frozenset({"code"}),
     ),
 ]

@@ -6,69 +6,131 @@ data change")."""
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
+from django.db.models import Q
 
-from forms.checks import ALL_CHECKS, HARD, SOFT, VISIT, Check, SubjectData, checks_for
-from forms.locks import active_lock
+from forms.checks import ALL_CHECKS, HARD, KITS, SOFT, VISIT, Check, SubjectData
+from forms.locks import SubjectLocks
 from forms.models import CRF_MODELS
 from forms.queries import (
+    ACTIVE_STATUSES,
     Query,
     Resolution,
-    open_system_queries,
     query_close_system,
     query_open_system,
 )
-from visits.models import Subject, Visit
+from visits.models import Subject
 
 
-def load_subject_data(subject: Subject) -> SubjectData:
-    """Every saved record of the subject: one query per CRF table."""
-    data = SubjectData(
-        subject=subject,
-        visits={visit.pk: visit for visit in subject.visits.all()},
-        kits={kit.infusion_number: kit.kit_number for kit in subject.kits.all()},
-    )
-    for code, model in CRF_MODELS.items():
-        data.forms[code] = list(model.objects.filter(subject=subject).order_by("pk"))
+def load_subject_data(subject: Subject, *, forms: Iterable[str] | None = None,
+                      visits: bool = True, kits: bool = True,
+                      later: Iterable[str] = ()) -> SubjectData:
+    """The subject's saved records: one query per CRF table read (every table by default),
+    one for the visits and one for the kits when asked. Visits already prefetched on
+    ``subject`` are used as they are. The forms in ``later`` are read when a check first
+    asks for them (``SubjectData.all``), if ever."""
+    data = SubjectData(subject=subject, visits={})
+    if visits:
+        data.visits = {visit.pk: visit for visit in subject.visits.all()}
+    if kits:
+        data.kits = {kit.infusion_number: kit.kit_number for kit in subject.kits.all()}
+    codes = CRF_MODELS if forms is None else [code for code in CRF_MODELS if code in forms]
+    for code in codes:
+        data.forms[code] = _stored(subject, code)
+    for code in later:
+        if code in CRF_MODELS and code not in data.forms:
+            data.later[code] = partial(_stored, subject, code)
     return data
 
 
-def hard_check_errors(crf) -> dict[str, list[str]]:
-    """Errors from the library's hard checks for this form, by item."""
-    checks = checks_for(crf.crf_code, HARD)
-    if not checks:
-        return {}
-    data = load_subject_data(crf.subject)
-    errors: dict[str, list[str]] = {}
-    for check in checks:
-        for name in check.failing(crf, data):
-            errors.setdefault(name, []).append(str(check.message))
-    return errors
+def _stored(subject: Subject, code: str) -> list:
+    return list(CRF_MODELS[code].objects.filter(subject=subject).order_by("pk"))
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A check to run after a change: over every record of its form, or only over the changed
+    record (when the check reads nothing the change touched but that record)."""
+
+    check: Check
+    every_record: bool
+
+
+def checks_for_change(form: str, *, visit_fields: Iterable[str] = (),
+                      severity: str = SOFT) -> list[Planned]:
+    """The checks whose result a change can alter: those of the changed form (``VISIT`` for a
+    visit) on the changed record, and, on every record of their form, those that read the
+    changed form or one of the changed visit fields (``Check.reads``, ``Check.visit_fields``)."""
+    changed_fields = frozenset(visit_fields)
+    planned = []
+    for check in ALL_CHECKS:
+        if check.severity != severity:
+            continue
+        if form in check.reads or changed_fields & check.visit_fields:
+            planned.append(Planned(check, every_record=True))
+        elif check.form == form or (check.form == "*" and form != VISIT):
+            planned.append(Planned(check, every_record=False))
+    return planned
+
+
+def _sources(planned: Iterable[Planned]) -> dict[str, Any]:
+    """What ``load_subject_data`` must load for these checks."""
+    forms: set[str] = set()
+    visits = kits = False
+    for item in planned:
+        check = item.check
+        forms |= check.reads - {KITS}
+        kits = kits or KITS in check.reads
+        visits = visits or bool(check.visit_fields)
+        if item.every_record:
+            if check.form == VISIT:
+                visits = True
+            elif check.form == "*":
+                forms |= set(CRF_MODELS)
+            else:
+                forms.add(check.form)
+    return {"forms": forms, "visits": visits, "kits": kits}
 
 
 def _records(check: Check, data: SubjectData) -> Iterable:
     if check.form == VISIT:
         return data.visits.values()
     if check.form == "*":
-        return [record for records in data.forms.values() for record in records]
+        return [record for code in [*data.forms, *data.later] for record in data.all(code)]
     return data.all(check.form)
 
 
-def soft_failures(data: SubjectData) -> dict[tuple[int, int, str, str], tuple[Check, object]]:
-    """(content type, record id, item, check code) → (check, record) for every failure."""
-    found = {}
-    for check in ALL_CHECKS:
-        if check.severity != SOFT:
-            continue
-        for record in _records(check, data):
-            if getattr(record, "not_done_reason", ""):
+# (content type, record id, item, check code)
+FailureKey = tuple[int, int, str, str]
+
+
+def _evaluate(planned: Iterable[Planned], data: SubjectData, record: Any = None
+              ) -> tuple[dict[FailureKey, tuple[Check, Any]], set[tuple[int, int, str]]]:
+    """Every failure of the soft checks, and the (content type, record id, check code) they
+    were run on: the scope of the queries to reconcile."""
+    found: dict[FailureKey, tuple[Check, Any]] = {}
+    scope: set[tuple[int, int, str]] = set()
+    for item in planned:
+        check = item.check
+        for target in (_records(check, data) if item.every_record else [record]):
+            content_type = ContentType.objects.get_for_model(target)
+            scope.add((content_type.pk, target.pk, check.code))
+            if getattr(target, "not_done_reason", ""):
                 continue
-            content_type = ContentType.objects.get_for_model(record)
-            for name in check.failing(record, data):
-                found[(content_type.pk, record.pk, name, check.code)] = (check, record)
-    return found
+            for name in check.failing(target, data):
+                found[(content_type.pk, target.pk, name, check.code)] = (check, target)
+    return found, scope
+
+
+def soft_failures(data: SubjectData) -> dict[FailureKey, tuple[Check, object]]:
+    """(content type, record id, item, check code) → (check, record) for every failure."""
+    planned = [Planned(check, every_record=True) for check in ALL_CHECKS
+               if check.severity == SOFT]
+    return _evaluate(planned, data)[0]
 
 
 @dataclass
@@ -91,11 +153,45 @@ class Report:
         return [*rows, total]
 
 
-def _locked(subject: Subject, record) -> bool:
-    """Locked forms take no new queries."""
-    if isinstance(record, Visit):
-        return active_lock(subject=subject, visit=record) is not None
-    return active_lock(subject=subject, visit=record.visit, record=record) is not None
+def _reconcile(subject: Subject, failures: dict[FailureKey, tuple[Check, Any]],
+               scope: set[tuple[int, int, str]] | None = None,
+               locks: SubjectLocks | None = None) -> Report:
+    """Open a system query on each new failure, close those whose failure is gone. With a
+    ``scope``, only the queries of the checks run on those records are looked at."""
+    report = Report(subjects=1)
+    queries = Query.objects.filter(subject=subject).exclude(check_code="").filter(
+        Q(status__in=ACTIVE_STATUSES) | Q(resolution=Resolution.CLOSED_BY_RAISER))
+    if scope is not None:
+        queries = queries.filter(check_code__in={code for _ct, _pk, code in scope})
+    existing: dict[FailureKey, Query] = {}
+    # A failure a monitor or data manager already closed (the value was confirmed as right)
+    # is not queried again.
+    settled: set[FailureKey] = set()
+    for query in queries:
+        key = (query.content_type_id, query.object_id, query.field_name, query.check_code)
+        if scope is not None and key[:2] + key[3:] not in scope:
+            continue
+        if query.status in ACTIVE_STATUSES:
+            existing[key] = query
+        else:
+            settled.add(key)
+    for key, (check, record) in failures.items():
+        if key in existing or key in settled:
+            continue
+        if locks is None:
+            locks = SubjectLocks.of(subject)
+        if locks.covers(record):  # locked forms take no new queries
+            continue
+        _query, created = query_open_system(target=record, field_name=key[2],
+                                            check_code=check.code, text=str(check.message),
+                                            subject=subject)
+        if created:
+            report.opened[check.code] += 1
+    for key, query in existing.items():
+        if key not in failures:
+            query_close_system(query=query)
+            report.closed[query.check_code] += 1
+    return report
 
 
 @transaction.atomic
@@ -103,30 +199,52 @@ def checks_apply(subject: Subject) -> Report:
     """Run every soft check over one subject's data and reconcile the system queries."""
     subject = Subject.objects.select_related("site").get(pk=subject.pk)
     data = load_subject_data(subject)
-    failures = soft_failures(data)
-    report = Report(subjects=1)
-    existing = {
-        (q.content_type_id, q.object_id, q.field_name, q.check_code): q
-        for q in open_system_queries(subject_ids=[subject.pk])
-    }
-    # A failure a monitor or data manager already closed (the value was confirmed as right)
-    # is not queried again.
-    settled = set(
-        Query.objects.filter(subject=subject, resolution=Resolution.CLOSED_BY_RAISER)
-        .exclude(check_code="")
-        .values_list("content_type_id", "object_id", "field_name", "check_code")
-    )
-    for key, (check, record) in failures.items():
-        if key not in existing and key not in settled and not _locked(subject, record):
-            _query, created = query_open_system(target=record, field_name=key[2],
-                                                check_code=check.code, text=str(check.message))
-            if created:
-                report.opened[check.code] += 1
-    for key, query in existing.items():
-        if key not in failures:
-            query_close_system(query=query)
-            report.closed[query.check_code] += 1
-    return report
+    return _reconcile(subject, soft_failures(data))
+
+
+@dataclass
+class CheckRun:
+    """The edit checks one change runs, over the subject's data loaded once (only the forms
+    those checks read): the hard checks before the save, the soft checks after it, the saved
+    record replacing its stored copy in memory."""
+
+    subject: Subject
+    form: str
+    hard: list[Planned]
+    soft: list[Planned]
+    data: SubjectData
+    locks: SubjectLocks | None = None
+
+    @classmethod
+    def for_change(cls, subject: Subject, form: str, *, visit_fields: Iterable[str] = (),
+                   locks: SubjectLocks | None = None) -> "CheckRun":
+        """``subject`` with its site loaded; its prefetched visits are used when read."""
+        hard = [Planned(check, every_record=False) for check in ALL_CHECKS
+                if check.severity == HARD and check.form in (form, "*") and form != VISIT]
+        soft = checks_for_change(form, visit_fields=visit_fields)
+        sources = _sources([*hard, *soft])
+        # The changed form is read now, so that the record saved replaces its stored copy;
+        # the others when a check first asks for them.
+        sources["later"] = sources["forms"] - {form}
+        sources["forms"] &= {form}
+        data = load_subject_data(subject, **sources)
+        return cls(subject=subject, form=form, hard=hard, soft=soft, data=data, locks=locks)
+
+    def hard_errors(self, record) -> dict[str, list[str]]:
+        """Errors from the hard checks of the record about to be saved, by item."""
+        self.data.keep(record)
+        errors: dict[str, list[str]] = {}
+        for item in self.hard:
+            for name in item.check.failing(record, self.data):
+                errors.setdefault(name, []).append(str(item.check.message))
+        return errors
+
+    def apply(self, record) -> Report:
+        """After the save of ``record``: the soft checks, and the system queries reconciled
+        for the checks that ran (on the records they ran on)."""
+        self.data.keep(record)
+        failures, scope = _evaluate(self.soft, self.data, record)
+        return _reconcile(self.subject, failures, scope, self.locks)
 
 
 def checks_rerun(subject_ids: Iterable[int] | None = None) -> Report:

@@ -3,7 +3,7 @@
 from django.utils.translation import gettext_lazy as _
 
 from edc.protocol import MAX_PREDNISONE_MG_PER_DAY
-from forms.checks.base import SOFT, Check, SubjectData
+from forms.checks.base import KITS, SOFT, Check, SubjectData
 from forms.derivations import to_decimal
 from visits import schedule
 
@@ -36,17 +36,17 @@ CHECKS = [
     Check(
         code="INF-001", form="infusion", fields=("started_at",), severity=SOFT,
         message=_("The infusion date differs from the visit date: please confirm or correct."),
-        function=infusion_date_differs_from_visit,
+        function=infusion_date_differs_from_visit, visit_fields=frozenset({"actual_date"}),
     ),
     Check(
         code="INF-002", form="infusion", fields=("kit_number",), severity=SOFT,
         message=_("The kit number differs from the kit allocated for this infusion."),
-        function=kit_differs_from_allocation,
+        function=kit_differs_from_allocation, reads=frozenset({KITS}),
     ),
     Check(
         code="CM-001", form="concomitant_medication", fields=("dose",), severity=SOFT,
         message=_("Systemic corticosteroid above 10 mg/day prednisone equivalent: record a "
                   "protocol deviation (prohibited medication) or correct the dose."),
-        function=steroid_above_limit,
+        function=steroid_above_limit, reads=frozenset({"protocol_deviation"}),
     ),
 ]

@@ -146,7 +146,7 @@ CHECKS = [
         code="VS-008", form="vital_signs", fields=("temperature",), severity=SOFT,
         message=_("Temperature ≥ 38.0 °C but no fever adverse event is recorded: record the "
                   "adverse event or correct the temperature."),
-        function=fever_without_adverse_event,
+        function=fever_without_adverse_event, reads=frozenset({"adverse_event"}),
     ),
     *INFUSION_RANGE_CHECKS,
     *WEIGHT_CHECKS,
@@ -156,6 +156,7 @@ CHECKS = [
         severity=SOFT,
         message=_("Temperature ≥ 38.0 °C around the infusion but no fever adverse event is "
                   "recorded: record the adverse event or correct the temperature."),
-        function=infusion_fever_without_adverse_event,
+        function=infusion_fever_without_adverse_event, reads=frozenset({"adverse_event"}),
+        visit_fields=frozenset({"actual_date"}),
     ),
 ]
