@@ -7,7 +7,7 @@ from django.template.loader import render_to_string
 
 from edc import protocol
 from edc.exports.dictionary import Dataset
-from edc.exports.escape import TEXT_ESCAPE_RULE
+from edc.exports.escape import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
 
 COLUMNS = ("dataset", "dataset_label", "variable", "sas_name", "label", "type", "length",
            "decimals", "unit", "values", "form", "visits")
@@ -61,5 +61,5 @@ def html(datasets: list[Dataset], *, title: str, stylesheet: str = "") -> str:
     return render_to_string("exports/codebook.html", {
         "title": title, "datasets": datasets, "entries": entries(datasets),
         "trial": protocol.TRIAL_REGISTRY_ID, "stylesheet": stylesheet,
-        "escape_rule": TEXT_ESCAPE_RULE,
+        "escape_rule": TEXT_ESCAPE_RULE, "xpt_rule": XPT_LONG_TEXT_RULE,
     })

@@ -44,7 +44,7 @@ from edc.audit import audit_event
 from edc.exports import codebook, csvfiles
 from edc.exports.datasets import ExportContext, keyed_rows, rows
 from edc.exports.dictionary import PROFILE_LABELS, Profile, audit_scope, datasets
-from edc.exports.escape import TEXT_ESCAPE_RULE
+from edc.exports.escape import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
 from edc.models import AuditAction, User
 
 # Format code → label, in the order files are written.
@@ -276,7 +276,13 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
             for fmt, (write, name) in writers.items():
                 if fmt in request.formats:
                     relative = name(dataset)
-                    record(relative, write(work / relative, dataset, table, stamp=stamp))
+                    # XPORT writes the long texts' further pieces to a companion file.
+                    extra: list = []
+                    options = {"files": extra} if fmt == "xpt" else {}
+                    record(relative, write(work / relative, dataset, table, stamp=stamp,
+                                           **options))
+                    for path, count in extra:
+                        record(path.relative_to(work).as_posix(), count)
             if not keep and dataset.name in spools:
                 spools.pop(dataset.name).close()
             done += 1
@@ -348,6 +354,8 @@ def _manifest(request: ExportRequest, files: list[dict], cut, stamp,
     sites = sorted(set(context_sites(request.user)))
     chosen = _datasets(request)
     extra = {}
+    if "xpt" in request.formats:
+        extra["xpt_long_text"] = XPT_LONG_TEXT_RULE
     if file_oid:
         extra["odm_file_oid"] = file_oid
     if request.profile == Profile.DEIDENTIFIED:

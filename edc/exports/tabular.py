@@ -15,8 +15,9 @@ float      number (exact)   numeric          double            numeric F.d      
 boolean    1/0              numeric 1/0      byte 1/0,         numeric 1/0,      logical
                                              labels Yes/No     labels Yes/No
 text       text cell (never ASCII char, ≤ 200   str# or strL      string ≤ 32,767   character
-           a formula),      bytes (split,                      bytes (split,
-           split at 32,767  escaped)                           escaped)
+           a formula),      bytes (rest in                     bytes (split,
+           split at 32,767  companion,                         escaped)
+                            escaped)
 coded      code + label     the code         numeric with      the code, with    factor (codes
            column                            value labels      value labels      as levels) +
                                                                                  label column
@@ -53,10 +54,11 @@ learning on the way what its header needs (column widths, codes outside a code l
 row count), then writes chunk by chunk: memory holds one chunk, whatever the trial's
 size. XPORT and SPSS chunks are written by pyreadstat and joined (:func:`write_xpt`,
 :func:`write_sav`); Stata rows are written in the storage types pandas declared in the
-header (:func:`write_dta`); R writes column by column from a spool kept by column. A text
-costs its longest value's width on every row only where the format is fixed-width with no
-alternative (XPORT v5): Stata stores a text as a strL where that is smaller, SPSS files
-are zlib-compressed, R files gzip-compressed.
+header (:func:`write_dta`); R writes column by column from a spool kept by column. No
+text costs its longest value's width on every row: XPORT v5 rows are fixed-width, so a text
+column is as wide as keeps the files smallest and only the longer values continue in a
+companion file (SDTM practice, :func:`write_xpt`); Stata stores a text as a strL where that
+is smaller, SPSS files are zlib-compressed, R files gzip-compressed.
 """
 
 import datetime as dt
@@ -93,7 +95,12 @@ from edc.exports.dictionary import (
     Variable,
     ascii_text,
 )
-from edc.exports.escape import TEXT_ESCAPE_RULE, escape_text, unescape_text
+from edc.exports.escape import (
+    TEXT_ESCAPE_RULE,
+    XPT_LONG_TEXT_RULE,
+    escape_text,
+    unescape_text,
+)
 
 
 class ExportError(Exception):
@@ -405,6 +412,20 @@ SAS_EPOCH_TIME = dt.datetime(1960, 1, 1)  # noqa: DTZ001 (naive UTC, as SAS coun
 _XPT_STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")
 
 
+def _first_piece(value: str, limit: int) -> str:
+    """The first piece of ``value`` (longer than ``limit`` UTF-8 bytes) as :func:`split_text`
+    cuts it: before the last space that keeps it within the limit, else at the last whole
+    character that fits, never ending with a blank (empty when the text starts with more
+    blanks than fit)."""
+    fits = len(value.encode()[:limit].decode("utf-8", "ignore"))
+    cut = next((k for k in range(fits, 0, -1) if value[k] == " " and value[k - 1] != " "), 0)
+    if not cut:
+        cut = fits
+        while cut and value[cut - 1] == " ":
+            cut -= 1
+    return value[:cut]
+
+
 def split_text(value: str, limit: int = XPT_TEXT_BYTES) -> list[str]:
     """``value`` in pieces of at most ``limit`` UTF-8 bytes whose concatenation is ``value``
     (SDTM practice for text over 200 characters). A piece ends before the last space that
@@ -416,40 +437,93 @@ def split_text(value: str, limit: int = XPT_TEXT_BYTES) -> list[str]:
     pieces = []
     rest = value
     while len(rest.encode()) > limit:
-        fits = len(rest.encode()[:limit].decode("utf-8", "ignore"))
-        cut = next((k for k in range(fits, 0, -1)
-                    if rest[k] == " " and rest[k - 1] != " "), 0)
-        if not cut:
-            cut = fits
-            while cut and rest[cut - 1] == " ":
-                cut -= 1
-        if not cut:
+        piece = _first_piece(rest, limit)
+        if not piece:
             raise ExportError(f"Cannot split a text of {len(value)} characters with a run of "
                               f"{limit} blanks or more: the blanks would end a piece.")
-        pieces.append(rest[:cut])
-        rest = rest[cut:]
+        pieces.append(piece)
+        rest = rest[len(piece):]
     pieces.append(rest)
     return pieces
-
-
-def _continuation_names(base: str, count: int, taken: set[str]) -> list[str]:
-    """Names of the continuation variables of ``base``: BASE1, BASE2 …, the base cut so that
-    the name keeps 8 characters; a number whose name is taken is skipped."""
-    names = []
-    number = 0
-    while len(names) < count:
-        number += 1
-        suffix = str(number)
-        name = base[: SAS_NAME_LENGTH - len(suffix)] + suffix
-        if name.upper() not in taken:
-            names.append(name)
-            taken.add(name.upper())
-    return names
 
 
 def _part_label(label: str, part: int, length: int = SAS_LABEL_LENGTH) -> str:
     suffix = f" (part {part})"
     return label[: length - len(suffix)].rstrip() + suffix
+
+
+def xpt_companion_name(sas_name: str) -> str:
+    """The member (and file) name of the companion of dataset ``sas_name`` that holds the
+    continuation pieces of its long texts: the name cut to 6 characters, then ``_c``. It never
+    equals a dataset's name, which has no underscore (:func:`edc.exports.dictionary.sas_names`),
+    and the export's datasets differ in their first 6 characters (tested)."""
+    return f"{sas_name[: SAS_NAME_LENGTH - 2]}_c"
+
+
+# The companion's columns: (name, label, format); the text column follows.
+XPT_COMPANION_KEYS = (
+    ("ROW", "Row of the record in the main file", None),
+    ("VARNAME", "Variable the piece continues", None),
+    ("PIECE", "Piece number (the variable holds 1)", None),
+)
+XPT_COMPANION_TEXT = ("TEXT", "Text of the piece")
+# A companion row costs its three keys (8 bytes each) besides its piece; the companion file
+# its headers (80-byte records, and 140 bytes for each of its four columns).
+_COMPANION_KEY_BYTES = 24
+_COMPANION_FILE_BYTES = 8 * 80 + 4 * 140
+# The widths the companion's pieces may be cut to: 64 bytes at least, so that a run of
+# blanks (at most 63 once escaped, :data:`TEXT_ESCAPE_RULE`) never fills a piece.
+XPT_PIECE_WIDTHS = (64, 96, 128, 160, XPT_TEXT_BYTES)
+
+
+def _text_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def _first_width(sizes: dict[int, int], count: int, piece: int) -> tuple[int, int, int]:
+    """(width, bytes, pieces) of a text column in the main file: the width (1 … 200 bytes)
+    that makes it and its companion rows smallest, ``count`` rows of ``width`` bytes plus,
+    for each value longer (``sizes``: byte length → number of values), its further pieces
+    of at most ``piece`` bytes as companion rows; the widest of the cheapest."""
+    longest = max(sizes, default=0)
+    if longest <= 1:
+        return 1, count, 0
+    lengths = np.fromiter(sizes.keys(), dtype=np.int64, count=len(sizes))
+    numbers = np.fromiter(sizes.values(), dtype=np.int64, count=len(sizes))
+    best = (0, 0, 0)
+    for width in range(1, min(longest, XPT_TEXT_BYTES) + 1):  # one vector at a time
+        tails = np.maximum(lengths - width, 0)
+        pieces = int(((tails + piece - 1) // piece * numbers).sum())
+        cost = count * width + pieces * (_COMPANION_KEY_BYTES + piece)
+        if width == 1 or cost <= best[1]:  # the widest of the cheapest
+            best = (width, cost, pieces)
+    return best
+
+
+def _xpt_layout(sizes: list[dict | None], count: int) -> tuple[list[int | None], int]:
+    """The main file's text column widths (None for a number) and the companion's piece
+    width: the layout that makes both files smallest (rows as wide as their columns, the
+    companion's headers if any value continues). Each text stays whole where that is
+    cheaper; only the few long values of a column holding short texts continue."""
+    texts = [seen for seen in sizes if seen is not None]
+    best = None
+    if all(max(seen, default=0) <= XPT_TEXT_BYTES for seen in texts):
+        whole = [None if seen is None else max(1, max(seen, default=0)) for seen in sizes]
+        best = (count * sum(w for w in whole if w is not None), whole, XPT_TEXT_BYTES)
+    for piece in XPT_PIECE_WIDTHS:
+        widths, total, continued = [], 0, 0
+        for seen in sizes:
+            if seen is None:
+                widths.append(None)
+                continue
+            width, cost, pieces = _first_width(seen, count, piece)
+            widths.append(width)
+            total += cost
+            continued += pieces
+        total += _COMPANION_FILE_BYTES if continued else 0
+        if best is None or total < best[0]:
+            best = (total, widths, piece)
+    return best[1], best[2]
 
 
 def _xpt_number(v: Variable, value):
@@ -462,43 +536,34 @@ def _xpt_number(v: Variable, value):
     return float(value)
 
 
-def _xpt_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[list[int]]:
-    """Spool ``rows`` as XPORT values (numbers as SAS numbers, text escaped and split) and
-    return, for each variable, the width in bytes of each of its columns (text: the
-    variable and its continuations, each as wide as its longest piece; numbers: [8])."""
-    widths = [[0] if v.type == TEXT else [8] for v in dataset.variables]
+def _xpt_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[dict | None]:
+    """Spool ``rows`` as XPORT values (numbers as SAS numbers, text escaped) and return, for
+    each variable, the byte lengths of its texts (length → number of values; None for a
+    number)."""
+    sizes: list[dict | None] = [{} if v.type == TEXT else None for v in dataset.variables]
     for row in rows:
         values = []
-        for v, value, width in zip(dataset.variables, row, widths, strict=True):
+        for v, value, seen in zip(dataset.variables, row, sizes, strict=True):
             if v.type != TEXT:
                 values.append(_xpt_number(v, value))
                 continue
-            pieces = ([""] if value is None else
-                      split_text(escape_text(str(value), _NOT_XPT, blanks=True)))
-            for part, piece in enumerate(pieces):
-                size = len(piece) if piece.isascii() else len(piece.encode())
-                if part == len(width):
-                    width.append(size)
-                elif size > width[part]:
-                    width[part] = size
-            values.append(pieces)
+            text = "" if value is None else escape_text(str(value), _NOT_XPT, blanks=True)
+            size = _text_size(text)
+            seen[size] = seen.get(size, 0) + 1
+            values.append(text)
         spool.append(values)
-    return widths
+    return sizes
 
 
-def _xpt_columns(dataset: Dataset, widths: list[list[int]]):
-    """The XPORT columns: (name, label, width in bytes, format, variable index, part)."""
-    taken = {v.sas_name.upper() for v in dataset.variables}
+def _xpt_columns(dataset: Dataset, widths: list[int | None]):
+    """The XPORT columns of the main file: (name, label, width in bytes, format, text?)."""
     result = []
-    for index, (v, width) in enumerate(zip(dataset.variables, widths, strict=True)):
-        if v.type != TEXT:
+    for v, width in zip(dataset.variables, widths, strict=True):
+        if width is None:
             fmt = {DATE: "DATE9.", DATETIME: "DATETIME20."}.get(v.type)
-            result.append((v.sas_name, v.sas_label, 8, fmt, index, None))
-            continue
-        names = [v.sas_name, *_continuation_names(v.sas_name, len(width) - 1, taken)]
-        for part, name in enumerate(names):
-            label = v.sas_label if part == 0 else _part_label(v.sas_label, part + 1)
-            result.append((name, label, width[part], None, index, part))
+            result.append((v.sas_name, v.sas_label, 8, fmt, False))
+        else:
+            result.append((v.sas_name, v.sas_label, width, None, True))
     return result
 
 
@@ -508,7 +573,7 @@ def _check_xpt(dataset: Dataset, columns) -> None:
         problems.append(f"dataset name {dataset.sas_name!r} is not a SAS name of at most "
                         f"{SAS_NAME_LENGTH} characters")
     seen = set()
-    for name, label, width, _fmt, _index, part in columns:
+    for name, label, width, _fmt, text in columns:
         if not SAS_NAME.fullmatch(name):
             problems.append(f"{name!r} is not a SAS name of at most {SAS_NAME_LENGTH} "
                             "characters (letters, digits, _; not starting with a digit)")
@@ -518,7 +583,7 @@ def _check_xpt(dataset: Dataset, columns) -> None:
         if len(label) > SAS_LABEL_LENGTH or not label.isascii():
             problems.append(f"{name}: the label {label!r} is not ASCII of at most "
                             f"{SAS_LABEL_LENGTH} characters")
-        if part is not None and width > XPT_TEXT_BYTES:
+        if text and width > XPT_TEXT_BYTES:
             problems.append(f"{name}: a value of {width} bytes (at most {XPT_TEXT_BYTES})")
     if problems:
         raise ExportError(f"{dataset.name}: cannot be written as SAS XPORT v5: "
@@ -530,18 +595,17 @@ XPT_RECORD = 80
 
 
 def _xpt_chunk(columns, chunk: list, label: str, table: str, work: Path) -> tuple[bytes, bytes]:
-    """The XPORT header and the data records of ``chunk``, as pyreadstat writes them. A last
-    row holding a text as wide as each column is written too, and left out of the data:
-    pyreadstat sizes a column to its longest value, and every chunk must have the widths of
-    the whole dataset."""
+    """The XPORT header and the data records of ``chunk`` (rows of one value per column), as
+    pyreadstat writes them. A last row holding a text as wide as each column is written too,
+    and left out of the data: pyreadstat sizes a column to its longest value, and every chunk
+    must have the widths of the whole file."""
     frame = {}
-    for name, _label, width, _fmt, index, part in columns:
-        if part is None:
+    for index, (name, _label, width, _fmt, text) in enumerate(columns):
+        if not text:
             frame[name] = pd.Series([row[index] for row in chunk] + [np.nan], dtype="float64")
         else:
-            frame[name] = pd.Series(
-                [row[index][part] if part < len(row[index]) else "" for row in chunk]
-                + ["x" * max(width, 1)], dtype="object")
+            frame[name] = pd.Series([row[index] for row in chunk] + ["x" * max(width, 1)],
+                                    dtype="object")
     path = work / "chunk.xpt"
     pyreadstat.write_xport(
         pd.DataFrame(frame), str(path), file_label=label,
@@ -585,7 +649,53 @@ def _stamp_xpt_header(path: Path, when: dt.datetime) -> None:
             f.write(stamp)
 
 
-def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime) -> int:
+def _write_xpt_file(path: Path, columns, chunks: Iterable[list], label: str, table: str,
+                    work: Path, stamp: dt.datetime) -> None:
+    """One XPORT member from ``chunks`` of rows: the header of the first chunk, then every
+    chunk's data records, padded with blanks to a whole 80-byte record as v5 requires."""
+    with open(path, "wb") as out:
+        size = 0
+        empty = True
+        for number, chunk in enumerate(chunks):
+            empty = False
+            header, data = _xpt_chunk(columns, chunk, label, table, work)
+            if number == 0:
+                out.write(header)
+            out.write(data)
+            size += len(data)
+        if empty:
+            out.write(_xpt_chunk(columns, [], label, table, work)[0])
+        out.write(b" " * (-size % XPT_RECORD))
+    _stamp_xpt_header(path, stamp)
+
+
+def _xpt_main_rows(spool: _Spool, widths: list[int | None], names: list[str],
+                   pieces: _Spool, piece_width: list[int], limit: int):
+    """The main file's rows, chunk by chunk, each text cut to its column's width (before a
+    space where it can, :func:`split_text`); the rest of a longer text goes to ``pieces`` as
+    companion rows (row number, variable, piece number, piece of at most ``limit`` bytes),
+    the widest piece's width kept in ``piece_width``."""
+    number = 0
+    for chunk in spool:
+        out = []
+        for values in chunk:
+            number += 1
+            row = []
+            for value, width, name in zip(values, widths, names, strict=True):
+                if width is None or _text_size(value) <= width:
+                    row.append(value)
+                    continue
+                first = _first_piece(value, width)
+                row.append(first)
+                for k, piece in enumerate(split_text(value[len(first):], limit), start=2):
+                    piece_width[0] = max(piece_width[0], _text_size(piece))
+                    pieces.append((float(number), name, float(k), piece))
+            out.append(row)
+        yield out
+
+
+def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime,
+              files: list | None = None) -> int:
     """SAS XPORT version 5 (the FDA transport format), one dataset per file, member name
     ``dataset.sas_name``. Columns are the variables' ``sas_name``s with their ``sas_label``s;
     dates are SAS dates (DATE9.), datetimes SAS datetimes in UTC (DATETIME20.), booleans 1/0,
@@ -593,36 +703,56 @@ def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     reversibly (:data:`TEXT_ESCAPE_RULE`: ``µ`` is ``\\u{b5}``).
 
     The v5 limits are checked here because pyreadstat does not check them all: names of at
-    most 8 characters, ASCII labels of at most 40, character values of at most 200 bytes. A
-    text variable whose longest value is longer is split into continuation variables, SDTM
-    fashion: TERM holds the first piece, TERM1, TERM2 … the next ones (see
-    :func:`split_text` and :func:`_continuation_names`), labelled "<label> (part 2)" …;
-    concatenating them gives the text back; each column is as wide as its own longest
-    piece. Anything still out of limits raises :class:`ExportError`.
+    most 8 characters, ASCII labels of at most 40, character values of at most 200 bytes.
 
-    The rows are read once into an on-disk spool, then written in chunks: pyreadstat
+    Long text, SDTM fashion (text over 200 characters: the first piece in the variable, the
+    rest in supplemental records): the main file has one row per record, each text variable
+    holding a value's first piece, of at most the column's width (200 bytes or less: the
+    layout that makes both files smallest, :func:`_xpt_layout`, so that one long value does
+    not widen every row). Only a value longer than its column continues, in the companion
+    file ``<xpt_companion_name(sas_name)>.xpt`` beside the main one: one row per further
+    piece, ROW (the record's row number in the main file, from 1), VARNAME (the variable),
+    PIECE (2, 3 …) and TEXT (the piece, at most 64 to 200 bytes, :data:`XPT_PIECE_WIDTHS`,
+    the same limit for the whole file, chosen with the widths). Pieces end before a space where
+    they can (:func:`split_text`; readers drop trailing blanks, never leading ones). The
+    text is the variable's value followed by its pieces in PIECE order, unescaped by the
+    rule. No companion is written when no value is longer than its column; ``files``, when
+    given, gets ``(path, rows)`` of the companion written. Anything out of limits raises
+    :class:`ExportError`.
+
+    The rows are read once into an on-disk spool (learning the texts' lengths), then
+    written in chunks, the companion rows spooled on the way and written last: pyreadstat
     writes each chunk followed by a row as wide as each column (so that every chunk has the
-    dataset's widths, pyreadstat sizing a column to its longest value); the chunks' rows
-    are joined without that row, after the header of the first, and the data padded with
-    blanks to a whole 80-byte record as v5 requires. Returns the number of rows."""
+    file's widths, pyreadstat sizing a column to its longest value); the chunks' rows are
+    joined without that row, after the header of the first, and the data padded with blanks
+    to a whole 80-byte record as v5 requires. Returns the number of rows of the main file."""
     path = Path(path)
-    with _Spool() as spool, tempfile.TemporaryDirectory(dir=path.parent) as work:
-        widths = _xpt_spool(dataset, rows, spool)
+    when = _utc(stamp)
+    companion = path.with_name(f"{xpt_companion_name(dataset.sas_name)}.xpt")
+    with _Spool() as spool, _Spool() as pieces, \
+            tempfile.TemporaryDirectory(dir=path.parent) as work:
+        widths, piece = _xpt_layout(_xpt_spool(dataset, rows, spool), spool.count)
         columns = _xpt_columns(dataset, widths)
         _check_xpt(dataset, columns)
         label = _ascii_label(dataset.label)
-        with open(path, "wb") as out:
-            size = 0
-            for number, chunk in enumerate(itertools.chain(spool, [[]] if not spool.count
-                                                           else [])):
-                header, data = _xpt_chunk(columns, chunk, label, dataset.sas_name, Path(work))
-                if number == 0:
-                    out.write(header)
-                out.write(data)
-                size += len(data)
-            out.write(b" " * (-size % XPT_RECORD))
-    _stamp_xpt_header(path, _utc(stamp))
-    return spool.count
+        piece_width = [1]
+        _write_xpt_file(path, columns, _xpt_main_rows(
+            spool, widths, [v.sas_name for v in dataset.variables], pieces, piece_width,
+            piece),
+            label, dataset.sas_name, Path(work), when)
+        companion.unlink(missing_ok=True)
+        if pieces.count:
+            names = [v.sas_name for v, w in zip(dataset.variables, widths, strict=True)
+                     if w is not None]
+            keys = [(name, text, 8, fmt, False) for name, text, fmt in XPT_COMPANION_KEYS]
+            keys[1] = (*keys[1][:2], max(map(len, names)), None, True)
+            columns = [*keys, (*XPT_COMPANION_TEXT, piece_width[0], None, True)]
+            _write_xpt_file(companion, columns, pieces, _ascii_label(
+                f"{dataset.label}: long text pieces"), xpt_companion_name(dataset.sas_name),
+                Path(work), when)
+            if files is not None:
+                files.append((companion, pieces.count))
+        return spool.count
 
 
 def _ascii_label(label: str) -> str:
@@ -1350,6 +1480,7 @@ def write_rds(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
 
 __all__ = [
     "TEXT_ESCAPE_RULE",
+    "XPT_LONG_TEXT_RULE",
     "ExportError",
     "escape_text",
     "split_text",
@@ -1360,4 +1491,5 @@ __all__ = [
     "write_sav",
     "write_xlsx",
     "write_xpt",
+    "xpt_companion_name",
 ]

@@ -28,6 +28,7 @@ from edc.exports.dictionary import (
     Dataset,
     Variable,
 )
+from tests.exports.xport import read_xport
 
 STAMP = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
 ROWS = 3_000
@@ -87,20 +88,22 @@ def written(writer, tmp_path, suffix: str):
     (tabular.write_xpt, "xpt"), (tabular.write_dta, "dta"), (tabular.write_sav, "sav"),
     (tabular.write_rds, "rds")])
 def test_one_long_text_does_not_widen_every_row(writer, suffix, tmp_path):
-    """A 10,000-character text in one row of 3,000: the file stays within 1.5 times the CSV.
-    XPORT rows are fixed-width in v5: each column is as wide as its own longest piece (at
-    most 200 bytes), and a row is no wider than its columns."""
+    """A 10,000-character text in one row of 3,000: the files stay within 1.5 times the CSV.
+    XPORT rows are fixed-width in v5: the text column stays as narrow as the short texts,
+    and the long text continues in the companion file, one row per further piece."""
     size = written(writer, tmp_path, suffix).stat().st_size
     if suffix == "xpt":
         _frame, meta = pyreadstat.read_xport(tmp_path / "notes.xpt", metadataonly=True)
         widths = meta.variable_storage_width
         assert widths["SEX"] == 1 and widths["NOTEID"] == 8
-        # Each continuation column as wide as its own longest piece, never more than 200.
-        assert max(widths.values()) <= 200
+        assert widths["TEXT"] <= len(f"note {ROWS} ok")  # the short texts' width
         # Headers (80-byte records, 140 bytes a column), then rows of exactly those widths.
         assert size <= 80 * 12 + 140 * len(widths) + ROWS * sum(widths.values()) + 80
-    else:
-        assert size <= 1.5 * csv_size(tmp_path), (suffix, size, csv_size(tmp_path))
+        companion = tmp_path / "notes_c.xpt"
+        rest, _meta = pyreadstat.read_xport(companion)
+        assert set(rest["ROW"]) == {ROWS // 2 + 1}  # the long text's row only
+        size += companion.stat().st_size
+    assert size <= 1.5 * csv_size(tmp_path), (suffix, size, csv_size(tmp_path))
 
 
 def test_stata_long_text_is_a_strl_only_where_it_pays(tmp_path):
@@ -120,8 +123,9 @@ def test_stata_long_text_is_a_strl_only_where_it_pays(tmp_path):
 def test_rows_written_in_chunks_read_back_equal(writer, suffix, tmp_path, small_chunks):
     path = written(writer, tmp_path, suffix)
     if suffix == "xpt":
-        frame = pd.read_sas(path, format="xport", encoding="ascii")
-        texts = frame.filter(regex=r"^TEXT\d*$").fillna("").sum(axis=1).map(rule)
+        frame, _meta, pieces = read_xport(path, disable_datetime_conversion=True)
+        assert pieces > 1  # the long text, rejoined from the companion file
+        texts = frame["TEXT"].map(rule)
         ids, weights = frame["NOTEID"], frame["WEIGHT"]
         dates = [dt.date(1960, 1, 1) + dt.timedelta(int(d)) for d in frame["VISDT"]]
         sexes = frame["SEX"]
@@ -157,9 +161,51 @@ def test_rows_written_in_chunks_read_back_equal(writer, suffix, tmp_path, small_
     (tabular.write_xpt, "xpt"), (tabular.write_dta, "dta"), (tabular.write_sav, "sav"),
     (tabular.write_rds, "rds")])
 def test_chunks_do_not_change_the_bytes(writer, suffix, tmp_path, monkeypatch):
-    one = written(writer, tmp_path, suffix).read_bytes()
+    def files():
+        written(writer, tmp_path, suffix)
+        return {p.name: p.read_bytes() for p in sorted(tmp_path.iterdir())}
+
+    one = files()
     monkeypatch.setattr(tabular, "CHUNK_ROWS", 700)
-    assert written(writer, tmp_path, suffix).read_bytes() == one
+    assert files() == one
+    assert ("notes_c.xpt" in one) == (suffix == "xpt")
+
+
+# Every text the EDC accepts, long or short, at both ends of a chunk: spaces at the ends, a
+# run of blanks, control characters, non-ASCII, our own escape syntax.
+TEXTS = [
+    "", " lead", "trail ", "µ·⁹ 中文 😀", "\x0b\x01tab\tcr\rlf\n", "\\u{41} literal",
+    " " * 300 + "blanks" + " " * 70, "x" * 200, "x" * 201, "word " * 50, "é" * 101,
+    ("随访 " * 700)[:2_000], " " + "y" * 8_000 + " ",
+]
+
+
+def test_xpt_companion_round_trip(tmp_path, small_chunks):
+    """Many long values spread over chunks of both files: read back by the documented layout
+    (main file and companion rejoined, tests/exports/xport.py), every text equals the input,
+    the companion holding pieces of only the values longer than their column."""
+    data = [(i, None if i % 29 == 0 else TEXTS[i % len(TEXTS)] if i % 3 else f"n{i}",
+             TEXTS[(i * 7) % len(TEXTS)]) for i in range(2_000)]
+    two = Dataset("notes", "Notes", (
+        Variable("note_id", "Note id", INTEGER, sas_name="NOTEID"),
+        Variable("text", "Text", TEXT, sas_name="TEXT", free_text=True),
+        Variable("comment", "Comment", TEXT, sas_name="COMMENT", free_text=True),
+    ), sas_name="notes")
+    path = tmp_path / "notes.xpt"
+    files = []
+    assert tabular.write_xpt(path, two, iter(data), stamp=STAMP, files=files) == len(data)
+    frame, meta, pieces = read_xport(path)
+    assert files == [(tmp_path / "notes_c.xpt", pieces)] and pieces > tabular.CHUNK_ROWS
+    assert list(frame["TEXT"].map(rule)) == [r[1] or "" for r in data]
+    assert list(frame["COMMENT"].map(rule)) == [r[2] for r in data]
+    rest, rest_meta = pyreadstat.read_xport(tmp_path / "notes_c.xpt")
+    assert rest_meta.variable_storage_width["TEXT"] <= 200
+    assert all(len(t.encode()) <= 200 for t in rest["TEXT"])
+    for name, column in (("TEXT", 1), ("COMMENT", 2)):
+        width = meta.variable_storage_width[name]
+        continued = {int(r) for r in rest.loc[rest["VARNAME"] == name, "ROW"]}
+        assert continued == {i + 1 for i, r in enumerate(data) if len(tabular.escape_text(
+            r[column] or "", tabular._NOT_XPT, blanks=True).encode()) > width}
 
 
 @pytest.mark.parametrize(("writer", "suffix"), [

@@ -40,6 +40,7 @@ from edc.roles import Role
 from forms.models import MRS, NIHSS, Demographics, VitalSigns
 from forms.models.deviations import ProtocolDeviation
 from tests.eligible import NIHSS_12, save
+from tests.exports.xport import read_xport
 from tests.factories import UserFactory, randomized_subject
 
 STAMP = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
@@ -156,18 +157,18 @@ def write(writer, tmp_path, dataset, data, suffix):
 # Each format read back ----------------------------------------------------------------------
 
 def test_xport_reads_back_value_by_value(exported, tmp_path):
+    """Each value read back, every text rejoined from the companion file by the documented
+    layout (tests/exports/xport.py) and unescaped by the rule."""
     for dataset, data in exported.values():
         path = write(tabular.write_xpt, tmp_path, dataset, data, "xpt")
-        frame = pd.read_sas(path, format="xport", encoding="ascii")
-        names = list(frame.columns)
-        ends = [names.index(v.sas_name) for v in dataset.variables[1:]] + [len(names)]
-        for v, end in zip(dataset.variables, ends, strict=True):
-            parts = names[names.index(v.sas_name): end]  # the variable and its continuations
+        frame, _meta, _pieces = read_xport(path, disable_datetime_conversion=True)
+        assert list(frame.columns) == [v.sas_name for v in dataset.variables]
+        for v in dataset.variables:
             for i, row in enumerate(data):
                 value = row[dataset.variables.index(v)]
                 where = (dataset.name, v.name, i)
                 if v.type == TEXT:
-                    text = "".join(frame[p].iloc[i] for p in parts)
+                    text = frame[v.sas_name].iloc[i]
                     assert text.isascii() and by_the_rule(text) == (value or ""), where
                     continue
                 expected = (None if value is None else
@@ -324,16 +325,23 @@ def test_xport_keeps_the_v5_limits_and_splits_long_text(exported, tmp_path):
         assert re.fullmatch(r"[A-Z_][A-Z0-9_]{0,7}", name)
         assert len(label) <= 40 and label.isascii()
     assert max(meta.variable_storage_width.values()) <= 200
-    parts = [n for n in frame.columns if n.startswith("DESCRI")]
-    # 180 ASCII bytes, then 100 Chinese characters of 8 ASCII bytes each (\\u{968f} …).
-    assert parts == ["DESCRIPT", *(f"DESCRIP{k}" for k in range(1, 6))]
-    assert [meta.column_names_to_labels[p] for p in parts] == [
-        "description", *(f"description (part {k})" for k in range(2, 7))]
-    pieces = [frame[p].iloc[0] for p in parts]
+    # One column per variable: the long text's first piece in DESCRIPT, the rest (100
+    # Chinese characters of 8 ASCII bytes each, \\u{968f} …) in the companion file.
+    assert [n for n in frame.columns if n.startswith("DESCRI")] == ["DESCRIPT"]
+    assert meta.column_names_to_labels["DESCRIPT"] == "description"
+    companion = tmp_path / "protoc_c.xpt"
+    rest, rest_meta = pyreadstat.read_xport(companion, encoding="ascii")
+    assert rest_meta.table_name == "protoc_c"
+    assert list(rest.columns) == ["ROW", "VARNAME", "PIECE", "TEXT"]
+    assert max(rest_meta.variable_storage_width.values()) <= 200
+    assert set(rest["ROW"]) == {1} and set(rest["VARNAME"]) == {"DESCRIPT"}
+    assert list(rest["PIECE"]) == list(range(2, len(rest) + 2))
+    pieces = [frame["DESCRIPT"].iloc[0], *rest["TEXT"]]
     assert by_the_rule("".join(pieces)) == LONG_TEXT
     assert all(len(p.encode()) <= 200 for p in pieces)
-    assert pieces[1].startswith(" ")  # cut before a space, never inside a word
+    assert pieces[0].endswith("sponsor.") and pieces[1].startswith(" ")  # before a space
     assert frame["ISMAJOR"].iloc[0] == 0
+    assert read_xport(path)[0]["DESCRIPT"].map(by_the_rule).tolist() == [LONG_TEXT]
 
 
 @pytest.mark.parametrize(("value", "pieces"), [
@@ -375,14 +383,28 @@ def test_xport_refuses_what_v5_cannot_hold(tmp_path):
                           [(1,)], stamp=STAMP)
 
 
-def test_continuation_names_skip_names_taken(tmp_path):
-    dataset = hand_made(Variable("term", "Term", TEXT, sas_name="TERM"),
-                        Variable("term_1", "Another", INTEGER, sas_name="TERM1"),
-                        Variable("longname", "Long", TEXT, sas_name="LONGNAME"))
-    path = tmp_path / "names.xpt"
-    tabular.write_xpt(path, dataset, [("x " * 150, 1, "y " * 150)], stamp=STAMP)
-    _frame, meta = pyreadstat.read_xport(path)
-    assert meta.column_names == ["TERM", "TERM2", "TERM1", "LONGNAME", "LONGNAM1"]
+def test_no_companion_without_a_long_text(tmp_path):
+    """A text as long as the column allows stays in the main file: no companion."""
+    dataset = hand_made(Variable("term", "Term", TEXT, sas_name="TERM"))
+    path = tmp_path / "bad.xpt"
+    (tmp_path / "bad_c.xpt").write_bytes(b"left from an earlier run")
+    files = []
+    assert tabular.write_xpt(path, dataset, [("x " * 99 + "x",), ("y",)], stamp=STAMP,
+                             files=files) == 2
+    assert files == [] and not (tmp_path / "bad_c.xpt").exists()
+    frame, meta = pyreadstat.read_xport(path)
+    assert list(frame["TERM"]) == ["x " * 99 + "x", "y"]
+    assert meta.variable_storage_width["TERM"] == 199
+
+
+@pytest.mark.parametrize("profile", list(Profile))
+def test_companion_names_collide_with_no_dataset(profile):
+    """The companion of each dataset has a name of its own, within XPORT's 8 characters,
+    that no dataset and no other companion of the export has."""
+    names = [d.sas_name.upper() for d in datasets(profile)]
+    companions = [tabular.xpt_companion_name(d.sas_name).upper() for d in datasets(profile)]
+    assert all(re.fullmatch(r"[A-Z_][A-Z0-9_]{0,7}", n) for n in companions)
+    assert len(set(names + companions)) == 2 * len(names)
 
 
 # Same stamp, same bytes ---------------------------------------------------------------------
@@ -402,7 +424,10 @@ def test_same_rows_and_stamp_give_byte_identical_files(exported, tmp_path):
     first = write_all(exported, tmp_path / "first")
     time.sleep(1.05)  # the libraries read the clock to the second
     second = write_all(exported, tmp_path / "second")
-    assert first.keys() == second.keys() and len(first) == 4 * len(CHECKED) + 1
+    companions = [name for name in first if name.endswith("_c.xpt")]
+    assert "protoc_c.xpt" in companions  # the long description's further pieces
+    assert first.keys() == second.keys()
+    assert len(first) == 4 * len(CHECKED) + 1 + len(companions)
     for name in first:
         assert first[name] == second[name], name
 

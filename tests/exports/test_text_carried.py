@@ -16,6 +16,7 @@ import pytest
 
 from edc.exports import tabular
 from edc.exports.dictionary import TEXT, Dataset, Variable
+from tests.exports.xport import read_xport
 
 STAMP = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
 # 100,000 characters: Chinese, symbols, an emoji, a line break, a formula start, spaces at
@@ -79,19 +80,34 @@ def test_excel_writes_formula_like_text_as_text(tmp_path):
 
 
 def test_xport_is_ascii_and_gives_the_text_back_by_the_rule(tmp_path):
+    """The main file holds each text's first piece, the companion the rest of the long one
+    only; both ASCII, pieces of at most 200 bytes; rejoined (tests/exports/xport.py, also
+    with pandas' own XPORT reader) and unescaped by the rule, every text comes back."""
     path = tmp_path / "notes.xpt"
-    tabular.write_xpt(path, dataset(), DATA, stamp=STAMP)
+    files = []
+    tabular.write_xpt(path, dataset(), DATA, stamp=STAMP, files=files)
+    companion = tmp_path / "notes_c.xpt"
+    assert files == [(companion, len(pyreadstat.read_xport(companion)[0]))]
     frame, meta = pyreadstat.read_xport(path, encoding="ascii")
-    names = [n for n in meta.column_names if n.startswith("TEXT")]
-    assert all(frame[n].str.isascii().all() for n in names)
-    raw = path.read_bytes()
-    assert "µ".encode() not in raw and "中".encode() not in raw
-    assert max(meta.variable_storage_width[n] for n in names) <= 200
-    assert [rule(t) for t in joined(frame, names)] == expected()
+    rest, rest_meta = pyreadstat.read_xport(companion, encoding="ascii")
+    assert meta.column_names == ["NOTEID", "TEXT"]
+    assert frame["TEXT"].str.isascii().all() and rest["TEXT"].str.isascii().all()
+    for raw in (path.read_bytes(), companion.read_bytes()):
+        assert "µ".encode() not in raw and "中".encode() not in raw
+    assert meta.variable_storage_width["TEXT"] <= 200
+    assert rest_meta.variable_storage_width["TEXT"] <= 200
+    assert set(rest["ROW"]) == {1} and set(rest["VARNAME"]) == {"TEXT"}  # only the long one
+    whole, _meta, pieces = read_xport(path)
+    assert pieces == len(rest) and [rule(t) for t in whole["TEXT"]] == expected()
     assert rule(frame["TEXT"].iloc[1]) == "µ·⁹ 中文" and frame["TEXT"].iloc[1] == (
         "\\u{b5}\\u{b7}\\u{2079} \\u{4e2d}\\u{6587}")
-    sas = pd.read_sas(path, format="xport", encoding="ascii")
-    assert [rule(t) for t in joined(sas, names)] == expected()
+    # pandas reads the companion alike (not the main file: for rows of 80 bytes or less it
+    # takes any blank 8-byte word of the last record for padding, and drops a row here).
+    sas_rest = pd.read_sas(companion, format="xport", encoding="ascii")
+    texts = list(frame["TEXT"])
+    for row in sas_rest.sort_values(["ROW", "PIECE"]).itertuples():
+        texts[int(row.ROW) - 1] += row.TEXT
+    assert [rule(t) for t in texts] == expected()
 
 
 def test_spss_splits_long_strings_and_keeps_trailing_blanks(tmp_path):

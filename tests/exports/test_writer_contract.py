@@ -14,6 +14,7 @@ applied, using only what the export's own data dictionary and documentation say.
 import csv
 import datetime as dt
 import io
+import json
 import re
 import zipfile
 from collections import defaultdict
@@ -37,6 +38,7 @@ from edc.roles import Role
 from forms import queries
 from forms.models import CRF_MODELS
 from forms.queries import Query, QueryMessage
+from tests.exports.xport import read_xport
 from tests.factories import UserFactory, randomized_subject
 
 FORMATS = tuple(package.FORMATS)
@@ -155,19 +157,19 @@ def read(files: dict[str, bytes], fmt: str, tmp_path, xpt_files: dict[str, str]
                                     lambda base, k: f"{base}_part{k}") for row in rows]
             assert not any(c.data_type == "f" for r in workbook[name].iter_rows() for c in r)
     elif fmt == "xpt":
+        folder = tmp_path / "xpt"
+        folder.mkdir(exist_ok=True)
+        for name in files:
+            if name.startswith("xpt/"):
+                (tmp_path / name).write_bytes(files[name])
         for name, entries in variables.items():
-            frame, _meta = pyreadstat.read_xport(local(xpt_files[name]), encoding="ascii")
-            rows = []
-            columns = list(frame.columns)
-            starts = [columns.index(e["sas_name"]) for e in entries] + [len(columns)]
-            for i in range(len(frame)):
-                row = {}
-                for entry, start, end in zip(entries, starts, starts[1:], strict=False):
-                    values = [frame[c].iloc[i] for c in columns[start:end]]
-                    row[entry["variable"]] = (rule("".join(values)) if entry["type"] == "text"
-                                              else values[0])
-                rows.append(row)
-            result[name] = rows
+            # The long texts rejoined from the companion file (tests/exports/xport.py).
+            frame, _meta, _pieces = read_xport(tmp_path / xpt_files[name])
+            assert list(frame.columns) == [e["sas_name"] for e in entries]
+            result[name] = [
+                {e["variable"]: rule(row[e["sas_name"]]) if e["type"] == "text"
+                 else row[e["sas_name"]] for e in entries}
+                for row in frame.to_dict("records")]
     elif fmt == "dta":
         for name in variables:
             frame = pd.read_stata(local(f"dta/{name}.dta"), convert_categoricals=False)
@@ -222,6 +224,16 @@ def test_every_writer_carries_the_longest_texts_and_extreme_dates(
     with zipfile.ZipFile(result.path) as archive:
         files = {name: archive.read(name) for name in archive.namelist()}
     deidentified = profile == Profile.DEIDENTIFIED
+    # The longest texts continue in XPORT companion files, which the manifest lists (with
+    # their rows) and explains.
+    manifest = json.loads(files["manifest.json"])
+    listed = {f["path"]: f["rows"] for f in manifest["files"]}
+    companions = [name for name in files if name.endswith("_c.xpt")]
+    assert companions or deidentified
+    for name in companions:
+        (tmp_path / "companion.xpt").write_bytes(files[name])
+        assert listed[name] == len(pyreadstat.read_xport(tmp_path / "companion.xpt")[0])
+    assert "_c.xpt" in manifest["xpt_long_text"]
     checked = 0
     for fmt in ("csv", "xlsx", "xpt", "dta", "sav", "rds"):
         tables = read(files, fmt, tmp_path, xpt_files)
