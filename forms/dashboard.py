@@ -32,7 +32,7 @@ from edc import protocol
 from edc.models import Site, User
 from edc.roles import scope_to_user
 from forms.models import CRF_MODELS, AdverseEvent, CRFStatus
-from forms.queries import ACTIVE_STATUSES, Query
+from forms.queries import ACTIVE_STATUSES, QUERY_AGE_BANDS, Query, query_age_band_counts
 from forms.selectors import (
     VISIT_FORM_CODES,
     expected_forms,
@@ -41,10 +41,6 @@ from forms.selectors import (
 )
 from visits import schedule
 from visits.models import Subject, SubjectStatus, Visit
-
-# Age of an open query in whole days (``forms.queries.query_age_days``): low and high bounds,
-# inclusive; None is open-ended. The same bands as the query list.
-QUERY_AGE_BANDS: tuple[tuple[int, int | None], ...] = ((0, 7), (8, 14), (15, 30), (31, None))
 
 # Visits whose forms are expected: the visit took place, or its window is open or has passed.
 _FORMS_EXPECTED = frozenset(
@@ -363,12 +359,7 @@ def crf_completion(
 
 def open_queries(user: User, sites: list[Site], *, now: dt.datetime) -> dict[str, list[int]]:
     """One query: queries in progress (open or answered) per site, in each age band."""
-    bands = {}
-    for index, (low, high) in enumerate(QUERY_AGE_BANDS):
-        condition = Q(raised_at__lte=now - dt.timedelta(days=low))
-        if high is not None:
-            condition &= Q(raised_at__gt=now - dt.timedelta(days=high + 1))
-        bands[f"band_{index}"] = Count("pk", filter=condition)
+    bands = query_age_band_counts(now)
     rows = (
         scope_to_user(Query.objects.filter(status__in=ACTIVE_STATUSES), user,
                       site_field="subject__site")

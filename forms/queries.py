@@ -15,7 +15,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -443,6 +443,23 @@ def queries_for_target(target: CRF | Visit) -> models.QuerySet:
         ))
         .order_by("raised_at", "pk")
     )
+
+
+# Age of a query in progress in whole days (``query_age_days``): low and high bounds,
+# inclusive; None is open-ended. The query list and the dashboard show the same bands.
+QUERY_AGE_BANDS: tuple[tuple[int, int | None], ...] = ((0, 7), (8, 14), (15, 30), (31, None))
+
+
+def query_age_band_counts(now: dt.datetime) -> dict[str, Count]:
+    """Aggregates ``band_0`` … counting queries by age band in SQL: ``days >= low`` and
+    ``days <= high`` of ``(now - raised_at).days``, as ``query_age_days`` counts them."""
+    bands = {}
+    for index, (low, high) in enumerate(QUERY_AGE_BANDS):
+        condition = Q(raised_at__lte=now - dt.timedelta(days=low))
+        if high is not None:
+            condition &= Q(raised_at__gt=now - dt.timedelta(days=high + 1))
+        bands[f"band_{index}"] = Count("pk", filter=condition)
+    return bands
 
 
 def query_age_days(query: Query, now: dt.datetime) -> int:

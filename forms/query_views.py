@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -19,11 +19,10 @@ from forms import queries as query_services
 from forms import sdv
 from forms.checks import ALL_CHECKS
 from forms.models import CRF_MODELS
-from forms.queries import QueryStatus
+from forms.queries import QUERY_AGE_BANDS, QueryStatus, query_age_band_counts
 from visits.models import Visit
 from visits.selectors import subjects_for_user
 
-AGE_BANDS = ((0, 7), (8, 14), (15, 30), (31, None))
 ACTIONS = {
     "answer": query_services.query_answer,
     "requery": query_services.query_requery,
@@ -98,17 +97,10 @@ def _status_counts(queries) -> list[tuple[str, int]]:
 def _ageing(queries, now) -> list[tuple[str, int]]:
     """One query: queries in progress by whole days since raised
     (``forms.queries.query_age_days``), in the age bands."""
-    bands = {}
-    for index, (low, high) in enumerate(AGE_BANDS):
-        # ``days >= low`` and ``days <= high`` of ``(now - raised_at).days``.
-        condition = Q(raised_at__lte=now - timezone.timedelta(days=low))
-        if high is not None:
-            condition &= Q(raised_at__gt=now - timezone.timedelta(days=high + 1))
-        bands[f"band_{index}"] = Count("pk", filter=condition)
     counts = queries.filter(status__in=[QueryStatus.OPEN, QueryStatus.ANSWERED]).aggregate(
-        **bands)
+        **query_age_band_counts(now))
     return [(f"{low}–{high}" if high is not None else f"> {low - 1}", counts[f"band_{index}"])
-            for index, (low, high) in enumerate(AGE_BANDS)]
+            for index, (low, high) in enumerate(QUERY_AGE_BANDS)]
 
 
 @login_required
