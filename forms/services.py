@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from edc import bounds, protocol
+from edc.audit import chain_batch
 from edc.models import User
 from edc.roles import Action, can
 from edc.validation import changed_fields, field_values, validate_constraints_over
@@ -340,8 +341,10 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
         # Its own savepoint: a first save that lost the race leaves nothing written.
         _save_or_conflict(crf, is_new=True)
     # From the first write on, a failure dooms the whole transaction (no savepoint): nothing
-    # half-saved is ever committed, even by a caller that goes on after an error.
-    with transaction.atomic(savepoint=False):
+    # half-saved is ever committed, even by a caller that goes on after an error. The
+    # history rows written from here (the form's, a broken signature's, the queries') are
+    # linked in the audit chain together at the end (``chain_batch``).
+    with transaction.atomic(savepoint=False), chain_batch():
         if before is not None:
             crf.save()  # the row is locked and no key of it changes: no race to catch
         sae_saved(crf)

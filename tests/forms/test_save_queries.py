@@ -156,6 +156,9 @@ def test_editing_a_signed_form_breaks_the_signature(signed_in, subject, nurse, s
     with statements(REQUEST + 9) as seen:
         response = signed_in.post(url, data)
     assert response.status_code == 302
+    # The three rows are linked together at the end of the save (edc.audit.chain_batch): the
+    # head of each of their three tables read with its row, then one INSERT of the links.
+    assert (seen.chained_rows, seen.chain) == (3, 4), seen.listing
     assert seen.total <= SAVE_LIMIT, seen.listing
     signature.refresh_from_db()
     assert signature.is_broken
@@ -190,11 +193,12 @@ def test_an_edit_that_closes_a_query(signed_in, subject, nurse):
     # The hot path (10); the subject's system queries (1); the query read again FOR UPDATE
     # (1); the constraints over the fields its closing changes, in one SELECT (SAVEPOINT,
     # SELECT, RELEASE: 3); its UPDATE and history row (2); its message and that message's
-    # history row (2); the audit event (1): 20, and the chain's statements for four history
+    # history row (2); the audit event (1): 20, and the chain's statements for three history
     # rows and the event.
-    with statements(REQUEST + 15):
+    with statements(REQUEST + 15) as seen:
         response = signed_in.post(url, data)
     assert response.status_code == 302
+    assert (seen.chained_rows, seen.chain) == (4, 5), seen.listing  # 4 tables, 1 INSERT
     query.refresh_from_db()
     assert query.status == QueryStatus.CLOSED
     assert query.messages.filter(kind="auto_closed").exists()
