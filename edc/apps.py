@@ -9,6 +9,10 @@ class EdcConfig(AppConfig):
     def ready(self) -> None:
         # The audit trail's infrastructure (edc.audit): append-only triggers after each
         # migrate, a hash-chain link for every history row, login and account events.
-        from edc import audit
+        from django.contrib.auth.signals import user_logged_in
+
+        from edc import audit, sessions
 
         audit.connect(self)
+        # A sign-in is the session's first renewal (edc.middleware.SessionRenewalMiddleware).
+        user_logged_in.connect(sessions.renewed_at_login, dispatch_uid="edc.sessions.login")

@@ -7,6 +7,31 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.functional import LazyObject
 
 from edc.roles import has_all_sites
+from edc.sessions import renew_if_due
+
+
+class SessionRenewalMiddleware:
+    """Keep a signed-in session alive while it is used, writing it at most once per
+    ``SESSION_RENEW_SECONDS`` instead of on every request.
+
+    The idle log-off (``SESSION_COOKIE_AGE``) counts from the session's last write: a session
+    with data is written again (its expiry moved to now + ``SESSION_COOKIE_AGE``) once its
+    last renewal is ``SESSION_RENEW_SECONDS`` old or more. A session idle for
+    ``SESSION_COOKIE_AGE`` is therefore always logged off, at most ``SESSION_RENEW_SECONDS``
+    earlier than counted from the very last click, never later; every other request saves an
+    UPDATE of the session row and its transaction. A sign-in counts as a renewal
+    (``edc.sessions.renewed_at_login``). Runs after ``SessionMiddleware`` (listed after it),
+    which saves a session marked modified."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is not None and not session.is_empty():
+            renew_if_due(session)
+        return response
 
 
 class SiteTimezoneMiddleware:

@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "edc.middleware.SessionRenewalMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -167,9 +168,15 @@ AXES_HTTP_RESPONSE_CODE = 429
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
-# Automatic log-off after a period of inactivity (seconds); every request renews the session.
+# Automatic log-off after a period of inactivity (seconds). A request renews the session
+# (writes it with a new expiry) when its last renewal is SESSION_RENEW_SECONDS old or more
+# (edc.middleware.SessionRenewalMiddleware), not on every request: an idle session is logged off
+# after SESSION_COOKIE_AGE at the latest, at most SESSION_RENEW_SECONDS earlier.
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_IDLE_TIMEOUT", "1800"))
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_RENEW_SECONDS = min(60, SESSION_COOKIE_AGE // 10)
+SESSION_SAVE_EVERY_REQUEST = False
+# Django's database sessions, a renewal written in one statement (edc/sessions.py).
+SESSION_ENGINE = "edc.sessions"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 

@@ -39,13 +39,24 @@ def validate_constraints_over(instance: models.Model, changed: set[str] | None, 
                 continue
             chosen.append(constraint)
         checks = [c for c in chosen if isinstance(c, models.CheckConstraint)]
-        for constraint in _failing_checks(model_class, instance, checks, using):
-            errors = ValidationError(
-                constraint.get_violation_error_message(), code=constraint.violation_error_code,
-            ).update_error_dict(errors)
+        # A unique constraint with a condition binds only a row that meets the condition:
+        # Django asks the database (a query and a savepoint) whether it does; asked here in
+        # the same SELECT as the check constraints.
+        gated = [c for c in chosen if isinstance(c, models.UniqueConstraint)
+                 and c.condition is not None]
+        held = _conditions_held(model_class, instance,
+                                [c.condition for c in [*checks, *gated]], using)
+        for constraint in checks:
+            if held.get(id(constraint.condition)) is False:
+                errors = ValidationError(
+                    constraint.get_violation_error_message(),
+                    code=constraint.violation_error_code,
+                ).update_error_dict(errors)
         for constraint in chosen:
             if isinstance(constraint, models.CheckConstraint):
                 continue
+            if constraint in gated and held.get(id(constraint.condition)) is False:
+                continue  # the row is outside the constraint's condition: nothing to collide
             try:
                 constraint.validate(model_class, instance, using=using)
             except ValidationError as error:
@@ -58,16 +69,17 @@ def validate_constraints_over(instance: models.Model, changed: set[str] | None, 
         raise ValidationError(errors)
 
 
-def _failing_checks(model_class, instance: models.Model,
-                    checks: list[models.CheckConstraint], using: str) -> list:
-    """The check constraints ``instance`` fails, evaluated by the database in one SELECT (Django
-    asks one query and one savepoint per constraint: ``CheckConstraint.validate``). Same
-    semantics: the instance's values stand in for its columns, a condition that is NULL
-    passes (as in SQL), a condition naming a field the model lacks is not judged here, and a
-    database error (e.g. a value the column's type refuses) leaves the judgement to the
-    database at the save, as Django does."""
-    if not checks:
-        return []
+def _conditions_held(model_class, instance: models.Model, conditions: list,
+                     using: str) -> dict[int, bool]:
+    """Whether ``instance`` meets each condition (by ``id`` of the condition), evaluated by
+    the database in one SELECT (Django asks one query and one savepoint per constraint:
+    ``CheckConstraint.validate``). Same semantics: the instance's values stand in for its
+    columns, a condition that is NULL holds (as in SQL), a condition naming a field the model
+    lacks is not judged here (absent from the answer), and a database error (e.g. a value the
+    column's type refuses) judges nothing, leaving it to the database at the save, as Django
+    does."""
+    if not conditions:
+        return {}
     against = instance._get_field_expression_map(meta=model_class._meta)
     query = Query(None)
     for name, value in against.items():
@@ -75,24 +87,23 @@ def _failing_checks(model_class, instance: models.Model,
             value = Value(value)
         query.add_annotation(value, name, select=False)
     judged = []
-    for index, constraint in enumerate(checks):
-        condition = Coalesce(ExpressionWrapper(Q(constraint.condition),
-                                               output_field=BooleanField()),
-                             Value(True), output_field=BooleanField())
+    for index, condition in enumerate(conditions):
+        expression = Coalesce(ExpressionWrapper(Q(condition), output_field=BooleanField()),
+                              Value(True), output_field=BooleanField())
         try:
-            query.add_annotation(condition, f"_check_{index}")
+            query.add_annotation(expression, f"_check_{index}")
         except FieldError:
             continue
-        judged.append(constraint)
+        judged.append(condition)
     if not judged:
-        return []
+        return {}
     connection = connections[using]
     try:
         with transaction.atomic(using=using) if connection.in_atomic_block else nullcontext():
             row = query.get_compiler(using=using).execute_sql(SINGLE)
     except DatabaseError:
-        return []
-    return [c for c, passed in zip(judged, row, strict=True) if not passed]
+        return {}
+    return {id(c): bool(held) for c, held in zip(judged, row, strict=True)}
 
 
 def field_values(instance: models.Model) -> dict[str, object]:

@@ -31,6 +31,14 @@ def active_lock(*, subject: Subject, visit: Visit | None = None, record=None) ->
     return Lock.objects.filter(condition, unlocked_at__isnull=True).first()
 
 
+def locks_over(subject: Subject):
+    """Every lock in force over any of the subject's data (its own, its visits' and forms',
+    its site's, the trial's). Form and visit locks carry their subject (``lock_create``)."""
+    condition = (Q(scope=LockScope.TRIAL) | Q(scope=LockScope.SITE, site_id=subject.site_id)
+                 | Q(subject=subject))
+    return Lock.objects.filter(condition, unlocked_at__isnull=True)
+
+
 @dataclass(frozen=True)
 class SubjectLocks:
     """The locks in force over any of a subject's data, read once: whether a record or visit
@@ -41,11 +49,13 @@ class SubjectLocks:
 
     @classmethod
     def of(cls, subject: Subject) -> "SubjectLocks":
-        # Form and visit locks carry their subject (``lock_create``).
-        condition = (Q(scope=LockScope.TRIAL) | Q(scope=LockScope.SITE, site_id=subject.site_id)
-                     | Q(subject=subject))
-        return cls(subject, tuple(Lock.objects.filter(condition, unlocked_at__isnull=True)
-                                  .order_by("pk")))
+        return cls(subject, tuple(locks_over(subject).order_by("pk")))
+
+    @classmethod
+    def none(cls, subject: Subject) -> "SubjectLocks":
+        """No lock in force: the caller asked ``locks_over(subject).exists()`` in this
+        transaction (with another read) and the answer was no."""
+        return cls(subject, ())
 
     def covering(self, record) -> Lock | None:
         """The lock in force over ``record`` (a CRF or a Visit of the subject), if any."""

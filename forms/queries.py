@@ -26,6 +26,7 @@ from edc.audit import AuditAction, audit_event
 from edc.bounds import bounded_text, length_checks
 from edc.models import User
 from edc.roles import Action, can, scope_to_user
+from edc.validation import changed_fields, field_values, validate_constraints_over
 from forms.models.base import CRF
 from visits.models import Subject, Visit
 
@@ -221,8 +222,18 @@ def _message(query: Query, kind: str, text: str, author: User | None, at: dt.dat
     return message
 
 
-def _save(query: Query, user: User | None, kind: str) -> None:
-    query.full_clean()
+def _save(query: Query, user: User | None, kind: str,
+          stored: dict[str, object] | None = None) -> None:
+    """Validate and save ``query``. ``stored``: its values as read locked in this transaction
+    (``field_values``), when it changes only its own state (status, resolution, times, who
+    closed it): its links (subject, form, visit, raiser) are the stored row's, not read again,
+    and only the constraints over the fields changed are judged (``validate_constraints_over``)."""
+    if stored is None:
+        query.full_clean()
+    else:
+        query.full_clean(exclude=["subject", "content_type", "visit", "raised_by"],
+                         validate_constraints=False)
+        validate_constraints_over(query, changed_fields(query, stored))
     query._history_user = user
     query._change_reason = str(MessageKind(kind).label)
     query.save()
@@ -302,13 +313,13 @@ def query_requery(*, query: Query, text: str, user: User) -> Query:
 
 
 def _end(query: Query, *, status: str, resolution: str, kind: str, text: str,
-         user: User | None) -> Query:
+         user: User | None, stored: dict[str, object] | None = None) -> Query:
     now = timezone.now()
     query.status = status
     query.resolution = resolution
     query.closed_at = now
     query.closed_by = user
-    _save(query, user, kind)
+    _save(query, user, kind, stored)
     _message(query, kind, text, user, now)
     return query
 
@@ -348,18 +359,22 @@ def _active_system_query(target: CRF | Visit, field_name: str, check_code: str) 
     ).first()
 
 
-@transaction.atomic
+# No savepoint of its own: it is run inside the save whose checks found the failure, and an
+# error in it dooms that save anyway; the insert keeps its savepoint (a concurrent run).
+@transaction.atomic(savepoint=False)
 def query_open_system(
     *, target: CRF | Visit, field_name: str, check_code: str, text: str,
-    subject: Subject | None = None,
+    subject: Subject | None = None, looked_up: bool = False,
 ) -> tuple[Query, bool]:
     """The query in progress for this check failure, or a new one raised by the system.
     Returns (query, created). Idempotent, also under concurrent runs (the unique
     constraint decides). ``subject``: the target's subject with its site, when the caller
-    has it (the edit checks), so that it is not read again."""
+    has it (the edit checks), so that it is not read again. ``looked_up``: the caller read
+    the queries in progress of this check in this transaction and found none for this
+    failure (the edit checks' reconciliation), so it is not looked for again."""
     if not check_code:
         raise ValidationError(gettext("A system query needs the code of its edit check."))
-    existing = _active_system_query(target, field_name, check_code)
+    existing = None if looked_up else _active_system_query(target, field_name, check_code)
     if existing is not None:
         return existing, False
     if subject is None or subject.pk != getattr(target, "subject_id", None):
@@ -392,7 +407,7 @@ def query_open_system(
     return query, True
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # run inside the save whose checks pass: see above
 def query_close_system(*, query: Query) -> Query:
     """The data now pass the check that raised this query: it closes itself."""
     query = _locked(query)
@@ -401,7 +416,7 @@ def query_close_system(*, query: Query) -> Query:
     _require_status(query, ACTIVE_STATUSES, gettext("closed"))
     query = _end(query, status=QueryStatus.CLOSED, resolution=Resolution.RESOLVED_BY_DATA_CHANGE,
                  kind=MessageKind.AUTO_CLOSED, text=gettext("Resolved by data change."),
-                 user=None)
+                 user=None, stored=field_values(query))
     audit_event(action=AuditAction.QUERY_AUTO_CLOSED, obj=query, subject=query.subject,
                 detail={"check": query.check_code})
     return query

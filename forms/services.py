@@ -8,7 +8,6 @@ the history row, all in one transaction.
 """
 
 import datetime as dt
-from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,13 +16,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from edc import bounds, protocol
+from edc.audit import chain_batch
 from edc.models import User
 from edc.roles import Action, can
 from edc.validation import changed_fields, field_values, validate_constraints_over
 from forms import eligibility as eligibility_rules
 from forms.checks import VISIT
-from forms.checks.runner import CheckRun
-from forms.locks import SubjectLocks, refuse_if_locked
+from forms.checks.runner import CheckRun, reconciled_queries
+from forms.locks import SubjectLocks, locks_over, refuse_if_locked
 from forms.models import (
     CRF,
     ConcomitantMedication,
@@ -40,7 +40,7 @@ from forms.models.labs import reference_ranges
 from forms.models.nihss import NIHSS
 from forms.models.scales import MRS
 from forms.reminders import sae_saved
-from forms.signatures import signatures_break
+from forms.signatures import signatures_break, signatures_covering
 from visits import schedule
 from visits import services as visit_services
 from visits.models import Subject, SubjectIdentity, SubjectStatus, Visit
@@ -125,7 +125,7 @@ def crf_instance(*, model: type[CRF], subject: Subject, visit: Visit | None = No
     follows: ``crf_save(..., locked=True)``)."""
     queryset = model.objects.filter(subject=subject)
     if for_update:
-        queryset = queryset.select_for_update()
+        queryset = _with_guards(queryset.select_for_update(), subject)
     if pk is not None:
         found = queryset.get(pk=pk)
     else:
@@ -196,25 +196,36 @@ def _subject_of(crf: CRF, *, locked: bool) -> Subject:
     return Subject.objects.select_related("site").get(pk=crf.subject_id)
 
 
-def _relock(crf: CRF) -> CRF:
+# Whether any lock is in force over the subject's data, whether a valid signature covers the
+# record, and whether the subject has system queries for the edit checks to reconcile: asked
+# in the same statement that reads the saved form FOR UPDATE, so that a save of an unlocked,
+# unsigned form of a subject without queries (most of them) reads none of those tables again.
+LOCKED, SIGNED, QUERIED = "locks_in_force", "signatures_in_force", "system_queries_in_force"
+
+
+def _with_guards(queryset: models.QuerySet, subject: Subject) -> models.QuerySet:
+    return queryset.annotate(**{
+        LOCKED: models.Exists(locks_over(subject)),
+        SIGNED: models.Exists(signatures_covering(models.OuterRef("subject_id"),
+                                                  models.OuterRef("visit_id"))),
+        QUERIED: models.Exists(reconciled_queries(models.OuterRef("subject_id"))),
+    })
+
+
+def _guard(crf: CRF, name: str) -> bool:
+    """A guard of ``_with_guards`` (True, so read the table, when the form was not read with
+    them: a new form)."""
+    return getattr(crf, name, True) if crf.pk is not None else True
+
+
+def _relock(crf: CRF, subject: Subject) -> CRF:
     """The saved row read again, locked until the transaction ends (its subject and visit
-    objects kept: a save changes neither)."""
-    fresh = type(crf).objects.select_for_update().get(pk=crf.pk)
+    objects kept: a save changes neither), with its guards (``_with_guards``)."""
+    fresh = _with_guards(type(crf).objects.select_for_update(), subject).get(pk=crf.pk)
     for name in ("subject", "visit"):
         if _cached(crf, name) and getattr(fresh, f"{name}_id") == getattr(crf, f"{name}_id"):
             setattr(fresh, name, getattr(crf, name))
     return fresh
-
-
-@contextmanager
-def _transaction():
-    """The caller's transaction when there is one (the request's), without a savepoint:
-    checks before the first write raise with nothing written. Otherwise one of its own."""
-    if transaction.get_connection().in_atomic_block:
-        yield
-    else:
-        with transaction.atomic():
-            yield
 
 
 def crf_save(
@@ -231,7 +242,7 @@ def crf_save(
 ) -> CRF:
     """``locked``: the caller read ``crf`` with ``crf_instance(for_update=True)`` in the
     transaction this save runs in (the view), so it is current and needs no second read."""
-    with _transaction():
+    with visit_services.current_transaction():
         return _crf_save(crf=crf, values=values, user=user, expected_version=expected_version,
                          complete=complete, missing_items=missing_items,
                          not_done_reason=not_done_reason, reason=reason,
@@ -252,17 +263,21 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
     model = type(crf)
     if crf.pk:
         if not locked:
-            crf = _relock(crf)
+            crf = _relock(crf, subject)
         if crf.version != expected_version:
             raise EditConflict(crf)
     elif expected_version != 0:
         raise EditConflict(crf)
-    elif not protocol.crf(model.crf_code).is_log and (twin := _saved_twin(crf)) is not None:
+    elif (not locked and not protocol.crf(model.crf_code).is_log
+          and (twin := _saved_twin(crf)) is not None):
         # The visit's form was opened empty, but someone's first save has committed since.
-        # (A second entry of a one-per-subject log, such as a death report, is refused by
+        # (The caller that read it in this transaction, ``locked``, looked for it then. A
+        # second entry of a one-per-subject log, such as a death report, is refused by
         # validation instead: it duplicates a record, it does not race one.)
         raise EditConflict(twin)
-    locks = SubjectLocks.of(subject)
+    # The guards came with the saved form's locked read (``_with_guards``); a new form's
+    # locks are read here.
+    locks = SubjectLocks.of(subject) if _guard(crf, LOCKED) else SubjectLocks.none(subject)
     locks.refuse(crf)
     crf.subject = subject
     before = _snapshot(crf) if crf.pk else None
@@ -326,14 +341,16 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
         # Its own savepoint: a first save that lost the race leaves nothing written.
         _save_or_conflict(crf, is_new=True)
     # From the first write on, a failure dooms the whole transaction (no savepoint): nothing
-    # half-saved is ever committed, even by a caller that goes on after an error.
-    with transaction.atomic(savepoint=False):
+    # half-saved is ever committed, even by a caller that goes on after an error. The
+    # history rows written from here (the form's, a broken signature's, the queries') are
+    # linked in the audit chain together at the end (``chain_batch``).
+    with transaction.atomic(savepoint=False), chain_batch():
         if before is not None:
             crf.save()  # the row is locked and no key of it changes: no race to catch
         sae_saved(crf)
-        if before is None or changed:
+        if (before is None or changed) and _guard(crf, SIGNED):
             signatures_break(crf=crf, user=user)
-        checks.apply(crf)
+        checks.apply(crf, queried=_guard(crf, QUERIED))
     return crf
 
 
@@ -347,22 +364,26 @@ def _visit_change(visit: Visit, change, written: tuple[str, ...]) -> Visit:
     locks = SubjectLocks.of(subject)
     locks.refuse(visit)
     saved = change()
-    CheckRun.for_change(subject, VISIT, visit_fields=written, locks=locks).apply(saved)
+    # After the write: an error dooms the transaction (no savepoint), as in crf_save.
+    with transaction.atomic(savepoint=False):
+        CheckRun.for_change(subject, VISIT, visit_fields=written, locks=locks).apply(saved)
     return saved
 
 
-@transaction.atomic
+# In the caller's transaction without a savepoint (``current_transaction``): a refusal comes
+# before the first write; the visit service dooms the transaction on an error after it.
 def visit_record(*, visit: Visit, actual_date: dt.date, user: User, reason: str = "") -> Visit:
     """Record a visit date and run the edit checks that read it (window, sample dates)."""
-    return _visit_change(visit, lambda: visit_services.visit_record_date(
-        visit=visit, actual_date=actual_date, user=user, reason=reason),
-        ("actual_date", "is_missed", "missed_reason"))
+    with visit_services.current_transaction():
+        return _visit_change(visit, lambda: visit_services.visit_record_date(
+            visit=visit, actual_date=actual_date, user=user, reason=reason),
+            ("actual_date", "is_missed", "missed_reason"))
 
 
-@transaction.atomic
 def visit_missed(*, visit: Visit, reason: str, user: User) -> Visit:
-    return _visit_change(visit, lambda: visit_services.visit_mark_missed(
-        visit=visit, reason=reason, user=user), ("is_missed", "missed_reason"))
+    with visit_services.current_transaction():
+        return _visit_change(visit, lambda: visit_services.visit_mark_missed(
+            visit=visit, reason=reason, user=user), ("is_missed", "missed_reason"))
 
 
 # --- Eligibility and randomization ------------------------------------------------------------

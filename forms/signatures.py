@@ -104,12 +104,19 @@ def _signature_record(*, subject: Subject, visit: Visit | None, user: User) -> S
     return signature
 
 
+def signatures_covering(subject_id, visit_id):
+    """The valid signatures over a record of this subject and visit (None: a log form): the
+    casebook's and the visit's. Either id may be an ``OuterRef`` (``crf_instance`` asks
+    whether any exists in the read of the form itself)."""
+    return Signature.objects.filter(
+        models.Q(visit=None) | models.Q(visit_id=visit_id), subject_id=subject_id,
+        is_broken=False)
+
+
 def signatures_break(*, crf: CRF, user: User) -> list[Signature]:
     """Mark broken every valid signature covering ``crf`` (called by crf_save after a change
     to saved data; runs inside its transaction)."""
-    covering = Signature.objects.select_for_update().filter(subject_id=crf.subject_id,
-                                                            is_broken=False)
-    covering = covering.filter(models.Q(visit=None) | models.Q(visit_id=crf.visit_id))
+    covering = signatures_covering(crf.subject_id, crf.visit_id).select_for_update()
     broken = []
     now = timezone.now()
     for signature in covering:
@@ -120,7 +127,8 @@ def signatures_break(*, crf: CRF, user: User) -> list[Signature]:
         signature._history_user = user
         signature._change_reason = _("Signature broken by a change to signed data")
         signature.save()
+        # The form's subject (read by the save, same subject) gives the event its site.
         audit_event(action=AuditAction.SIGNATURE_BROKEN, user=user, obj=signature,
-                    detail={"changed": f"{crf.crf_code}:{crf.pk}"})
+                    subject=crf.subject, detail={"changed": f"{crf.crf_code}:{crf.pk}"})
         broken.append(signature)
     return broken

@@ -377,8 +377,8 @@ def encode(pairs: list[tuple[str, str | bytes]]) -> str:
 
 # --- Nothing written: a fingerprint of every table -------------------------------------------
 
-# Tables a request may write whatever its answer: the session (SESSION_SAVE_EVERY_REQUEST
-# renews its expiry on every request, refused or not).
+# Tables a request may write whatever its answer: the session (its expiry is renewed once a
+# minute by any request, refused or not: edc.middleware.SessionRenewalMiddleware).
 UNWATCHED_TABLES = {"django_session"}
 # A refused password is recorded even though the request is refused (issue 14, item 7): the
 # failed-attempt event with its tamper-evident chain link, and django-axes' lockout counter.

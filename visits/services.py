@@ -2,6 +2,7 @@
 records who made the change and why in the history row written by the same transaction."""
 
 import datetime as dt
+from contextlib import contextmanager
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -45,6 +46,19 @@ _STATUS_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+@contextmanager
+def current_transaction():
+    """The caller's transaction when there is one (a request's), without a savepoint of its
+    own: a service that refuses (``ValidationError``) before its first write leaves it
+    usable, with nothing written; from the first write on, ``_save`` dooms it on any error.
+    Otherwise a transaction of its own."""
+    if transaction.get_connection().in_atomic_block:
+        yield
+    else:
+        with transaction.atomic():
+            yield
+
+
 def _save(instance, *, user: User, reason: str = "",
           stored: dict[str, object] | None = None) -> None:
     """Validate and save ``instance`` with its author and reason on the history row. A reason
@@ -65,7 +79,10 @@ def _save(instance, *, user: User, reason: str = "",
     instance._history_user = user
     if reason:
         instance._change_reason = reason
-    instance.save()
+    # From the write on, an error dooms the whole transaction (no savepoint): nothing
+    # half-saved is committed, even by a caller that goes on after an error.
+    with transaction.atomic(savepoint=False):
+        instance.save()
 
 
 def _typed_reason(reason: str) -> str:
@@ -324,11 +341,17 @@ def _validate_visit_date(subject: Subject, actual_date: dt.date) -> None:
         )
 
 
-@transaction.atomic
 def visit_record_date(
     *, visit: Visit, actual_date: dt.date, user: User, reason: str = ""
 ) -> Visit:
     """Record the date a visit took place (clears a 'missed' mark)."""
+    with current_transaction():
+        return _visit_record_date(visit=visit, actual_date=actual_date, user=user,
+                                  reason=reason)
+
+
+def _visit_record_date(*, visit: Visit, actual_date: dt.date, user: User, reason: str
+                       ) -> Visit:
     visit = Visit.objects.select_for_update().select_related("subject__site").get(pk=visit.pk)
     stored = field_values(visit)
     _validate_visit_date(visit.subject, actual_date)
@@ -342,9 +365,13 @@ def visit_record_date(
     return visit
 
 
-@transaction.atomic
 def visit_mark_missed(*, visit: Visit, reason: str, user: User) -> Visit:
     """Record that a visit did not take place, and why."""
+    with current_transaction():
+        return _visit_mark_missed(visit=visit, reason=reason, user=user)
+
+
+def _visit_mark_missed(*, visit: Visit, reason: str, user: User) -> Visit:
     visit = Visit.objects.select_for_update().get(pk=visit.pk)
     stored = field_values(visit)
     if visit.actual_date is not None:

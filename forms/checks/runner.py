@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from forms.checks import ALL_CHECKS, HARD, KITS, SOFT, VISIT, Check, SubjectData
 from forms.locks import SubjectLocks
@@ -153,15 +153,24 @@ class Report:
         return [*rows, total]
 
 
+def reconciled_queries(subject_id) -> QuerySet:
+    """The system queries of a subject that a check run looks at: those in progress, and
+    those a monitor or data manager closed (settled). ``subject_id`` may be an ``OuterRef``
+    (``forms.services`` asks whether any exists with its read of the form saved)."""
+    return Query.objects.filter(subject_id=subject_id).exclude(check_code="").filter(
+        Q(status__in=ACTIVE_STATUSES) | Q(resolution=Resolution.CLOSED_BY_RAISER))
+
+
 def _reconcile(subject: Subject, failures: dict[FailureKey, tuple[Check, Any]],
                scope: set[tuple[int, int, str]] | None = None,
-               locks: SubjectLocks | None = None) -> Report:
+               locks: SubjectLocks | None = None, *, queried: bool = True) -> Report:
     """Open a system query on each new failure, close those whose failure is gone. With a
-    ``scope``, only the queries of the checks run on those records are looked at."""
+    ``scope``, only the queries of the checks run on those records are looked at.
+    ``queried=False``: the caller found, in this transaction, that the subject has no
+    ``reconciled_queries``: none is read."""
     report = Report(subjects=1)
-    queries = Query.objects.filter(subject=subject).exclude(check_code="").filter(
-        Q(status__in=ACTIVE_STATUSES) | Q(resolution=Resolution.CLOSED_BY_RAISER))
-    if scope is not None:
+    queries = reconciled_queries(subject.pk) if queried else Query.objects.none()
+    if scope is not None and queried:
         queries = queries.filter(check_code__in={code for _ct, _pk, code in scope})
     existing: dict[FailureKey, Query] = {}
     # A failure a monitor or data manager already closed (the value was confirmed as right)
@@ -182,9 +191,10 @@ def _reconcile(subject: Subject, failures: dict[FailureKey, tuple[Check, Any]],
             locks = SubjectLocks.of(subject)
         if locks.covers(record):  # locked forms take no new queries
             continue
+        # The queries in progress of this check were read above: none for this failure.
         _query, created = query_open_system(target=record, field_name=key[2],
                                             check_code=check.code, text=str(check.message),
-                                            subject=subject)
+                                            subject=subject, looked_up=True)
         if created:
             report.opened[check.code] += 1
     for key, query in existing.items():
@@ -239,12 +249,13 @@ class CheckRun:
                 errors.setdefault(name, []).append(str(item.check.message))
         return errors
 
-    def apply(self, record) -> Report:
+    def apply(self, record, *, queried: bool = True) -> Report:
         """After the save of ``record``: the soft checks, and the system queries reconciled
-        for the checks that ran (on the records they ran on)."""
+        for the checks that ran (on the records they ran on). ``queried=False``: the subject
+        has no system query to reconcile (asked by the caller in this transaction)."""
         self.data.keep(record)
         failures, scope = _evaluate(self.soft, self.data, record)
-        return _reconcile(self.subject, failures, scope, self.locks)
+        return _reconcile(self.subject, failures, scope, self.locks, queried=queried)
 
 
 def checks_rerun(subject_ids: Iterable[int] | None = None) -> Report:
