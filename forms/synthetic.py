@@ -40,6 +40,8 @@ from zoneinfo import ZoneInfo
 from django.contrib.auth.hashers import make_password
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
+from django.db.models.signals import post_save
+from django.test.utils import override_settings
 
 from edc import protocol
 from edc.models import Site, User
@@ -468,6 +470,9 @@ class SubjectRun:
         self.subject: Subject | None = None
         self.visits: dict[str, Visit] = {}
         self.last_query_pk = 0
+        # Set when a query of this subject is created (post_save): only then does
+        # _watch_queries read the new queries, instead of once after every action.
+        self.queries_raised = False
         # (model, pk, item) → values that correct a planted error once a query asks.
         self.corrections: dict[tuple[type[CRF], int, str], dict[str, Any]] = {}
         # Work the site does when a query asks (a deviation to record), by the same key.
@@ -486,6 +491,20 @@ class SubjectRun:
         (a signature) runs between two, as in the signing page (``password_confirms`` keeps
         its attempt outside any transaction that may roll back)."""
         self.at(self.plan.screened_at, self.screen)
+        post_save.connect(self._query_saved, sender=Query, weak=False,
+                          dispatch_uid=self._QUERY_WATCH)
+        try:
+            self._run_queue()
+        finally:
+            post_save.disconnect(sender=Query, dispatch_uid=self._QUERY_WATCH)
+
+    _QUERY_WATCH = "forms.synthetic.SubjectRun.query_watch"
+
+    def _query_saved(self, sender, instance: Query, created: bool, **kwargs) -> None:
+        if created and self.subject is not None and instance.subject_id == self.subject.pk:
+            self.queries_raised = True
+
+    def _run_queue(self) -> None:
         block = transaction.atomic()
         block.__enter__()
         try:
@@ -554,9 +573,11 @@ class SubjectRun:
         return saved
 
     def _watch_queries(self) -> None:
-        """Plan the site's and the monitor's work on every query the last action opened."""
-        if self.subject is None:
+        """Plan the site's and the monitor's work on every query the last action opened
+        (read only when the action created one: most actions raise none)."""
+        if self.subject is None or not self.queries_raised:
             return
+        self.queries_raised = False
         for query in (Query.objects.filter(subject=self.subject, pk__gt=self.last_query_pk)
                       .select_related("content_type").order_by("pk")):
             self.last_query_pk = query.pk
@@ -1527,7 +1548,10 @@ def trial_generate(*, subjects: int, seed: int, as_of: dt.date, site_count: int 
     plans = trial_plan(subjects=subjects, seed=seed, as_of=as_of, site_codes=site_codes)
     opened = dt.datetime.combine(as_of - dt.timedelta(days=ENROLMENT_DAYS + 30),
                                  dt.time(9, 0), tzinfo=zone)
-    with Clock(opened) as clock:
+    # Django's debug cursor (DEBUG is on in development, as for ``make demo``) formats and
+    # keeps every statement for the debug page; the trial runs tens of thousands and no page
+    # shows them.
+    with override_settings(DEBUG=False), Clock(opened) as clock:
         with transaction.atomic():
             sites, staff, data_manager = _setup(site_codes, plans, seed, password)
         trial = Trial(seed=seed, snapshot=snapshot, clock=clock, sites=sites, staff=staff,
