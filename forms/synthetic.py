@@ -526,6 +526,9 @@ class SubjectRun:
                 if block is None:
                     block = transaction.atomic()
                     block.__enter__()
+                    # The subject as this new transaction reads it (see save()).
+                    self.subject = Subject.objects.select_related("site").get(
+                        pk=self.subject.pk)
                 self._watch_queries()
         except BaseException:
             if block is not None:
@@ -558,15 +561,21 @@ class SubjectRun:
     def save(self, model: type[CRF], values: dict[str, Any], *, visit: str | None = None,
              pk: int | None = None, user: User | None = None, reason: str = "",
              missing: dict[str, str] | None = None, slot: str = "") -> CRF:
+        # As the data-entry page does: the subject (with its site) was read in this
+        # transaction, and a saved form is read locked; crf_save(locked=True) then reads
+        # neither again. Every service that changes the subject returns it: self.subject is
+        # the current row.
         if pk is None:
             # Each visit form is entered once, so it opens empty (crf_instance would look).
             crf = model(subject=self.subject, visit=self.visits.get(visit) if visit else None,
                         **({model.slot_item: slot} if model.slot_item else {}))
         else:
-            crf = form_services.crf_instance(model=model, subject=self.subject, pk=pk)
+            crf = form_services.crf_instance(model=model, subject=self.subject, pk=pk,
+                                             for_update=True)
         saved = form_services.crf_save(
             crf=crf, values=values, user=user or self.staff.nurse,
-            expected_version=crf.version, complete=True, missing_items=missing, reason=reason)
+            expected_version=crf.version, complete=True, missing_items=missing, reason=reason,
+            locked=True)
         if (pk is None and model not in (ProtocolDeviation, EarlyTermination, Death)
                 and self.rng.random() < MANUAL_QUERY_RATE):
             self.at(self.later(self.now, 3, 30), self.manual_query, model, saved.pk)
@@ -719,7 +728,7 @@ class SubjectRun:
         self.at(self.now + dt.timedelta(minutes=rng.randint(15, 45)), self.consent)
 
     def decline(self) -> None:
-        visit_services.subject_set_status(
+        self.subject = visit_services.subject_set_status(
             subject=self.subject, status=SubjectStatus.SCREEN_FAILED, user=self.staff.nurse,
             reason="The patient and family declined to take part", failed_criteria=["IN07"])
 
@@ -867,7 +876,7 @@ class SubjectRun:
 
     def screen_fail(self) -> None:
         _checklist, _derived, verdict = form_services.eligibility_review(self.subject)
-        visit_services.subject_set_status(
+        self.subject = visit_services.subject_set_status(
             subject=self.subject, status=SubjectStatus.SCREEN_FAILED,
             user=self.staff.investigator, failed_criteria=list(verdict.failed),
             reason="Not eligible: " + ", ".join(verdict.failed))
@@ -1267,14 +1276,14 @@ class SubjectRun:
                          "death": "See the death report."}[reason],
         }, user=self.staff.investigator)
         status = SubjectStatus.DIED if reason == "death" else SubjectStatus.WITHDRAWN
-        visit_services.subject_set_status(
+        self.subject = visit_services.subject_set_status(
             subject=self.subject, status=status, user=self.staff.investigator,
             reason={"death": "The subject died", "lost_to_follow_up": "Lost to follow-up",
                     "withdrew_consent": "The subject withdrew consent",
                     "investigator_decision": "Terminated by the investigator"}[reason])
 
     def complete(self) -> None:
-        visit_services.subject_set_status(
+        self.subject = visit_services.subject_set_status(
             subject=self.subject, status=SubjectStatus.COMPLETED, user=self.staff.investigator,
             reason="Completed the Day 180 visit")
         if self.trial.next_turn(self.site.code, "sign") % SIGN_EVERY == 0:
