@@ -533,7 +533,9 @@ def _user_history_events(history) -> None:
 
 def _on_history_row(sender, history_instance, **kwargs) -> None:
     chain_append(sender, history_instance.pk, using=history_instance._state.db or DEFAULT_DB_ALIAS)
-    if sender is User.history.model:
+    # The history model's own ``instance_type``: ``User.history`` would build a manager
+    # class (simple_history's descriptor) on every history row of every table.
+    if getattr(sender, "instance_type", None) is User:
         _user_history_events(history_instance)
 
 

@@ -40,6 +40,8 @@ from zoneinfo import ZoneInfo
 from django.contrib.auth.hashers import make_password
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
+from django.db.models.signals import post_save
+from django.test.utils import override_settings
 
 from edc import protocol
 from edc.models import Site, User
@@ -468,6 +470,9 @@ class SubjectRun:
         self.subject: Subject | None = None
         self.visits: dict[str, Visit] = {}
         self.last_query_pk = 0
+        # Set when a query of this subject is created (post_save): only then does
+        # _watch_queries read the new queries, instead of once after every action.
+        self.queries_raised = False
         # (model, pk, item) → values that correct a planted error once a query asks.
         self.corrections: dict[tuple[type[CRF], int, str], dict[str, Any]] = {}
         # Work the site does when a query asks (a deviation to record), by the same key.
@@ -486,6 +491,20 @@ class SubjectRun:
         (a signature) runs between two, as in the signing page (``password_confirms`` keeps
         its attempt outside any transaction that may roll back)."""
         self.at(self.plan.screened_at, self.screen)
+        post_save.connect(self._query_saved, sender=Query, weak=False,
+                          dispatch_uid=self._QUERY_WATCH)
+        try:
+            self._run_queue()
+        finally:
+            post_save.disconnect(sender=Query, dispatch_uid=self._QUERY_WATCH)
+
+    _QUERY_WATCH = "forms.synthetic.SubjectRun.query_watch"
+
+    def _query_saved(self, sender, instance: Query, created: bool, **kwargs) -> None:
+        if created and self.subject is not None and instance.subject_id == self.subject.pk:
+            self.queries_raised = True
+
+    def _run_queue(self) -> None:
         block = transaction.atomic()
         block.__enter__()
         try:
@@ -507,6 +526,9 @@ class SubjectRun:
                 if block is None:
                     block = transaction.atomic()
                     block.__enter__()
+                    # The subject as this new transaction reads it (see save()).
+                    self.subject = Subject.objects.select_related("site").get(
+                        pk=self.subject.pk)
                 self._watch_queries()
         except BaseException:
             if block is not None:
@@ -539,24 +561,32 @@ class SubjectRun:
     def save(self, model: type[CRF], values: dict[str, Any], *, visit: str | None = None,
              pk: int | None = None, user: User | None = None, reason: str = "",
              missing: dict[str, str] | None = None, slot: str = "") -> CRF:
+        # As the data-entry page does: the subject (with its site) was read in this
+        # transaction, and a saved form is read locked; crf_save(locked=True) then reads
+        # neither again. Every service that changes the subject returns it: self.subject is
+        # the current row.
         if pk is None:
             # Each visit form is entered once, so it opens empty (crf_instance would look).
             crf = model(subject=self.subject, visit=self.visits.get(visit) if visit else None,
                         **({model.slot_item: slot} if model.slot_item else {}))
         else:
-            crf = form_services.crf_instance(model=model, subject=self.subject, pk=pk)
+            crf = form_services.crf_instance(model=model, subject=self.subject, pk=pk,
+                                             for_update=True)
         saved = form_services.crf_save(
             crf=crf, values=values, user=user or self.staff.nurse,
-            expected_version=crf.version, complete=True, missing_items=missing, reason=reason)
+            expected_version=crf.version, complete=True, missing_items=missing, reason=reason,
+            locked=True)
         if (pk is None and model not in (ProtocolDeviation, EarlyTermination, Death)
                 and self.rng.random() < MANUAL_QUERY_RATE):
             self.at(self.later(self.now, 3, 30), self.manual_query, model, saved.pk)
         return saved
 
     def _watch_queries(self) -> None:
-        """Plan the site's and the monitor's work on every query the last action opened."""
-        if self.subject is None:
+        """Plan the site's and the monitor's work on every query the last action opened
+        (read only when the action created one: most actions raise none)."""
+        if self.subject is None or not self.queries_raised:
             return
+        self.queries_raised = False
         for query in (Query.objects.filter(subject=self.subject, pk__gt=self.last_query_pk)
                       .select_related("content_type").order_by("pk")):
             self.last_query_pk = query.pk
@@ -698,7 +728,7 @@ class SubjectRun:
         self.at(self.now + dt.timedelta(minutes=rng.randint(15, 45)), self.consent)
 
     def decline(self) -> None:
-        visit_services.subject_set_status(
+        self.subject = visit_services.subject_set_status(
             subject=self.subject, status=SubjectStatus.SCREEN_FAILED, user=self.staff.nurse,
             reason="The patient and family declined to take part", failed_criteria=["IN07"])
 
@@ -846,7 +876,7 @@ class SubjectRun:
 
     def screen_fail(self) -> None:
         _checklist, _derived, verdict = form_services.eligibility_review(self.subject)
-        visit_services.subject_set_status(
+        self.subject = visit_services.subject_set_status(
             subject=self.subject, status=SubjectStatus.SCREEN_FAILED,
             user=self.staff.investigator, failed_criteria=list(verdict.failed),
             reason="Not eligible: " + ", ".join(verdict.failed))
@@ -1246,14 +1276,14 @@ class SubjectRun:
                          "death": "See the death report."}[reason],
         }, user=self.staff.investigator)
         status = SubjectStatus.DIED if reason == "death" else SubjectStatus.WITHDRAWN
-        visit_services.subject_set_status(
+        self.subject = visit_services.subject_set_status(
             subject=self.subject, status=status, user=self.staff.investigator,
             reason={"death": "The subject died", "lost_to_follow_up": "Lost to follow-up",
                     "withdrew_consent": "The subject withdrew consent",
                     "investigator_decision": "Terminated by the investigator"}[reason])
 
     def complete(self) -> None:
-        visit_services.subject_set_status(
+        self.subject = visit_services.subject_set_status(
             subject=self.subject, status=SubjectStatus.COMPLETED, user=self.staff.investigator,
             reason="Completed the Day 180 visit")
         if self.trial.next_turn(self.site.code, "sign") % SIGN_EVERY == 0:
@@ -1527,7 +1557,10 @@ def trial_generate(*, subjects: int, seed: int, as_of: dt.date, site_count: int 
     plans = trial_plan(subjects=subjects, seed=seed, as_of=as_of, site_codes=site_codes)
     opened = dt.datetime.combine(as_of - dt.timedelta(days=ENROLMENT_DAYS + 30),
                                  dt.time(9, 0), tzinfo=zone)
-    with Clock(opened) as clock:
+    # Django's debug cursor (DEBUG is on in development, as for ``make demo``) formats and
+    # keeps every statement for the debug page; the trial runs tens of thousands and no page
+    # shows them.
+    with override_settings(DEBUG=False), Clock(opened) as clock:
         with transaction.atomic():
             sites, staff, data_manager = _setup(site_codes, plans, seed, password)
         trial = Trial(seed=seed, snapshot=snapshot, clock=clock, sites=sites, staff=staff,
