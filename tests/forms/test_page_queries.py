@@ -2,7 +2,8 @@
 trial (issue 15): each reads a fixed number of SQL queries for 2 subjects and for 6, at one
 site and at two; the matrix and the query list read one page, found again by its filters and
 page links; the visit status the matrix filters and the dashboard counts by is computed in SQL
-exactly as ``visits.schedule.visit_status`` computes it. Time is measured by the benchmarks."""
+exactly as ``visits.schedule.visit_status`` computes it. The casebook reads every form of its
+subject in one statement. Time is measured by the benchmarks."""
 
 import datetime as dt
 import re
