@@ -325,8 +325,9 @@ def crf_completion(
     """Adds the saved forms to ``completion`` (expected counts from
     :func:`visit_compliance_and_expected_forms`), in one statement: the narrow rows of every
     visit-form table (``UNION ALL``) joined once to the user's visits and counted by site,
-    visit code, visit status, form status, CRF and time point. Only the visits whose forms are
-    expected (done, due or overdue) count, and only the forms the protocol expects there.
+    visit code, visit status, CRF and time point (complete ones beside all). Only the visits
+    whose forms are expected (done, due or overdue) count, and only the forms the protocol
+    expects there.
 
     Both halves are compiled by the ORM from the models, so the visit status is that of
     :func:`visit_status_expression` and the site scope that of ``scope_to_user``; only the join
@@ -344,27 +345,28 @@ def crf_completion(
     forms_sql, forms_params = forms.query.sql_with_params()
     connection = connections[visits.db]
     # Both halves are SQL compiled by the ORM, every value in them a parameter.
+    # Complete forms are counted beside all forms of a group, rather than grouping by the form
+    # status too: one key fewer to hash for every form.
     statement = (
-        "SELECT v.dashboard_site, v.code, v.visit_status, f.status, f.crf_index, f.crf_slot,"  # noqa: S608
-        f" COUNT(*) FROM ({visits_sql}{_fence(connection)}) v"
+        "SELECT v.dashboard_site, v.code, v.visit_status, f.crf_index, f.crf_slot,"  # noqa: S608
+        " SUM(CASE WHEN f.status = %s THEN 1 ELSE 0 END), COUNT(*)"
+        f" FROM ({visits_sql}{_fence(connection)}) v"
         f" INNER JOIN ({forms_sql}) f ON f.visit_id = v.id"
-        " GROUP BY v.dashboard_site, v.code, v.visit_status, f.status, f.crf_index, f.crf_slot"
+        " GROUP BY v.dashboard_site, v.code, v.visit_status, f.crf_index, f.crf_slot"
     )
     with connection.cursor() as cursor:
-        cursor.execute(statement, (*visits_params, *forms_params))
+        cursor.execute(statement, (CRFStatus.COMPLETE.value, *visits_params, *forms_params))
         rows = cursor.fetchall()
     expected_at: dict[str, tuple] = {}
-    for site_pk, code, visit_status, status, crf_index, crf_slot, n in rows:
+    for site_pk, code, visit_status, crf_index, crf_slot, complete, n in rows:
         site_code = code_by_pk.get(site_pk)
         if site_code is None or visit_status not in _FORMS_EXPECTED:
             continue
         expected = expected_at.setdefault(code, _expected_at(code))
         if (VISIT_FORM_CODES[crf_index], crf_slot) not in expected:
             continue
-        if status == CRFStatus.COMPLETE:
-            completion[site_code].complete += n
-        else:
-            completion[site_code].in_progress += n
+        completion[site_code].complete += complete
+        completion[site_code].in_progress += n - complete
     return completion
 
 
