@@ -310,14 +310,24 @@ def _visit_forms():
     return parts[0].union(*parts[1:], all=True)
 
 
+def _fence(connection) -> str:
+    """Keeps PostgreSQL from pulling the visits subquery up into the join (``OFFSET 0``): the
+    visits are then joined to their subjects and given their status once per visit, and the
+    forms are counted against that, instead of the subject join and the status expression
+    being evaluated once per form (a trial has about five forms per visit). Measured at 600
+    subjects: a quarter less time for this statement (``benchmarks``, issue 15)."""
+    return " OFFSET 0" if connection.vendor == "postgresql" else ""
+
+
 def crf_completion(
     user: User, sites: list[Site], completion: dict[str, CRFCompletion], *, now: dt.datetime
 ) -> dict[str, CRFCompletion]:
     """Adds the saved forms to ``completion`` (expected counts from
     :func:`visit_compliance_and_expected_forms`), in one statement: the narrow rows of every
     visit-form table (``UNION ALL``) joined once to the user's visits and counted by site,
-    visit code, visit status, form status, CRF and time point. Only the visits whose forms are
-    expected (done, due or overdue) count, and only the forms the protocol expects there.
+    visit code, visit status, CRF and time point (complete ones beside all). Only the visits
+    whose forms are expected (done, due or overdue) count, and only the forms the protocol
+    expects there.
 
     Both halves are compiled by the ORM from the models, so the visit status is that of
     :func:`visit_status_expression` and the site scope that of ``scope_to_user``; only the join
@@ -333,27 +343,30 @@ def crf_completion(
     except EmptyResultSet:
         return completion  # a user without sites: no visit, no form
     forms_sql, forms_params = forms.query.sql_with_params()
+    connection = connections[visits.db]
     # Both halves are SQL compiled by the ORM, every value in them a parameter.
+    # Complete forms are counted beside all forms of a group, rather than grouping by the form
+    # status too: one key fewer to hash for every form.
     statement = (
-        "SELECT v.dashboard_site, v.code, v.visit_status, f.status, f.crf_index, f.crf_slot,"  # noqa: S608
-        f" COUNT(*) FROM ({visits_sql}) v INNER JOIN ({forms_sql}) f ON f.visit_id = v.id"
-        " GROUP BY v.dashboard_site, v.code, v.visit_status, f.status, f.crf_index, f.crf_slot"
+        "SELECT v.dashboard_site, v.code, v.visit_status, f.crf_index, f.crf_slot,"  # noqa: S608
+        " SUM(CASE WHEN f.status = %s THEN 1 ELSE 0 END), COUNT(*)"
+        f" FROM ({visits_sql}{_fence(connection)}) v"
+        f" INNER JOIN ({forms_sql}) f ON f.visit_id = v.id"
+        " GROUP BY v.dashboard_site, v.code, v.visit_status, f.crf_index, f.crf_slot"
     )
-    with connections[visits.db].cursor() as cursor:
-        cursor.execute(statement, (*visits_params, *forms_params))
+    with connection.cursor() as cursor:
+        cursor.execute(statement, (CRFStatus.COMPLETE.value, *visits_params, *forms_params))
         rows = cursor.fetchall()
     expected_at: dict[str, tuple] = {}
-    for site_pk, code, visit_status, status, crf_index, crf_slot, n in rows:
+    for site_pk, code, visit_status, crf_index, crf_slot, complete, n in rows:
         site_code = code_by_pk.get(site_pk)
         if site_code is None or visit_status not in _FORMS_EXPECTED:
             continue
         expected = expected_at.setdefault(code, _expected_at(code))
         if (VISIT_FORM_CODES[crf_index], crf_slot) not in expected:
             continue
-        if status == CRFStatus.COMPLETE:
-            completion[site_code].complete += n
-        else:
-            completion[site_code].in_progress += n
+        completion[site_code].complete += complete
+        completion[site_code].in_progress += n - complete
     return completion
 
 

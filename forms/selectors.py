@@ -7,7 +7,18 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, CharField, DateField, Exists, F, OuterRef, Q, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    DateField,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Value,
+    When,
+)
 from django.urls import reverse
 from django.utils import timezone
 
@@ -15,6 +26,7 @@ from edc import protocol
 from edc.models import Site, User
 from edc.roles import scope_to_user
 from forms.models import CRF_MODELS, CRFStatus
+from forms.models.base import SDVStatus
 from visits import schedule
 from visits.models import ON_STUDY_STATUSES, Subject, Visit
 from visits.selectors import subjects_for_user
@@ -56,6 +68,45 @@ def crf_status_map(subject_ids) -> dict[tuple[int, int | None, str, str], tuple[
         for subject_id, visit_id, status, pk, *at in rows:
             result[(subject_id, visit_id, code, at[0] if at else "")] = (status, pk)
     return result
+
+
+@dataclass
+class SubjectForms:
+    """Every form of one subject, read in one query: the status of its visit forms (the
+    ``crf_status_map`` of one subject) and its source data verification counts (what
+    ``forms.sdv.sdv_progress_for_subject`` counts)."""
+
+    status_map: dict[tuple[int, int | None, str, str], tuple[str, int]]
+    complete: int = 0
+    verified: int = 0
+    changed: int = 0
+
+
+def subject_forms(subject: Subject) -> SubjectForms:
+    """One ``UNION ALL`` over every CRF table (log forms included) instead of a query per
+    table for the statuses and another per table for the SDV counts: the casebook reads the
+    same rows whatever the number of forms the protocol has."""
+    codes = list(CRF_MODELS)
+    parts = [
+        CRF_MODELS[code].objects.filter(subject_id=subject.pk)
+        .annotate(crf_index=Value(index, output_field=IntegerField()),
+                  crf_slot=F(CRF_MODELS[code].slot_item) if CRF_MODELS[code].slot_item
+                  else Value(""))
+        .values_list("crf_index", "visit_id", "status", "pk", "crf_slot", "sdv_status")
+        .order_by()
+        for index, code in enumerate(codes)
+    ]
+    forms = SubjectForms(status_map={})
+    visit_forms = set(VISIT_FORM_CODES)
+    for index, visit_id, status, pk, slot, sdv_status in parts[0].union(*parts[1:], all=True):
+        code = codes[index]
+        if code in visit_forms:
+            forms.status_map[(subject.pk, visit_id, code, slot)] = (status, pk)
+        if status == CRFStatus.COMPLETE:
+            forms.complete += 1
+            forms.verified += sdv_status == SDVStatus.VERIFIED
+        forms.changed += sdv_status == SDVStatus.CHANGED
+    return forms
 
 
 def complete_forms(subject_ids) -> set[tuple[int, int, str, str]]:
@@ -110,10 +161,13 @@ def _form_status(status_map, subject: Subject, visit: Visit, code: str,
     return status_map.get((subject.pk, visit.pk, code, slot), (CRFStatus.NOT_STARTED, None))
 
 
-def casebook_rows(subject: Subject, *, now: dt.datetime | None = None) -> list[VisitRow]:
+def casebook_rows(subject: Subject, *, now: dt.datetime | None = None,
+                  forms: SubjectForms | None = None) -> list[VisitRow]:
+    """The subject's visits, each with its expected forms and their status; ``forms`` (from
+    :func:`subject_forms`) spares the read when the caller has it already."""
     now = now or timezone.now()
     today = schedule.local_date(now, subject.site.zone)
-    status_map = crf_status_map([subject.pk])
+    status_map = forms.status_map if forms is not None else crf_status_map([subject.pk])
     rows = []
     for visit in subject.visits.all():
         row = VisitRow(visit=visit, status=visit.status_on(today))

@@ -30,7 +30,7 @@ from forms.entry import crf_form_class, initial_for
 from forms.locks import active_lock
 from forms.models import CRF_MODELS, CRFStatus
 from forms.queries import queries_for_target
-from forms.sdv import sdv_progress_for_subject
+from forms.sdv import SDVProgress
 from forms.selectors import (
     LOG_FORM_CODES,
     MatrixRow,
@@ -40,6 +40,7 @@ from forms.selectors import (
     log_entries,
     site_matrix,
     slot_label,
+    subject_forms,
 )
 from visits import schedule
 from visits.models import SubjectStatus
@@ -98,9 +99,10 @@ def _visit_of(subject, visit_pk: int):
 def casebook(request: HttpRequest, subject_pk: int) -> HttpResponse:
     subject = subject_for_page(request, subject_pk)
     logs = log_entries(subject)
+    forms = subject_forms(subject)
     return render(request, "forms/casebook.html", {
         "subject": subject,
-        "visit_rows": casebook_rows(subject),
+        "visit_rows": casebook_rows(subject, forms=forms),
         "log_forms": [(code, protocol.crf(code).label, logs[code]) for code in LOG_FORM_CODES],
         "can_enter": can(request.user, Action.ENTER_DATA, subject.site),
         "can_randomize": can(request.user, Action.RANDOMIZE, subject.site)
@@ -109,7 +111,7 @@ def casebook(request: HttpRequest, subject_pk: int) -> HttpResponse:
         "can_unblind": can(request.user, Action.EMERGENCY_UNBLIND, subject.site)
         and subject.randomization_number is not None,
         "kits": list(subject.kits.all()),
-        "sdv": sdv_progress_for_subject(subject),
+        "sdv": SDVProgress(forms.complete, forms.verified, forms.changed),
         "signatures": list(subject.signatures.select_related("visit")),
         "can_sign": can(request.user, Action.SIGN_CASEBOOK, subject.site),
         "can_lock": can(request.user, Action.LOCK_DATA, subject.site),

@@ -2,7 +2,8 @@
 trial (issue 15): each reads a fixed number of SQL queries for 2 subjects and for 6, at one
 site and at two; the matrix and the query list read one page, found again by its filters and
 page links; the visit status the matrix filters and the dashboard counts by is computed in SQL
-exactly as ``visits.schedule.visit_status`` computes it. Time is measured by the benchmarks."""
+exactly as ``visits.schedule.visit_status`` computes it. The casebook reads every form of its
+subject in one statement. Time is measured by the benchmarks."""
 
 import datetime as dt
 import re
@@ -18,8 +19,14 @@ from edc.roles import Role
 from forms import query_views
 from forms import selectors as form_selectors
 from forms import services as form_services
-from forms.models import VitalSigns
-from forms.selectors import today_by_site, visit_status_expression
+from forms.models import CRF_MODELS, CRFStatus, VitalSigns
+from forms.sdv import crf_verify, sdv_progress_for_subject
+from forms.selectors import (
+    LOG_FORM_CODES,
+    casebook_rows,
+    today_by_site,
+    visit_status_expression,
+)
 from tests.eligible import save
 from tests.factories import UserFactory, randomized_subject
 from visits import schedule
@@ -228,3 +235,59 @@ def test_the_visit_status_in_sql_is_the_status_of_the_schedule(site, other_site,
 def test_the_sites_today_is_their_local_date(site):
     late_evening_utc = dt.datetime(2026, 3, 10, 17, 0, tzinfo=dt.UTC)
     assert today_by_site([site], late_evening_utc) == {site.pk: dt.date(2026, 3, 11)}
+
+
+# --- The casebook ----------------------------------------------------------------------------
+
+
+def _crf_tables() -> tuple[str, ...]:
+    return tuple(f'"{model._meta.db_table}"' for model in CRF_MODELS.values())
+
+
+def test_the_casebook_reads_every_form_of_the_subject_in_one_statement(
+    client, grow, users, site
+):
+    """The form statuses of the visit table and the SDV line come from one ``UNION ALL`` over
+    the CRF tables (a query per table for each before); the log forms are then listed, one
+    statement per log form. The page shows what the per-table reads showed."""
+    subject = grow(1)[0]
+    nurse, monitor = users["nurse"], users["monitor"]
+    crf_verify(crf=save(VitalSigns, subject, nurse, vitals(systolic_bp=140),
+                        visit=subject.visits.get(code="D1")), user=monitor)
+    changed = crf_verify(crf=save(VitalSigns, subject, nurse, vitals(systolic_bp=140),
+                                  visit=subject.visits.get(code="D8")), user=monitor)
+    form_services.crf_save(crf=changed, values={"heart_rate": 80}, user=nurse,
+                           expected_version=changed.version, complete=True,
+                           reason="Corrected from source")
+    save(VitalSigns, subject, nurse, vitals(), visit=subject.visits.get(code="D30"),
+         complete=False)
+    client.force_login(nurse)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(reverse("forms:casebook", args=[subject.pk]))
+    assert response.status_code == 200
+    tables = _crf_tables()
+    reads = [q["sql"] for q in captured.captured_queries
+             if any(table in q["sql"] for table in tables)]
+    assert len(reads) == 1 + len(LOG_FORM_CODES), reads
+    assert response.context["sdv"] == sdv_progress_for_subject(subject)
+    assert response.context["sdv"].verified == 1 and response.context["sdv"].changed == 1
+    shown = [(row.visit.pk, [(c.code, c.slot, c.status, c.pk) for c in row.forms])
+             for row in response.context["visit_rows"]]
+    expected = [(row.visit.pk, [(c.code, c.slot, c.status, c.pk) for c in row.forms])
+                for row in casebook_rows(subject)]
+    assert shown == expected
+    statuses = {c.status for row in response.context["visit_rows"] for c in row.forms}
+    assert {CRFStatus.COMPLETE, CRFStatus.IN_PROGRESS, CRFStatus.NOT_STARTED} <= statuses
+
+
+def test_the_casebook_reads_as_many_queries_with_many_forms_and_subjects_as_with_few(
+    client, grow, users
+):
+    subject = grow(1)[0]
+    client.force_login(users["nurse"])
+    url = reverse("forms:casebook", args=[subject.pk])
+    few = count(client, url)
+    for code in ("D1", "D8", "D30"):
+        save(VitalSigns, subject, users["nurse"], vitals(), visit=subject.visits.get(code=code))
+    grow(4)
+    assert count(client, url) == few
