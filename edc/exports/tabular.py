@@ -64,6 +64,7 @@ is smaller, SPSS files are zlib-compressed, R files gzip-compressed.
 import datetime as dt
 import gzip
 import itertools
+import math
 import pickle
 import re
 import struct
@@ -72,13 +73,14 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Iterable
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyreadstat
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+from openpyxl.packaging.core import DocumentProperties
+from openpyxl.utils import get_column_letter
 from openpyxl.xml.functions import tostring
 
 from edc.exports.codebook import COLUMNS
@@ -251,51 +253,111 @@ def excel_pieces(value: str) -> list[str]:
     return pieces
 
 
-def _excel_cell(sheet, value):
-    """A cell for the write-only ``sheet``: text is always text (never a formula, whatever it
-    starts with), and text a spreadsheet could take for a formula carries Excel's quote
-    prefix, so editing the cell keeps it text."""
-    if not isinstance(value, str):
-        return value
-    cell = WriteOnlyCell(sheet, value)
-    cell.data_type = "s"
-    if value.startswith(FORMULA_STARTS):
-        cell.quotePrefix = True
-    return cell
+# The workbook is written as its OOXML parts directly (SpreadsheetML, ECMA-376 part 1), each
+# cell from a template chosen by its value's type: openpyxl's write-only mode builds a cell
+# object and an XML element per value, which cost the export forty times reading the data.
+_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_DOCUMENT_RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PACKAGE_RELATIONSHIPS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_CONTENT_TYPES = "http://schemas.openxmlformats.org/package/2006/content-types"
+_SHEET_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+# Cell styles (the cellXfs of styles.xml): 1 date, 2 date and time, 3 text with the quote
+# prefix; the number formats are those openpyxl gives dates and datetimes.
+_DATE_STYLE, _DATETIME_STYLE, _QUOTED_STYLE = 1, 2, 3
+_STYLES = (
+    f'{_XML_DECLARATION}<styleSheet xmlns="{_MAIN_NS}">'
+    '<numFmts count="2"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/>'
+    '<numFmt numFmtId="165" formatCode="yyyy-mm-dd h:mm:ss"/></numFmts>'
+    '<fonts count="1"><font><sz val="11"/><name val="Calibri"/><family val="2"/></font></fonts>'
+    '<fills count="2"><fill><patternFill/></fill><fill><patternFill patternType="gray125"/>'
+    '</fill></fills>'
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/>'
+    '</cellStyleXfs><cellXfs count="4">'
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" quotePrefix="1"/>'
+    '</cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
+    '</cellStyles></styleSheet>')
+_SHEET_START = (
+    f'{_XML_DECLARATION}<worksheet xmlns="{_MAIN_NS}"><dimension ref="A1:{{last}}"/>'
+    '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
+    'activePane="bottomLeft" state="frozen"/><selection pane="bottomLeft"/></sheetView>'
+    '</sheetViews><sheetFormatPr defaultRowHeight="15"/><sheetData>')
+_SHEET_END = "</sheetData></worksheet>"
+# What a text cannot carry as it is in a worksheet: what XML escapes (a carriage return too,
+# which an XML reader would read as a line feed), what the export's rule escapes
+# (:data:`_NOT_EXCEL`, and the rule's own "\u{").
+_EXCEL_SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|\\\\u\\{")
+EXCEL_EPOCH = dt.date(1899, 12, 30)
+EXCEL_EPOCH_TIME = dt.datetime(1899, 12, 30)  # noqa: DTZ001 (naive UTC, as Excel counts)
+# Excel counts a 29 February 1900 that never was: the serials of earlier days are one less.
+_EXCEL_LEAP_BUG = 60
+_DAY = dt.timedelta(days=1)
+_SHEET_BLOCK_ROWS = 1000
 
 
-def _excel_value(v: Variable, value):
-    """The cell values of one variable: one, or a text and its continuations."""
-    if value is None:
-        return [None]
-    if v.type == BOOLEAN:
-        return [int(value)]
-    if isinstance(value, dt.datetime):
-        return [_naive_utc(value)]
-    if isinstance(value, str):
-        return excel_pieces(value)
-    return [value]
+def _xml_text(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", "&#13;"))
+
+
+def _text_cell(ref: str, text: str) -> str:
+    """An inline-string cell holding ``text``, one piece already escaped by the rule: never a
+    formula, and text a spreadsheet could take for one carries Excel's quote prefix, so
+    editing the cell keeps it text."""
+    style = f' s="{_QUOTED_STYLE}"' if text.startswith(FORMULA_STARTS) else ""
+    space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
+    return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{_xml_text(text)}</t></is></c>'
+
+
+def _plain_text_cell(ref: str, text: str) -> str:
+    """:func:`_text_cell` of a text that needs no escape (:data:`_EXCEL_SPECIAL`)."""
+    style = f' s="{_QUOTED_STYLE}"' if text.startswith(FORMULA_STARTS) else ""
+    space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
+    return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+
+
+def _serial_days(days: int) -> int:
+    return days - 1 if 0 < days <= _EXCEL_LEAP_BUG else days
+
+
+def _date_cell(ref: str, value: dt.date) -> str:
+    return (f'<c r="{ref}" s="{_DATE_STYLE}">'
+            f'<v>{_serial_days((value - EXCEL_EPOCH).days)}</v></c>')
+
+
+def _datetime_cell(ref: str, value: dt.datetime) -> str:
+    since = _naive_utc(value) - EXCEL_EPOCH_TIME
+    serial = _serial_days(since.days) + (since - dt.timedelta(days=since.days)) / _DAY
+    return f'<c r="{ref}" s="{_DATETIME_STYLE}"><v>{serial!r}</v></c>'
+
+
+def _integer_cell(ref: str, value: int) -> str:
+    return f'<c r="{ref}"><v>{value}</v></c>'
+
+
+def _float_cell(ref: str, value: float) -> str:
+    return f'<c r="{ref}"><v>{value!r}</v></c>' if math.isfinite(value) else ""
+
+
+def _decimal_cell(ref: str, value: Decimal) -> str:
+    return f'<c r="{ref}"><v>{value:f}</v></c>' if value.is_finite() else ""
+
+
+def _boolean_cell(ref: str, value: bool) -> str:
+    return f'<c r="{ref}"><v>{int(value)}</v></c>'
+
+
+# The cell of a value that is not text, by its type (a boolean variable's value is 1/0).
+_CELLS = {int: _integer_cell, float: _float_cell, Decimal: _decimal_cell, bool: _boolean_cell,
+          dt.date: _date_cell, dt.datetime: _datetime_cell}
 
 
 def _continuation_header(name: str, part: int) -> str:
     return f"{name}_part{part}"
-
-
-def _spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[int]:
-    """Spool ``rows`` with their cell values and return the number of cells each variable
-    needs (text longer than a cell takes several)."""
-    parts = [1] * len(dataset.variables)
-    for row in rows:
-        if spool.count + 1 >= EXCEL_MAX_ROWS:
-            raise ExportError(f"{dataset.name}: more rows than an Excel sheet holds "
-                              f"({EXCEL_MAX_ROWS - 1}).")
-        cells = [_excel_value(v, value)
-                 for v, value in zip(dataset.variables, row, strict=True)]
-        for index, pieces in enumerate(cells):
-            if len(pieces) > parts[index]:
-                parts[index] = len(pieces)
-        spool.append((row, cells))
-    return parts
 
 
 def _check_sheet(name: str, taken: set[str]) -> None:
@@ -307,100 +369,235 @@ def _check_sheet(name: str, taken: set[str]) -> None:
     taken.add(name.lower())
 
 
+class _Layout:
+    """The columns of a sheet: each variable, then its continuation columns (``parts``: the
+    cells its longest text needs), then its label column if it is coded."""
+
+    def __init__(self, dataset: Dataset, parts: list[int]):
+        self.parts = list(parts)
+        self.header: list[str] = []
+        self.first: list[int] = []
+        self.label: list[int | None] = []
+        for v, width in zip(dataset.variables, parts, strict=True):
+            self.first.append(len(self.header))
+            self.header.append(v.name)
+            self.header += [_continuation_header(v.name, k) for k in range(2, width + 1)]
+            self.label.append(len(self.header) if v.is_coded else None)
+            if v.is_coded:
+                self.header.append(f"{v.name}_label")
+        if len(self.header) > EXCEL_MAX_COLUMNS:
+            raise ExportError(f"{dataset.name}: {len(self.header)} columns do not fit a sheet.")
+        self.letters = [get_column_letter(k + 1) for k in range(len(self.header))]
+
+
+def _pieces_cells(layout: _Layout, index: int, number: str, pieces: list[str]) -> list[str]:
+    """The cells of a text in pieces, as many as the layout has columns for."""
+    first = layout.first[index]
+    return [_text_cell(layout.letters[first + k] + number, piece)
+            for k, piece in enumerate(pieces[:layout.parts[index]])]
+
+
+def _sheet_rows(dataset: Dataset, rows: Iterable[tuple], layout: _Layout, out) -> tuple[int, list]:
+    """Write the data rows of a sheet (its rows 2, 3 …) to the binary file ``out`` in
+    ``layout``. Returns their number and the cells each variable needs: more than the layout
+    has (a text longer than its cells) means the rows must be written again, wider."""
+    variables = dataset.variables
+    parts = list(layout.parts)
+    columns = [(index, layout.letters[layout.first[index]],
+                v.type == BOOLEAN, v.decode if v.is_coded else None,
+                None if layout.label[index] is None else layout.letters[layout.label[index]])
+               for index, v in enumerate(variables)]
+    count, block = 0, []
+    for row in rows:
+        count += 1
+        if count >= EXCEL_MAX_ROWS:
+            raise ExportError(f"{dataset.name}: more rows than an Excel sheet holds "
+                              f"({EXCEL_MAX_ROWS - 1}).")
+        number = str(count + 1)
+        cells = []
+        for (index, letter, boolean, decode, label), value in zip(columns, row, strict=True):
+            if value is None:
+                continue
+            if type(value) is str:
+                # A text longer than half a cell may need more than one (UTF-16 units).
+                if len(value) > EXCEL_MAX_TEXT // 2 or _EXCEL_SPECIAL.search(value):
+                    pieces = excel_pieces(value)
+                    parts[index] = max(parts[index], len(pieces))
+                    cells += _pieces_cells(layout, index, number, pieces)
+                else:
+                    cells.append(_plain_text_cell(letter + number, value))
+            elif boolean:
+                cells.append(_integer_cell(letter + number, int(value)))
+            else:
+                cell = _CELLS.get(type(value))
+                if cell is None:
+                    raise ExportError(f"{dataset.name}: no Excel cell for a "
+                                      f"{type(value).__name__}.")
+                cells.append(cell(letter + number, value))
+            if decode is not None and (text := decode(value)):
+                cells.append(_text_cell(label + number,
+                                        "".join(excel_pieces(text))[:EXCEL_MAX_TEXT]))
+        block.append(f'<row r="{number}">{"".join(cells)}</row>')
+        if len(block) == _SHEET_BLOCK_ROWS:
+            out.write("".join(block).encode())
+            block = []
+    out.write("".join(block).encode())
+    return count, parts
+
+
+def _replayable(rows: Iterable[tuple], spool: "_Spool"):
+    """``rows`` and a function giving them again: ``rows`` itself when it can be iterated
+    more than once (the export's spools), else what was spooled on the first pass."""
+    if iter(rows) is not rows:
+        return rows, lambda: rows
+
+    def first_pass():
+        for row in rows:
+            spool.append(row)
+            yield row
+
+    return first_pass(), lambda: itertools.chain.from_iterable(spool)
+
+
+def _zip_info(name: str, when: dt.datetime) -> zipfile.ZipInfo:
+    """A zip entry dated by the stamp, with fixed attributes (same data, same bytes)."""
+    info = zipfile.ZipInfo(name, date_time=(max(when.year, 1980), when.month, when.day,
+                                            when.hour, when.minute, when.second))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.create_system = 3
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _write_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, header: list[str],
+                 count: int, body) -> None:
+    """One worksheet: its header row (frozen panes below it), then the data rows of ``body``
+    (a file of the rows' XML, :func:`_sheet_rows`)."""
+    last = f"{get_column_letter(max(len(header), 1))}{count + 1}"
+    cells = "".join(_text_cell(f"{get_column_letter(k)}1", "".join(excel_pieces(name)))
+                    for k, name in enumerate(header, 1))
+    size = body.seek(0, 2)
+    with archive.open(info, "w", force_zip64=size > (1 << 31)) as out:
+        out.write(_SHEET_START.format(last=last).encode())
+        out.write(f'<row r="1">{cells}</row>'.encode())
+        body.seek(0)
+        while block := body.read(1 << 20):
+            out.write(block)
+        out.write(_SHEET_END.encode())
+
+
+def _write_dataset_sheet(archive, info, dataset: Dataset, rows: Iterable[tuple]) -> int:
+    """A dataset's sheet. Its rows are written once in a layout of one cell per text; only
+    when a text needs more (longer than :data:`EXCEL_MAX_TEXT`) are they written again with
+    the continuation columns (from a spool, when ``rows`` can be read only once)."""
+    with _Spool() as spool, tempfile.TemporaryFile() as body:
+        first, again = _replayable(rows, spool)
+        parts = [1] * len(dataset.variables)
+        while True:
+            layout = _Layout(dataset, parts)
+            body.seek(0)
+            body.truncate()
+            count, parts = _sheet_rows(dataset, first, layout, body)
+            if parts == layout.parts:
+                break
+            first = again()
+        _write_sheet(archive, info, layout.header, count, body)
+    return count
+
+
+def _dictionary_rows(codebook_entries) -> Iterable[tuple]:
+    label = COLUMNS.index("label")
+    for entry in codebook_entries:
+        cells = entry.cells()
+        if entry.type == DATETIME:
+            cells[label] += UTC_SUFFIX
+        yield tuple("".join(excel_pieces(c))[:EXCEL_MAX_TEXT] if isinstance(c, str) else c
+                    for c in cells)
+
+
+def _workbook_parts(names: list[str], when: dt.datetime) -> dict[str, str]:
+    """The package's parts other than the worksheets, for sheets ``names`` in order."""
+    sheets = "".join(f'<sheet name="{_xml_text(name).replace(chr(34), "&quot;")}" '
+                     f'sheetId="{k}" r:id="rId{k}"/>' for k, name in enumerate(names, 1))
+    sheet_relations = "".join(
+        f'<Relationship Id="rId{k}" Type="{_DOCUMENT_RELATIONSHIPS}/worksheet" '
+        f'Target="worksheets/sheet{k}.xml"/>' for k in range(1, len(names) + 1))
+    sheet_types = "".join(f'<Override PartName="/xl/worksheets/sheet{k}.xml" '
+                          f'ContentType="{_SHEET_TYPE}"/>' for k in range(1, len(names) + 1))
+    properties = DocumentProperties(creator="openpyxl", created=when, modified=when)
+    return {
+        "[Content_Types].xml": (
+            f'{_XML_DECLARATION}<Types xmlns="{_CONTENT_TYPES}">'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            f'{sheet_types}<Override PartName="/xl/styles.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+            '<Override PartName="/docProps/core.xml" '
+            'ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>'
+            '</Types>'),
+        "_rels/.rels": (
+            f'{_XML_DECLARATION}<Relationships xmlns="{_PACKAGE_RELATIONSHIPS}">'
+            f'<Relationship Id="rId1" Type="{_DOCUMENT_RELATIONSHIPS}/officeDocument" '
+            'Target="xl/workbook.xml"/><Relationship Id="rId2" Type="http://schemas.'
+            'openxmlformats.org/package/2006/relationships/metadata/core-properties" '
+            'Target="docProps/core.xml"/></Relationships>'),
+        "docProps/core.xml": tostring(properties.to_tree()).decode(),
+        "xl/workbook.xml": (
+            f'{_XML_DECLARATION}<workbook xmlns="{_MAIN_NS}" '
+            f'xmlns:r="{_DOCUMENT_RELATIONSHIPS}"><bookViews><workbookView/></bookViews>'
+            f'<sheets>{sheets}</sheets></workbook>'),
+        "xl/_rels/workbook.xml.rels": (
+            f'{_XML_DECLARATION}<Relationships xmlns="{_PACKAGE_RELATIONSHIPS}">'
+            f'{sheet_relations}<Relationship Id="rId{len(names) + 1}" '
+            f'Type="{_DOCUMENT_RELATIONSHIPS}/styles" Target="styles.xml"/></Relationships>'),
+        "xl/styles.xml": _STYLES,
+    }
+
+
 def write_xlsx(path, tables: Iterable[tuple[Dataset, Iterable[tuple]]], codebook_entries, *,
                stamp: dt.datetime) -> dict[str, int]:
     """One sheet per dataset (its name; a header row of variable names, each coded variable
     followed by ``<name>_label`` with the decoded label), then a ``dictionary`` sheet with the
-    codebook. Rows stream (openpyxl write-only). Returns the number of data rows per sheet.
+    codebook. Returns the number of data rows per sheet.
 
     Datetimes are naive UTC (the dictionary label says so), dates Excel dates, decimals exact
-    numbers, booleans 1/0. Text is always a text cell, never a formula: text starting with
-    =, +, -, @, tab or carriage return also carries Excel's quote prefix (formula injection).
-    Control characters, which a worksheet cannot hold, are escaped (:data:`TEXT_ESCAPE_RULE`).
-    A text longer than a cell holds (:data:`EXCEL_MAX_TEXT`) continues in the columns
-    ``<name>_part2``, ``<name>_part3`` … right after it, present only where a value needs
-    them; the text is their concatenation. Rows are spooled to a temporary file first, so
-    the header knows those columns and memory stays flat. Determinism: the document
-    properties carry the stamp, and the zip is rewritten with every
-    entry dated by the stamp, in openpyxl's order, with fixed attributes."""
+    numbers, booleans 1/0. Text is always a text cell (an inline string), never a formula:
+    text starting with =, +, -, @, tab or carriage return also carries Excel's quote prefix
+    (formula injection). Control characters, which a worksheet cannot hold, are escaped
+    (:data:`TEXT_ESCAPE_RULE`). A text longer than a cell holds (:data:`EXCEL_MAX_TEXT`)
+    continues in the columns ``<name>_part2``, ``<name>_part3`` … right after it, present
+    only where a value needs them; the text is their concatenation.
+
+    The parts are written directly (:func:`_workbook_parts`), each sheet's rows streamed to a
+    temporary file and then into the zip, so memory stays flat. Determinism: the document
+    properties carry the stamp, and every zip entry is dated by the stamp, with fixed
+    attributes."""
     when = _utc(stamp)
-    workbook = Workbook(write_only=True)
     counts: dict[str, int] = {}
     taken = {DICTIONARY_SHEET}
-    for dataset, rows in tables:
-        _check_sheet(dataset.name, taken)
-        with _Spool() as spool:
-            parts = _spool(dataset, rows, spool)
-            count = spool.count
-            header = []
-            for v, width in zip(dataset.variables, parts, strict=True):
-                header.append(v.name)
-                header += [_continuation_header(v.name, k) for k in range(2, width + 1)]
-                if v.is_coded:
-                    header.append(f"{v.name}_label")
-            if len(header) > EXCEL_MAX_COLUMNS:
-                raise ExportError(f"{dataset.name}: {len(header)} columns do not fit a sheet.")
-            sheet = workbook.create_sheet(dataset.name)
-            sheet.freeze_panes = "A2"
-            sheet.append(header)
-            for row, values in itertools.chain.from_iterable(spool):
-                cells = []
-                for v, value, pieces, width in zip(dataset.variables, row, values, parts,
-                                                   strict=True):
-                    cells += [_excel_cell(sheet, p) for p in pieces]
-                    cells += [None] * (width - len(pieces))
-                    if v.is_coded:
-                        cells.append(_excel_cell(sheet, v.decode(value) or None))
-                sheet.append(cells)
-        counts[dataset.name] = count
-
-    dictionary = workbook.create_sheet(DICTIONARY_SHEET)
-    dictionary.freeze_panes = "A2"
-    dictionary.append(list(COLUMNS))
-    count = 0
-    for entry in codebook_entries:
-        cells = entry.cells()
-        if entry.type == DATETIME:
-            cells[COLUMNS.index("label")] += UTC_SUFFIX
-        dictionary.append([
-            _excel_cell(dictionary, "".join(excel_pieces(c))[:EXCEL_MAX_TEXT])
-            if isinstance(c, str) else c for c in cells])
-        count += 1
-    counts[DICTIONARY_SHEET] = count
-
-    workbook.properties.created = when
-    workbook.properties.modified = when
+    names: list[str] = []
     path = Path(path)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".xlsx", delete=False) as tmp:
-        raw = Path(tmp.name)
-    try:
-        workbook.save(raw)
-        # openpyxl sets "modified" to the clock while saving: write the stamp back.
-        workbook.properties.modified = when
-        core = tostring(workbook.properties.to_tree())
-        _normalize_zip(raw, path, when, replace={"docProps/core.xml": core})
-    finally:
-        raw.unlink(missing_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for dataset, rows in tables:
+            _check_sheet(dataset.name, taken)
+            names.append(dataset.name)
+            info = _zip_info(f"xl/worksheets/sheet{len(names)}.xml", when)
+            counts[dataset.name] = _write_dataset_sheet(archive, info, dataset, rows)
+        names.append(DICTIONARY_SHEET)
+        with tempfile.TemporaryFile() as body:
+            dictionary = Dataset(DICTIONARY_SHEET, DICTIONARY_SHEET, tuple(
+                Variable(name, name, TEXT) for name in COLUMNS), sas_name="")
+            count, _parts = _sheet_rows(dictionary, _dictionary_rows(codebook_entries),
+                                        _Layout(dictionary, [1] * len(COLUMNS)), body)
+            _write_sheet(archive, _zip_info(f"xl/worksheets/sheet{len(names)}.xml", when),
+                         list(COLUMNS), count, body)
+        counts[DICTIONARY_SHEET] = count
+        for name, text in _workbook_parts(names, when).items():
+            archive.writestr(_zip_info(name, when), text.encode())
     return counts
-
-
-def _normalize_zip(source: Path, target: Path, when: dt.datetime, *,
-                   replace: dict[str, bytes]) -> None:
-    date_time = (max(when.year, 1980), when.month, when.day, when.hour, when.minute,
-                 when.second)
-    with zipfile.ZipFile(source) as src, \
-            zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as dst:
-        for item in src.infolist():
-            info = zipfile.ZipInfo(item.filename, date_time=date_time)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3
-            info.external_attr = 0o644 << 16
-            if item.filename in replace:
-                dst.writestr(info, replace[item.filename])
-                continue
-            with src.open(item) as data, dst.open(info, "w") as out:
-                while chunk := data.read(1 << 20):
-                    out.write(chunk)
 
 
 # SAS XPORT version 5 ------------------------------------------------------------------------
