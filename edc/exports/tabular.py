@@ -98,6 +98,7 @@ from edc.exports.dictionary import (
     ascii_text,
 )
 from edc.exports.escape import (
+    BLANK_RUN,
     TEXT_ESCAPE_RULE,
     XPT_LONG_TEXT_RULE,
     escape_text,
@@ -204,6 +205,13 @@ class _Spool:
             pickle.dump(self._pending, self.file, protocol=pickle.HIGHEST_PROTOCOL)
             self.chunks += 1
             self._pending = []
+
+    def put(self, chunk, rows: int) -> None:
+        """Spool ``chunk`` (``rows`` rows kept in any shape, e.g. by column) as one item."""
+        self._flush()
+        pickle.dump(chunk, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.chunks += 1
+        self.count += rows
 
     def __iter__(self):
         """The spooled rows, chunk by chunk (lists)."""
@@ -1226,7 +1234,7 @@ SPSS_RESERVED = frozenset(
     ("ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR", "TO", "WITH"))
 SPSS_STRING_BYTES = 32_767
 SPSS_EPOCH = dt.date(1582, 10, 14)
-SPSS_EPOCH_TIME = dt.datetime(1582, 10, 14)  # noqa: DTZ001 (naive UTC, as SPSS counts)
+SPSS_EPOCH_UTC = dt.datetime(1582, 10, 14, tzinfo=dt.UTC)
 _SAV_DATE = re.compile(rb"[ \d]\d [A-Z][a-z]{2} \d\d")
 _SAV_TIME = re.compile(rb"\d\d:\d\d:\d\d")
 # File header: "$FL2", product (60), layout code, case size, compression, weight index,
@@ -1235,14 +1243,26 @@ SAV_DATE_OFFSET = 4 + 60 + 4 * 5 + 8
 SAV_TIME_OFFSET = SAV_DATE_OFFSET + 9
 
 
-def _spss_number(v: Variable, value):
-    if value is None:
-        return np.nan
+def _spss_numbers(v: Variable, values) -> np.ndarray:
+    """A column of SPSS numbers (dates and datetimes as SPSS counts them, seconds from
+    1582-10-14, datetimes in UTC), None as system missing."""
     if v.type == DATE:
-        return float((value - SPSS_EPOCH).days * 86400)
+        epoch = SPSS_EPOCH.toordinal()
+        return np.array([np.nan if x is None else (x.toordinal() - epoch) * 86400.0
+                         for x in values], dtype="float64")
     if v.type == DATETIME:
-        return (_naive_utc(value) - SPSS_EPOCH_TIME) / dt.timedelta(seconds=1)
-    return float(value)
+        return np.array([np.nan if x is None else _seconds_since(x, SPSS_EPOCH_UTC)
+                         for x in values], dtype="float64")
+    return np.array([np.nan if x is None else float(x) for x in values], dtype="float64")
+
+
+def _seconds_since(value: dt.datetime, epoch: dt.datetime, unit=dt.timedelta(seconds=1)):
+    """``value`` (timezone-aware) in ``unit``s from the aware ``epoch``: exact, as the
+    naive UTC difference is."""
+    try:
+        return (value - epoch) / unit
+    except TypeError:
+        raise ExportError(f"Naive datetime {value} in the export rows.") from None
 
 
 def _stamp_sav_header(path: Path, when: dt.datetime) -> None:
@@ -1257,26 +1277,69 @@ def _stamp_sav_header(path: Path, when: dt.datetime) -> None:
                 f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}".encode("ascii"))
 
 
+# What a text must have escaped or split in SPSS (:func:`escape_text` with
+# :data:`_NOT_SPSS` and blanks, :func:`split_text`): any other is written as it is.
+_SPSS_SPECIAL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\\\\u\\{| \\Z| {" + str(BLANK_RUN) + "}")
+
+
+def _spss_texts(values) -> list[list[str]]:
+    """A text column as SPSS columns: escaped (:data:`TEXT_ESCAPE_RULE`), the first piece
+    of each value, then the further pieces of those longer than an SPSS string; a missing
+    text is blank."""
+    first: list[str] = []
+    longer: dict[int, list[str]] = {}
+    short = SPSS_STRING_BYTES // 4  # a character takes at most 4 bytes
+    for row, value in enumerate(values):
+        if value is None:
+            first.append("")
+        elif type(value) is str and len(value) <= short and not _SPSS_SPECIAL.search(value):
+            first.append(value)
+        else:
+            pieces = split_text(escape_text(str(value), _NOT_SPSS, blanks=True),
+                                SPSS_STRING_BYTES)
+            first.append(pieces[0])
+            if len(pieces) > 1:
+                longer[row] = pieces
+    columns = [first]
+    for part in range(1, max(map(len, longer.values()), default=1)):
+        columns.append([longer[row][part] if row in longer and part < len(longer[row])
+                        else "" for row in range(len(first))])
+    return columns
+
+
+def _widest(texts: list[str]) -> int:
+    return max((len(t) if t.isascii() else len(t.encode()) for t in texts), default=0)
+
+
+def _batches(rows: Iterable[tuple], size: int = CHUNK_ROWS) -> Iterable[list[tuple]]:
+    """``rows`` in lists of ``size``."""
+    rows = iter(rows)
+    while batch := list(itertools.islice(rows, size)):
+        yield batch
+
+
 def _sav_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[list[int]]:
-    """Spool ``rows`` as SPSS values (numbers as SPSS numbers, text escaped and split) and
-    return, for each variable, the width in bytes of each of its columns (numbers: [8])."""
+    """Spool ``rows`` as SPSS columns, a chunk at a time (numbers as SPSS numbers, text
+    escaped and split, :func:`_spss_texts`) and return, for each variable, the width in
+    bytes of each of its columns (numbers: [8])."""
     widths = [[0] if v.type == TEXT else [8] for v in dataset.variables]
-    for row in rows:
-        values = []
-        for v, value, width in zip(dataset.variables, row, widths, strict=True):
+    for batch in _batches(rows):
+        columns = []
+        for v, values, width in zip(dataset.variables, zip(*batch, strict=True), widths,
+                                    strict=True):
             if v.type != TEXT:
-                values.append(_spss_number(v, value))
+                columns.append(_spss_numbers(v, values))
                 continue
-            pieces = ([""] if value is None else split_text(
-                escape_text(str(value), _NOT_SPSS, blanks=True), SPSS_STRING_BYTES))
-            for part, piece in enumerate(pieces):
-                size = len(piece) if piece.isascii() else len(piece.encode())
+            parts = _spss_texts(values)
+            for part, texts in enumerate(parts):
+                size = _widest(texts)
                 if part == len(width):
                     width.append(size)
                 elif size > width[part]:
                     width[part] = size
-            values.append(pieces)
-        spool.append(values)
+            columns.append(parts)
+        spool.put(columns, len(batch))
     return widths
 
 
@@ -1345,15 +1408,22 @@ def _sav_header(header: bytes, count: int, *, compression: int) -> bytes:
 _SAV_DICTIONARY_END = struct.pack("<ii", 999, 0)
 
 
-def _sav_data(path: Path, columns, chunk: list, options: dict, *, zlib: bool = False) -> bytes:
-    """The whole .sav file of the spooled rows ``chunk``, as pyreadstat writes it
+def _sav_data(path: Path, columns, chunk: list | None, wide: list, options: dict, *,
+              before: int = 0, after: int = 0, zlib: bool = False) -> bytes:
+    """The whole .sav file of the spooled columns ``chunk`` (None: no rows) between
+    ``before`` and ``after`` rows as wide as the file (``wide``), as pyreadstat writes it
     (bytecode-compressed, or zlib-compressed with ``zlib``)."""
     frame = {}
     for name, _width, index, part in columns:
-        frame[name] = pd.Series(
-            [row[index] if part is None else
-             row[index][part] if part < len(row[index]) else "" for row in chunk],
-            dtype="float64" if part is None else "object")
+        if part is None:
+            values = np.empty(0) if chunk is None else chunk[index]
+            edge = np.full(1, np.nan)
+            frame[name] = pd.Series(np.concatenate([edge] * before + [values] + [edge] * after))
+            continue
+        parts = [] if chunk is None else chunk[index]
+        values = parts[part] if part < len(parts) else [""] * (len(parts[0]) if parts else 0)
+        edge = [wide[index][part]]
+        frame[name] = pd.Series(edge * before + values + edge * after, dtype="object")
     pyreadstat.write_sav(pd.DataFrame(frame), str(path), row_compress=not zlib, compress=zlib,
                          **options)
     return path.read_bytes()
@@ -1423,11 +1493,13 @@ def write_sav(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
                    "column_labels": [labels[c[0]] for c in columns],
                    "variable_value_labels": value_labels or None,
                    "variable_format": formats, "variable_measure": measures}
-        wide = [np.nan if v.type != TEXT else ["x" * max(w, 1) for w in width]
+        wide = [None if v.type != TEXT else ["x" * max(w, 1) for w in width]
                 for v, width in zip(dataset.variables, widths, strict=True)]
         scratch = Path(work) / "chunk.sav"
-        header, wide_row = _sav_split(_sav_data(scratch, columns, [wide], options))
-        zheader = _sav_data(scratch, columns, [wide], options, zlib=True)[:len(header)]
+        header, wide_row = _sav_split(_sav_data(scratch, columns, None, wide, options,
+                                                before=1))
+        zheader = _sav_data(scratch, columns, None, wide, options, before=1,
+                            zlib=True)[:len(header)]
         # The wide row alone is the file's last row: it ends with the end-of-data code,
         # which the same row starting a chunk does not have; both have the same length.
         with open(path, "wb") as out:
@@ -1435,8 +1507,8 @@ def write_sav(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
             blocks = _ZsavBlocks(out)
             for number, chunk in enumerate(spool):
                 last = number == spool.chunks - 1
-                data = _sav_data(scratch, columns, [wide, *chunk, *([] if last else [wide])],
-                                 options)[len(header) + len(wide_row):]
+                data = _sav_data(scratch, columns, chunk, wide, options, before=1,
+                                 after=0 if last else 1)[len(header) + len(wide_row):]
                 blocks.write(data if last else data[:-len(wide_row)])
             blocks.close()
     _stamp_sav_header(path, _utc(stamp))
