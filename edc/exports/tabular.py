@@ -1021,7 +1021,8 @@ def _check_names(dataset: Dataset, pattern: re.Pattern, reserved: frozenset, fmt
 
 
 STATA_EPOCH = dt.date(1960, 1, 1)
-STATA_EPOCH_TIME = dt.datetime(1960, 1, 1)  # noqa: DTZ001 (naive UTC, as Stata counts)
+STATA_EPOCH_UTC = dt.datetime(1960, 1, 1, tzinfo=dt.UTC)
+_MILLISECOND = dt.timedelta(milliseconds=1)
 STATA_STRL = 32768
 # Stata 118 storage types: (type code, numpy type, the missing value "." of the type).
 STATA_DOUBLE = (65526, "<f8", struct.unpack("<d", struct.pack("<Q", 0x7FE0000000000000))[0])
@@ -1047,33 +1048,35 @@ class _StataColumn:
         self.extra: set = set()  # coded text: values outside the code list
         self.known = set(_codes(v)) if v.is_coded else set()
 
-    def value(self, value):
-        """The value as spooled: numbers as Stata numbers, text and codes as they are."""
+    def values(self, values) -> list:
+        """A chunk of the column's values as spooled (numbers as Stata numbers, text and
+        codes as they are), learning on the way what its storage type needs."""
         v = self.v
-        if value is None:
-            return None
         if v.type == DATE:
-            return float((value - STATA_EPOCH).days)
+            epoch = STATA_EPOCH.toordinal()
+            return [None if x is None else float(x.toordinal() - epoch) for x in values]
         if v.type == DATETIME:
-            return (_naive_utc(value) - STATA_EPOCH_TIME) / dt.timedelta(milliseconds=1)
+            return [None if x is None else _seconds_since(x, STATA_EPOCH_UTC, _MILLISECOND)
+                    for x in values]
         if v.type == BOOLEAN:
-            return int(value)
+            return [None if x is None else int(x) for x in values]
         if v.type == TEXT and v.is_coded:
-            if value not in self.known:
-                self.extra.add(value)
-            return value
+            self.extra.update(set(values) - self.known - {None})
+            return list(values)
         if v.type == TEXT:
-            value = str(value)
-            size = len(value.encode())
-            self.width = max(self.width, size)
-            if size:
-                self.strl_bytes += STATA_GSO + size
-            return value
+            values = [None if x is None else x if type(x) is str else str(x) for x in values]
+            sizes = [len(x) if x.isascii() else len(x.encode()) for x in values if x]
+            self.width = max(self.width, *sizes) if sizes else self.width
+            self.strl_bytes += STATA_GSO * len(sizes) + sum(sizes)
+            return values
         if v.type == INTEGER:
-            self.smallest, self.largest = min(self.smallest, value), max(self.largest, value)
-            return value
+            present = [x for x in values if x is not None]
+            if present:
+                self.smallest = min(self.smallest, *present)
+                self.largest = max(self.largest, *present)
+            return list(values)
         if v.type == FLOAT:
-            return float(value)
+            return [None if x is None else float(x) for x in values]
         raise ExportError(f"{self.v.name}: unknown type {v.type!r}.")
 
     def settle(self, count: int) -> None:
@@ -1166,8 +1169,10 @@ def write_dta(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     path = Path(path)
     with _Spool() as spool, tempfile.TemporaryDirectory(dir=path.parent) as work, \
             tempfile.TemporaryFile(dir=path.parent) as strls:
-        for row in rows:
-            spool.append([c.value(x) for c, x in zip(columns, row, strict=True)])
+        for batch in _batches(rows):
+            values = zip(*batch, strict=True)
+            spool.put((len(batch), [c.values(x) for c, x in zip(columns, values, strict=True)]),
+                      len(batch))
         for column in columns:
             column.settle(spool.count)
         value_labels = {}
@@ -1204,12 +1209,12 @@ def write_dta(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
         with open(path, "wb") as out:
             out.write(head)
             first = 1
-            for chunk in spool:
-                data = np.empty(len(chunk), dtype=record)
+            for size, chunk in spool:
+                data = np.empty(size, dtype=record)
                 for i, column in enumerate(columns):
-                    data[f"v{i}"] = column.column([r[i] for r in chunk], i + 1, first, strls)
+                    data[f"v{i}"] = column.column(chunk[i], i + 1, first, strls)
                 out.write(data.tobytes())
-                first += len(chunk)
+                first += size
             out.write(b"</data><strls>")
             strls.seek(0)
             while block := strls.read(1 << 20):
