@@ -52,9 +52,11 @@ Memory and size: every writer reads its rows once (an iterator is enough; the ro
 need not be known) into an on-disk spool of pickled chunks of :data:`CHUNK_ROWS` rows,
 learning on the way what its header needs (column widths, codes outside a code list, the
 row count), then writes chunk by chunk: memory holds one chunk, whatever the trial's
-size. XPORT and SPSS chunks are written by pyreadstat and joined (:func:`write_xpt`,
-:func:`write_sav`); Stata rows are written in the storage types pandas declared in the
-header (:func:`write_dta`); R writes column by column from a spool kept by column. No
+size. Values are converted a chunk of rows at a time, column by column, never one call per
+value. XPORT headers are written by pyreadstat and its records here (:func:`write_xpt`);
+SPSS chunks are written by pyreadstat and joined (:func:`write_sav`); Stata rows are
+written in the storage types pandas declared in the header (:func:`write_dta`); R writes
+column by column from a spool kept by column. No
 text costs its longest value's width on every row: XPORT v5 rows are fixed-width, so a text
 column is as wide as keeps the files smallest and only the longer values continue in a
 companion file (SDTM practice, :func:`write_xpt`); Stata stores a text as a strL where that
@@ -72,6 +74,7 @@ import tempfile
 import warnings
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -642,7 +645,7 @@ def write_xlsx(path, tables: Iterable[tuple[Dataset, Iterable[tuple]]], codebook
 XPT_TEXT_BYTES = 200
 SAS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,7}")
 SAS_EPOCH = dt.date(1960, 1, 1)
-SAS_EPOCH_TIME = dt.datetime(1960, 1, 1)  # noqa: DTZ001 (naive UTC, as SAS counts)
+SAS_EPOCH_UTC = dt.datetime(1960, 1, 1, tzinfo=dt.UTC)
 _XPT_STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")
 
 
@@ -710,10 +713,6 @@ _COMPANION_FILE_BYTES = 8 * 80 + 4 * 140
 XPT_PIECE_WIDTHS = (64, 96, 128, 160, XPT_TEXT_BYTES)
 
 
-def _text_size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode())
-
-
 def _first_width(sizes: dict[int, int], count: int, piece: int) -> tuple[int, int, int]:
     """(width, bytes, pieces) of a text column in the main file: the width (1 … 200 bytes)
     that makes it and its companion rows smallest, ``count`` rows of ``width`` bytes plus,
@@ -760,32 +759,49 @@ def _xpt_layout(sizes: list[dict | None], count: int) -> tuple[list[int | None],
     return best[1], best[2]
 
 
-def _xpt_number(v: Variable, value):
-    if value is None:
-        return np.nan
+def _sas_numbers(v: Variable, values) -> np.ndarray:
+    """A column of SAS numbers (dates in days, datetimes in seconds from 1960, UTC), None as
+    missing (NaN)."""
     if v.type == DATE:
-        return float((value - SAS_EPOCH).days)
+        epoch = SAS_EPOCH.toordinal()
+        return np.array([np.nan if x is None else float(x.toordinal() - epoch)
+                         for x in values], dtype="float64")
     if v.type == DATETIME:
-        return (_naive_utc(value) - SAS_EPOCH_TIME) / dt.timedelta(seconds=1)
-    return float(value)
+        return np.array([np.nan if x is None else _seconds_since(x, SAS_EPOCH_UTC)
+                         for x in values], dtype="float64")
+    return np.array([np.nan if x is None else float(x) for x in values], dtype="float64")
+
+
+# What a text must have escaped in XPORT (:func:`escape_text` with :data:`_NOT_XPT` and
+# blanks): any other is written as it is (printable ASCII already).
+_XPT_SPECIAL = re.compile(
+    "[^\t\n\r\x20-\x7e]|\\\\u\\{| \\Z| {" + str(BLANK_RUN) + "}")
+
+
+def _xpt_texts(values) -> list[str]:
+    """A text column as XPORT text: escaped, ASCII (:data:`TEXT_ESCAPE_RULE`); a missing
+    text is blank."""
+    return ["" if x is None else x if type(x) is str and not _XPT_SPECIAL.search(x)
+            else escape_text(str(x), _NOT_XPT, blanks=True) for x in values]
 
 
 def _xpt_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[dict | None]:
-    """Spool ``rows`` as XPORT values (numbers as SAS numbers, text escaped) and return, for
-    each variable, the byte lengths of its texts (length → number of values; None for a
-    number)."""
-    sizes: list[dict | None] = [{} if v.type == TEXT else None for v in dataset.variables]
-    for row in rows:
-        values = []
-        for v, value, seen in zip(dataset.variables, row, sizes, strict=True):
+    """Spool ``rows`` as XPORT columns, a chunk at a time (numbers as SAS numbers, text
+    escaped) and return, for each variable, the byte lengths of its texts (length → number
+    of values; None for a number)."""
+    sizes: list[Counter | None] = [Counter() if v.type == TEXT else None
+                                   for v in dataset.variables]
+    for batch in _batches(rows):
+        columns = []
+        for v, values, seen in zip(dataset.variables, zip(*batch, strict=True), sizes,
+                                   strict=True):
             if v.type != TEXT:
-                values.append(_xpt_number(v, value))
+                columns.append(_sas_numbers(v, values))
                 continue
-            text = "" if value is None else escape_text(str(value), _NOT_XPT, blanks=True)
-            size = _text_size(text)
-            seen[size] = seen.get(size, 0) + 1
-            values.append(text)
-        spool.append(values)
+            texts = _xpt_texts(values)
+            seen.update(map(len, texts))  # ASCII: a character is a byte
+            columns.append(texts)
+        spool.put(columns, len(batch))
     return sizes
 
 
@@ -828,19 +844,15 @@ _XPT_OBS_HEADER = b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!"
 XPT_RECORD = 80
 
 
-def _xpt_chunk(columns, chunk: list, label: str, table: str, work: Path) -> tuple[bytes, bytes]:
-    """The XPORT header and the data records of ``chunk`` (rows of one value per column), as
-    pyreadstat writes them. A last row holding a text as wide as each column is written too,
-    and left out of the data: pyreadstat sizes a column to its longest value, and every chunk
-    must have the widths of the whole file."""
+def _xpt_header(columns, label: str, table: str, work: Path) -> bytes:
+    """The XPORT header of a member with ``columns``, as pyreadstat writes it (from one row
+    holding a text as wide as each column: pyreadstat sizes a column to its longest
+    value)."""
     frame = {}
-    for index, (name, _label, width, _fmt, text) in enumerate(columns):
-        if not text:
-            frame[name] = pd.Series([row[index] for row in chunk] + [np.nan], dtype="float64")
-        else:
-            frame[name] = pd.Series([row[index] for row in chunk] + ["x" * max(width, 1)],
-                                    dtype="object")
-    path = work / "chunk.xpt"
+    for name, _label, width, _fmt, text in columns:
+        frame[name] = (pd.Series(["x" * max(width, 1)], dtype="object") if text
+                       else pd.Series([np.nan], dtype="float64"))
+    path = work / "header.xpt"
     pyreadstat.write_xport(
         pd.DataFrame(frame), str(path), file_label=label,
         column_labels=[c[1] for c in columns], table_name=table, file_format_version=5,
@@ -850,9 +862,53 @@ def _xpt_chunk(columns, chunk: list, label: str, table: str, work: Path) -> tupl
     start = written.find(_XPT_OBS_HEADER)
     if start < 0 or start % XPT_RECORD:
         raise ExportError(f"{table}: unexpected XPORT layout.")
-    data = start + XPT_RECORD
-    size = sum(max(c[2], 1) for c in columns) * len(chunk)
-    return written[:data], written[data:data + size]
+    return written[:start + XPT_RECORD]
+
+
+SAS_MISSING = 0x2E << 56  # ".", SAS's (system) missing value: 0x2E then zeros
+_IBM_EXPONENT_BIAS = 64
+
+
+def ibm_doubles(numbers: np.ndarray) -> np.ndarray:
+    """IEEE doubles as the 8-byte IBM hexadecimal floats of XPORT (big-endian ``>u8``), NaN
+    as SAS missing. The conversion is exact (IBM keeps 56 bits of fraction, IEEE 53), so
+    it gives what any correct writer does: sign, exponent of 16 biased by 64, fraction
+    normalized so that its first hexadecimal digit is not zero."""
+    bits = np.ascontiguousarray(numbers, dtype="float64").view("uint64")
+    sign = bits >> np.uint64(63)
+    exponent = ((bits >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64)
+    mantissa = (bits & np.uint64((1 << 52) - 1)) | np.uint64(1 << 52)
+    # value = mantissa / 2**53 * 2**p with the fraction in [1/2, 1); 16**q = 2**(4q).
+    power = exponent - 1022
+    q = -(-power // 4)
+    shift = (3 - (4 * q - power)).astype(np.uint64)
+    result = ((sign << np.uint64(63))
+              | ((q + _IBM_EXPONENT_BIAS).astype(np.uint64) << np.uint64(56))
+              | (mantissa << shift))
+    zero = (bits & np.uint64((1 << 63) - 1)) == 0
+    small = (exponent == 0) | (q + _IBM_EXPONENT_BIAS < 0)  # subnormal or below IBM's range
+    result[zero | small] = 0
+    result[np.isnan(numbers)] = SAS_MISSING
+    if ((q + _IBM_EXPONENT_BIAS > 127) & ~np.isnan(numbers) & ~zero).any():
+        raise ExportError("A number beyond the range of SAS XPORT (about 7.2e75).")
+    return result.astype(">u8")
+
+
+def _xpt_records(columns, chunk: list, count: int) -> bytes:
+    """The data records of ``count`` rows given by column (SAS numbers, or ASCII texts no
+    wider than their column): numbers as IBM doubles, texts padded with blanks."""
+    record = np.dtype([(f"v{i}", ">u8" if not c[4] else f"S{max(c[2], 1)}")
+                       for i, c in enumerate(columns)])
+    data = np.empty(count, dtype=record)
+    for i, ((_name, _label, width, _fmt, text), values) in enumerate(zip(columns, chunk,
+                                                                        strict=True)):
+        if text:
+            width = max(width, 1)
+            data[f"v{i}"] = np.frombuffer(
+                "".join([t.ljust(width) for t in values]).encode("ascii"), dtype=f"S{width}")
+        else:
+            data[f"v{i}"] = ibm_doubles(np.asarray(values, dtype="float64"))
+    return data.tobytes()
 
 
 def _xpt_stamp(when: dt.datetime) -> bytes:
@@ -883,49 +939,59 @@ def _stamp_xpt_header(path: Path, when: dt.datetime) -> None:
             f.write(stamp)
 
 
-def _write_xpt_file(path: Path, columns, chunks: Iterable[list], label: str, table: str,
-                    work: Path, stamp: dt.datetime) -> None:
-    """One XPORT member from ``chunks`` of rows: the header of the first chunk, then every
-    chunk's data records, padded with blanks to a whole 80-byte record as v5 requires."""
+def _write_xpt_file(path: Path, columns, chunks: Iterable[tuple[int, list]], label: str,
+                    table: str, work: Path, stamp: dt.datetime) -> None:
+    """One XPORT member from ``chunks`` of rows given by column ((row count, columns)): the
+    header pyreadstat writes for the columns, then the data records, padded with blanks to
+    a whole 80-byte record as v5 requires."""
     with open(path, "wb") as out:
+        out.write(_xpt_header(columns, label, table, work))
         size = 0
-        empty = True
-        for number, chunk in enumerate(chunks):
-            empty = False
-            header, data = _xpt_chunk(columns, chunk, label, table, work)
-            if number == 0:
-                out.write(header)
+        for count, chunk in chunks:
+            data = _xpt_records(columns, chunk, count)
             out.write(data)
             size += len(data)
-        if empty:
-            out.write(_xpt_chunk(columns, [], label, table, work)[0])
         out.write(b" " * (-size % XPT_RECORD))
     _stamp_xpt_header(path, stamp)
 
 
 def _xpt_main_rows(spool: _Spool, widths: list[int | None], names: list[str],
                    pieces: _Spool, piece_width: list[int], limit: int):
-    """The main file's rows, chunk by chunk, each text cut to its column's width (before a
+    """The main file's chunks of columns, each text cut to its column's width (before a
     space where it can, :func:`split_text`); the rest of a longer text goes to ``pieces`` as
     companion rows (row number, variable, piece number, piece of at most ``limit`` bytes),
     the widest piece's width kept in ``piece_width``."""
-    number = 0
+    first_row = 0
     for chunk in spool:
-        out = []
-        for values in chunk:
-            number += 1
-            row = []
-            for value, width, name in zip(values, widths, names, strict=True):
-                if width is None or _text_size(value) <= width:
-                    row.append(value)
+        count = len(chunk[0]) if chunk else 0
+        out, continued = [], []
+        for index, (values, width, name) in enumerate(zip(chunk, widths, names, strict=True)):
+            if width is None or all(len(t) <= width for t in values):
+                out.append(values)
+                continue
+            cut = []
+            for number, value in enumerate(values, start=first_row + 1):
+                if len(value) <= width:
+                    cut.append(value)
                     continue
                 first = _first_piece(value, width)
-                row.append(first)
+                cut.append(first)
                 for k, piece in enumerate(split_text(value[len(first):], limit), start=2):
-                    piece_width[0] = max(piece_width[0], _text_size(piece))
-                    pieces.append((float(number), name, float(k), piece))
-            out.append(row)
-        yield out
+                    piece_width[0] = max(piece_width[0], len(piece))
+                    continued.append((number, index, k, name, piece))
+            out.append(cut)
+        # The companion's rows in the order of the main file's rows, then of its columns.
+        for number, _index, k, name, piece in sorted(continued):
+            pieces.append((float(number), name, float(k), piece))
+        first_row += count
+        yield count, out
+
+
+def _companion_chunks(pieces: _Spool) -> Iterable[tuple[int, list]]:
+    """The companion's rows (spooled as rows) by column."""
+    for chunk in pieces:
+        row, variable, piece, text = (list(c) for c in zip(*chunk, strict=True))
+        yield len(chunk), [np.array(row), variable, np.array(piece), text]
 
 
 def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime,
@@ -954,12 +1020,13 @@ def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     given, gets ``(path, rows)`` of the companion written. Anything out of limits raises
     :class:`ExportError`.
 
-    The rows are read once into an on-disk spool (learning the texts' lengths), then
-    written in chunks, the companion rows spooled on the way and written last: pyreadstat
-    writes each chunk followed by a row as wide as each column (so that every chunk has the
-    file's widths, pyreadstat sizing a column to its longest value); the chunks' rows are
-    joined without that row, after the header of the first, and the data padded with blanks
-    to a whole 80-byte record as v5 requires. Returns the number of rows of the main file."""
+    The rows are read once, a chunk at a time, into an on-disk spool kept by column
+    (learning the texts' lengths), then written in chunks, the companion rows spooled on
+    the way and written last: pyreadstat writes the header (from one row as wide as each
+    column, pyreadstat sizing a column to its longest value), the data records are
+    written here from whole columns (numbers as IBM doubles, :func:`ibm_doubles`; texts
+    padded with blanks) and padded with blanks to a whole 80-byte record as v5 requires.
+    Returns the number of rows of the main file."""
     path = Path(path)
     when = _utc(stamp)
     companion = path.with_name(f"{xpt_companion_name(dataset.sas_name)}.xpt")
@@ -981,7 +1048,7 @@ def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
             keys = [(name, text, 8, fmt, False) for name, text, fmt in XPT_COMPANION_KEYS]
             keys[1] = (*keys[1][:2], max(map(len, names)), None, True)
             columns = [*keys, (*XPT_COMPANION_TEXT, piece_width[0], None, True)]
-            _write_xpt_file(companion, columns, pieces, _ascii_label(
+            _write_xpt_file(companion, columns, _companion_chunks(pieces), _ascii_label(
                 f"{dataset.label}: long text pieces"), xpt_companion_name(dataset.sas_name),
                 Path(work), when)
             if files is not None:
