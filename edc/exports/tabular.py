@@ -1602,7 +1602,7 @@ R_NA_REAL_BITS = 0x7FF00000000007A2  # NA_real_: a NaN whose low word is 1954
 R_VERSION = (4 << 16) | (2 << 8)  # the writing R version recorded in the header: 4.2.0
 R_MIN_READER = (2 << 16) | (3 << 8)  # serialization version 2 is read by R ≥ 2.3.0
 R_EPOCH = dt.date(1970, 1, 1)
-R_EPOCH_TIME = dt.datetime(1970, 1, 1)  # noqa: DTZ001 (naive UTC)
+R_EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class _RSerializer:
@@ -1657,17 +1657,24 @@ class _RSerializer:
         self.attributes(attributes)
 
 
+_CHARSXP_HEAD = struct.Struct(">ii").pack
+_NA_STRING = _CHARSXP_HEAD(_CHARSXP, -1)
+
+
 def _r_strings(texts) -> bytes:
-    """CHARSXPs of ``texts`` (``None`` is NA_character_)."""
+    """CHARSXPs of ``texts`` (``None`` is NA_character_), each distinct text encoded once."""
+    made: dict[str, bytes] = {}
     parts = []
     for text in texts:
         if text is None:
-            parts.append(struct.pack(">ii", _CHARSXP, -1))
+            parts.append(_NA_STRING)
             continue
-        data = text.encode()
-        parts.append(struct.pack(">ii", _CHARSXP | ((_ASCII if text.isascii() else _UTF8) << 12),
-                                 len(data)))
-        parts.append(data)
+        item = made.get(text)
+        if item is None:
+            data = text.encode()
+            encoding = _ASCII if len(data) == len(text) else _UTF8
+            item = made[text] = _CHARSXP_HEAD(_CHARSXP | (encoding << 12), len(data)) + data
+        parts.append(item)
     return b"".join(parts)
 
 
@@ -1701,14 +1708,15 @@ class _RColumn:
         self.known = set(_codes(v)) if v.is_coded else set()
         self.integers = True  # an integer variable whose values R integers hold
 
-    def see(self, value) -> None:
-        if value is None:
-            return
+    def see(self, values) -> None:
+        """Learn from a chunk of the column's values (codes outside the list, integers
+        beyond R's)."""
         if self.v.is_coded and self.v.type != BOOLEAN:
-            if value not in self.known:
-                self.extra.add(value)
-        elif self.v.type == INTEGER and not R_NA_INTEGER < value < 2**31:
-            self.integers = False
+            self.extra.update(set(values) - self.known - {None})
+        elif self.v.type == INTEGER and self.integers:
+            present = [x for x in values if x is not None]
+            if present and not (R_NA_INTEGER < min(present) and max(present) < 2**31):
+                self.integers = False
 
     def settle(self) -> None:
         v = self.v
@@ -1742,10 +1750,10 @@ class _RColumn:
         elif self.numbers is not None:
             values = [R_NA_INTEGER if x is None else self.numbers[x] for x in values]
         elif v.type == DATE:
-            values = _reals([None if x is None else (x - R_EPOCH).days for x in values])
+            epoch = R_EPOCH.toordinal()
+            values = _reals([None if x is None else x.toordinal() - epoch for x in values])
         elif v.type == DATETIME:
-            values = _reals([None if x is None else
-                             (_naive_utc(x) - R_EPOCH_TIME) / dt.timedelta(seconds=1)
+            values = _reals([None if x is None else _seconds_since(x, R_EPOCH_UTC)
                              for x in values])
         elif self.kind == _INTSXP:
             values = [R_NA_INTEGER if x is None else x for x in values]
@@ -1764,24 +1772,16 @@ class _ColumnSpool:
         self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
         self.offsets: list[list[int]] = [[] for _ in range(width)]
         self.count = 0
-        self._pending: list = []
 
-    def append(self, row) -> None:
-        self._pending.append(row)
-        self.count += 1
-        if len(self._pending) == CHUNK_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._pending:
-            for index, column in enumerate(zip(*self._pending, strict=True)):
-                self.offsets[index].append(self.file.tell())
-                pickle.dump(column, self.file, protocol=pickle.HIGHEST_PROTOCOL)
-            self._pending = []
+    def put(self, columns: list, count: int) -> None:
+        """Spool a chunk of ``count`` rows given by column."""
+        for index, column in enumerate(columns):
+            self.offsets[index].append(self.file.tell())
+            pickle.dump(column, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += count
 
     def column(self, index: int):
         """The values of column ``index``, chunk by chunk."""
-        self._flush()
         for offset in self.offsets[index]:
             self.file.seek(offset)
             yield list(pickle.load(self.file))  # noqa: S301 (our own temporary file)
@@ -1808,10 +1808,11 @@ def write_rds(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     columns = [_RColumn(v) for v in dataset.variables]
     path = Path(path)
     with _ColumnSpool(len(columns)) as spool:
-        for row in rows:
-            for column, value in zip(columns, row, strict=True):
-                column.see(value)
-            spool.append(row)
+        for batch in _batches(rows):
+            values = list(zip(*batch, strict=True)) or [()] * len(columns)
+            for column, chunk in zip(columns, values, strict=True):
+                column.see(chunk)
+            spool.put(values, len(batch))
         count = spool.count
         names = []
         for column in columns:
@@ -1839,9 +1840,11 @@ def write_rds(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
                     # The decoded label beside the code, as in the CSV and Excel files.
                     attributes = [("label", _strings(f"{v.label} (label)"))]
                     r.start(_STRSXP, count, attributes)
+                    labels = {None: None}
                     for chunk in spool.column(index):
-                        r.write(_r_strings([None if x is None else v.decode(x) or None
-                                            for x in chunk]))
+                        for x in set(chunk) - labels.keys():
+                            labels[x] = v.decode(x) or None
+                        r.write(_r_strings([labels[x] for x in chunk]))
                     r.attributes(attributes)
             r.attributes(frame_attributes)
             r.flush()
