@@ -311,6 +311,7 @@ EXCEL_EPOCH_TIME = dt.datetime(1899, 12, 30)  # noqa: DTZ001 (naive UTC, as Exce
 _EXCEL_LEAP_BUG = 60
 _DAY = dt.timedelta(days=1)
 _EXCEL_UNIX_DAYS = (dt.date(1970, 1, 1) - EXCEL_EPOCH).days  # the serial of 1 January 1970
+_EXCEL_ORDINAL = EXCEL_EPOCH.toordinal()
 _SHEET_BLOCK_ROWS = 1000
 _XLSX_DEFLATE_LEVEL = 1
 
@@ -416,20 +417,19 @@ def _pieces_cells(layout: _Layout, index: int, number: str, pieces: list[str]) -
 
 
 class _LabelCells:
-    """The label cells of a coded variable, each code's made once."""
+    """The label cells of a coded variable: ``start``, the row number, then the tail of the
+    code's cell (made once per code, empty for a code without a label)."""
 
     def __init__(self, v: Variable, letter: str):
         self.decode = v.decode
         self.start = f'<c r="{letter}'
         self.tails: dict = {}
 
-    def cell(self, code, number: str) -> str:
-        tail = self.tails.get(code)
-        if tail is None:
-            text = self.decode(code)
-            tail = self.tails[code] = _text_tail(
-                "".join(excel_pieces(text))[:EXCEL_MAX_TEXT]) if text else ""
-        return f"{self.start}{number}{tail}" if tail else ""
+    def tail(self, code) -> str:
+        text = self.decode(code)
+        tail = self.tails[code] = _text_tail(
+            "".join(excel_pieces(text))[:EXCEL_MAX_TEXT]) if text else ""
+        return tail
 
 
 def _sheet_rows(dataset: Dataset, rows: Iterable[tuple], layout: _Layout, out) -> tuple[int, list]:
@@ -461,18 +461,31 @@ def _sheet_rows(dataset: Dataset, rows: Iterable[tuple], layout: _Layout, out) -
                 else:
                     cells.append(f'<c r="{letter}{number}" t="inlineStr"><is><t>{value}</t>'
                                  '</is></c>')
-            elif type(value) is int and not boolean:
-                cells.append(f'<c r="{letter}{number}"><v>{value}</v></c>')
             elif boolean:
-                cells.append(_integer_cell(letter + number, int(value)))
-            else:
+                cells.append(f'<c r="{letter}{number}"><v>{1 if value else 0}</v></c>')
+            elif (kind := type(value)) is int:
+                cells.append(f'<c r="{letter}{number}"><v>{value}</v></c>')
+            elif kind is float and math.isfinite(value):
+                cells.append(f'<c r="{letter}{number}"><v>{value!r}</v></c>')
+            elif kind is dt.date and (days := value.toordinal() - _EXCEL_ORDINAL) > 60:
+                cells.append(f'<c r="{letter}{number}" s="{_DATE_STYLE}"><v>{days}</v></c>')
+            elif (kind is dt.datetime and value.tzinfo is not None
+                  and (serial := value.timestamp() / 86400 + _EXCEL_UNIX_DAYS) > 61):
+                cells.append(f'<c r="{letter}{number}" s="{_DATETIME_STYLE}"><v>{serial!r}</v>'
+                             '</c>')
+            else:  # the rest, and the edge cases of the types above
+
                 cell = _CELLS.get(type(value))
                 if cell is None:
                     raise ExportError(f"{dataset.name}: no Excel cell for a "
                                       f"{type(value).__name__}.")
                 cells.append(cell(letter + number, value))
-            if labels is not None and (label := labels.cell(value, number)):
-                cells.append(label)
+            if labels is not None:
+                tail = labels.tails.get(value)
+                if tail is None:
+                    tail = labels.tail(value)
+                if tail:
+                    cells.append(f"{labels.start}{number}{tail}")
         block.append(f'<row r="{number}">{"".join(cells)}</row>')
         if len(block) == _SHEET_BLOCK_ROWS:
             out.write("".join(block).encode())
@@ -488,9 +501,9 @@ def _replayable(rows: Iterable[tuple], spool: "_Spool"):
         return rows, lambda: rows
 
     def first_pass():
-        for row in rows:
-            spool.append(row)
-            yield row
+        for batch in _batches(rows):
+            spool.put(batch, len(batch))
+            yield from batch
 
     return first_pass(), lambda: itertools.chain.from_iterable(spool)
 
@@ -767,8 +780,7 @@ def _sas_numbers(v: Variable, values) -> np.ndarray:
         return np.array([np.nan if x is None else float(x.toordinal() - epoch)
                          for x in values], dtype="float64")
     if v.type == DATETIME:
-        return np.array([np.nan if x is None else _seconds_since(x, SAS_EPOCH_UTC)
-                         for x in values], dtype="float64")
+        return np.array(_since(values, SAS_EPOCH_UTC, np.nan), dtype="float64")
     return np.array([np.nan if x is None else float(x) for x in values], dtype="float64")
 
 
@@ -966,7 +978,7 @@ def _xpt_main_rows(spool: _Spool, widths: list[int | None], names: list[str],
         count = len(chunk[0]) if chunk else 0
         out, continued = [], []
         for index, (values, width, name) in enumerate(zip(chunk, widths, names, strict=True)):
-            if width is None or all(len(t) <= width for t in values):
+            if width is None or max(map(len, values), default=0) <= width:
                 out.append(values)
                 continue
             cut = []
@@ -1123,8 +1135,7 @@ class _StataColumn:
             epoch = STATA_EPOCH.toordinal()
             return [None if x is None else float(x.toordinal() - epoch) for x in values]
         if v.type == DATETIME:
-            return [None if x is None else _seconds_since(x, STATA_EPOCH_UTC, _MILLISECOND)
-                    for x in values]
+            return _since(values, STATA_EPOCH_UTC, None, _MILLISECOND)
         if v.type == BOOLEAN:
             return [None if x is None else int(x) for x in values]
         if v.type == TEXT and v.is_coded:
@@ -1323,18 +1334,17 @@ def _spss_numbers(v: Variable, values) -> np.ndarray:
         return np.array([np.nan if x is None else (x.toordinal() - epoch) * 86400.0
                          for x in values], dtype="float64")
     if v.type == DATETIME:
-        return np.array([np.nan if x is None else _seconds_since(x, SPSS_EPOCH_UTC)
-                         for x in values], dtype="float64")
+        return np.array(_since(values, SPSS_EPOCH_UTC, np.nan), dtype="float64")
     return np.array([np.nan if x is None else float(x) for x in values], dtype="float64")
 
 
-def _seconds_since(value: dt.datetime, epoch: dt.datetime, unit=dt.timedelta(seconds=1)):
-    """``value`` (timezone-aware) in ``unit``s from the aware ``epoch``: exact, as the
-    naive UTC difference is."""
+def _since(values, epoch: dt.datetime, missing, unit=dt.timedelta(seconds=1)) -> list:
+    """Timezone-aware datetimes in ``unit``s from the aware ``epoch`` (exact, as the naive UTC
+    difference is), None as ``missing``."""
     try:
-        return (value - epoch) / unit
+        return [missing if x is None else (x - epoch) / unit for x in values]
     except TypeError:
-        raise ExportError(f"Naive datetime {value} in the export rows.") from None
+        raise ExportError("Naive datetime in the export rows.") from None
 
 
 def _stamp_sav_header(path: Path, when: dt.datetime) -> None:
@@ -1381,13 +1391,16 @@ def _spss_texts(values) -> list[list[str]]:
 
 
 def _widest(texts: list[str]) -> int:
-    return max((len(t) if t.isascii() else len(t.encode()) for t in texts), default=0)
+    """The longest of ``texts`` in UTF-8 bytes."""
+    if "".join(texts).isascii():
+        return max(map(len, texts), default=0)
+    return max(map(len, map(str.encode, texts)), default=0)
 
 
-def _batches(rows: Iterable[tuple], size: int = CHUNK_ROWS) -> Iterable[list[tuple]]:
-    """``rows`` in lists of ``size``."""
+def _batches(rows: Iterable[tuple]) -> Iterable[list[tuple]]:
+    """``rows`` in lists of :data:`CHUNK_ROWS`."""
     rows = iter(rows)
-    while batch := list(itertools.islice(rows, size)):
+    while batch := list(itertools.islice(rows, CHUNK_ROWS)):
         yield batch
 
 
@@ -1753,8 +1766,7 @@ class _RColumn:
             epoch = R_EPOCH.toordinal()
             values = _reals([None if x is None else x.toordinal() - epoch for x in values])
         elif v.type == DATETIME:
-            values = _reals([None if x is None else _seconds_since(x, R_EPOCH_UTC)
-                             for x in values])
+            values = _reals(_since(values, R_EPOCH_UTC, None))
         elif self.kind == _INTSXP:
             values = [R_NA_INTEGER if x is None else x for x in values]
         elif self.kind == _REALSXP:
