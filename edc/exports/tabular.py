@@ -54,7 +54,7 @@ learning on the way what its header needs (column widths, codes outside a code l
 row count), then writes chunk by chunk: memory holds one chunk, whatever the trial's
 size. Values are converted a chunk of rows at a time, column by column, never one call per
 value. XPORT headers are written by pyreadstat and its records here (:func:`write_xpt`);
-SPSS chunks are written by pyreadstat and joined (:func:`write_sav`); Stata rows are
+SPSS headers by pyreadstat and its bytecode here (:func:`write_sav`); Stata rows are
 written in the storage types pandas declared in the header (:func:`write_dta`); R writes
 column by column from a spool kept by column. No
 text costs its longest value's width on every row: XPORT v5 rows are fixed-width, so a text
@@ -1424,7 +1424,7 @@ def _sav_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[l
                 elif size > width[part]:
                     width[part] = size
             columns.append(parts)
-        spool.put(columns, len(batch))
+        spool.put((len(batch), columns), len(batch))
     return widths
 
 
@@ -1493,25 +1493,119 @@ def _sav_header(header: bytes, count: int, *, compression: int) -> bytes:
 _SAV_DICTIONARY_END = struct.pack("<ii", 999, 0)
 
 
-def _sav_data(path: Path, columns, chunk: list | None, wide: list, options: dict, *,
-              before: int = 0, after: int = 0, zlib: bool = False) -> bytes:
-    """The whole .sav file of the spooled columns ``chunk`` (None: no rows) between
-    ``before`` and ``after`` rows as wide as the file (``wide``), as pyreadstat writes it
-    (bytecode-compressed, or zlib-compressed with ``zlib``)."""
+def _sav_data(path: Path, columns, wide: list, options: dict, *, zlib: bool = False) -> bytes:
+    """The whole .sav file of one row as wide as the file (``wide``), as pyreadstat writes it
+    (bytecode-compressed, or zlib-compressed with ``zlib``): its header and dictionary."""
     frame = {}
     for name, _width, index, part in columns:
-        if part is None:
-            values = np.empty(0) if chunk is None else chunk[index]
-            edge = np.full(1, np.nan)
-            frame[name] = pd.Series(np.concatenate([edge] * before + [values] + [edge] * after))
-            continue
-        parts = [] if chunk is None else chunk[index]
-        values = parts[part] if part < len(parts) else [""] * (len(parts[0]) if parts else 0)
-        edge = [wide[index][part]]
-        frame[name] = pd.Series(edge * before + values + edge * after, dtype="object")
+        frame[name] = (pd.Series([np.nan]) if part is None
+                       else pd.Series([wide[index][part]], dtype="object"))
     pyreadstat.write_sav(pd.DataFrame(frame), str(path), row_compress=not zlib, compress=zlib,
                          **options)
     return path.read_bytes()
+
+
+# The bytecode compression of .sav data (PSPP's "System File Format", "Compressed Data"), as
+# readstat writes it: each row's 8-byte units in blocks of 8 one-byte codes, each block
+# followed by the units it leaves raw; every row starts a block and ends one (all padding
+# when the row filled the one before), and the file's last row ends with the end-of-data
+# code.
+SAV_BIAS = 100
+SAV_PAD, SAV_END, SAV_RAW, SAV_BLANKS, SAV_SYSMIS = 0, 252, 253, 254, 255
+SAV_SEGMENT = 255  # the bytes of a very long string (over 255) each segment holds
+SAV_SEGMENT_WIDTH = 252  # what a segment adds to a very long string's declared width
+_BLANK_UNIT = int.from_bytes(b" " * 8, "little")
+_SAV_UNITS_AT_ONCE = 1 << 17  # units encoded at a time (1 MB a vector), whatever the width
+
+
+def _sav_text_bytes(texts: list[str], width: int) -> np.ndarray:
+    """Texts (each at most ``width`` bytes) as the bytes of an SPSS string of ``width``:
+    padded with blanks to whole units; a very long string in segments of 255 bytes, each
+    followed by a blank, the last as wide as the width left."""
+    if width <= SAV_SEGMENT:
+        size = -(-width // 8) * 8
+        return np.frombuffer(b"".join([t.encode().ljust(size) for t in texts]),
+                             dtype=np.uint8).reshape(len(texts), size)
+    segments = -(-width // SAV_SEGMENT_WIDTH)
+    last = -(-(width - SAV_SEGMENT_WIDTH * (segments - 1)) // 8) * 8
+    data_size = SAV_SEGMENT * (segments - 1) + last
+    data = np.frombuffer(b"".join([t.encode().ljust(data_size) for t in texts]),
+                         dtype=np.uint8).reshape(len(texts), data_size)
+    result = np.full((len(texts), (SAV_SEGMENT + 1) * (segments - 1) + last), ord(" "),
+                     dtype=np.uint8)
+    for k in range(segments - 1):
+        result[:, k * (SAV_SEGMENT + 1): k * (SAV_SEGMENT + 1) + SAV_SEGMENT] = \
+            data[:, k * SAV_SEGMENT: (k + 1) * SAV_SEGMENT]
+    result[:, (SAV_SEGMENT + 1) * (segments - 1):] = data[:, SAV_SEGMENT * (segments - 1):]
+    return result
+
+
+def _sav_codes(units: np.ndarray, numeric: np.ndarray) -> np.ndarray:
+    """The code of each unit: a number that is a whole number from -99 to 151 is its code
+    (the number plus the bias), system missing 255, blanks 254, anything else raw (253)."""
+    codes = np.where(units == _BLANK_UNIT, SAV_BLANKS, SAV_RAW).astype(np.uint8)
+    if numeric.any():
+        numbers = np.ascontiguousarray(units[:, numeric]).view("<f8")
+        whole = (numbers == np.trunc(numbers)) & (numbers >= 1 - SAV_BIAS) & (
+            numbers <= SAV_END - 1 - SAV_BIAS)
+        codes[:, numeric] = np.where(
+            np.isnan(numbers), SAV_SYSMIS,
+            np.where(whole, np.where(whole, numbers, 0) + SAV_BIAS, SAV_RAW)).astype(np.uint8)
+    return codes
+
+
+def _sav_rows(units: np.ndarray, codes: np.ndarray, *, end: bool) -> bytes:
+    """Rows of units and their codes as bytecode, each row starting a block, the end-of-data
+    code after the last one when ``end``."""
+    count, width = units.shape
+    # readstat writes a block when its eighth code is set and a row's last block when the
+    # row ends: a row of a whole number of blocks ends with a block of padding codes.
+    blocks = width // 8 + 1
+    all_codes = np.zeros((count, blocks * 8), dtype=np.uint8)
+    all_codes[:, :width] = codes
+    if end:
+        all_codes[:, width] = SAV_END
+    slots = np.zeros((count, blocks, 9), dtype="<u8")
+    slots[:, :, 0] = all_codes.view("<u8")
+    raw = np.zeros((count, blocks * 8), dtype="<u8")
+    raw[:, :width] = units
+    slots[:, :, 1:] = raw.reshape(count, blocks, 8)
+    present = np.ones((count, blocks, 9), dtype=bool)
+    present[:, :, 1:] = (all_codes == SAV_RAW).reshape(count, blocks, 8)
+    return slots[present].tobytes()
+
+
+def _sav_chunk(columns, count: int, chunk: list, *, last: bool):
+    """The bytecode of a spooled chunk of ``count`` rows (by column), in pieces of at most
+    :data:`_SAV_UNITS_AT_ONCE` units (so memory does not grow with the texts' widths);
+    after the file's ``last`` row the end-of-data code."""
+    def texts(index: int, part: int) -> list[str]:
+        pieces = chunk[index]
+        return pieces[part] if part < len(pieces) else [""] * count
+
+    width = sum(8 if part is None else _sav_text_bytes(["x"], max(size, 1)).shape[1]
+                for _name, size, _index, part in columns) // 8
+    step = max(1, _SAV_UNITS_AT_ONCE // max(width, 1))
+    for start in range(0, count, step):
+        stop = min(start + step, count)
+        parts, numeric = [], []
+        for _name, size, index, part in columns:
+            if part is None:
+                parts.append(np.ascontiguousarray(chunk[index][start:stop], dtype="<f8")
+                             .view(np.uint8).reshape(stop - start, 8))
+                numeric.append(True)
+            else:
+                parts.append(_sav_text_bytes(texts(index, part)[start:stop], max(size, 1)))
+                numeric += [False] * (parts[-1].shape[1] // 8)
+        units = np.ascontiguousarray(np.hstack(parts)).view("<u8")
+        del parts
+        codes = _sav_codes(units, np.array(numeric, dtype=bool))
+        if last and stop == count:
+            if stop - start > 1:
+                yield _sav_rows(units[:-1], codes[:-1], end=False)
+            yield _sav_rows(units[-1:], codes[-1:], end=True)
+        else:
+            yield _sav_rows(units, codes, end=False)
 
 
 def _sav_split(written: bytes) -> tuple[bytes, bytes]:
@@ -1536,10 +1630,11 @@ def write_sav(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     Measurement levels: coded integers ordinal, other coded and text variables nominal,
     numbers scale. The header's creation date and time are ``stamp``.
 
-    Rows are read once into an on-disk spool, then written in chunks: pyreadstat writes
-    each chunk between two rows as wide as the widest value of each column (so every chunk
-    has the dataset's widths), and since the compression starts afresh with each row, the
-    chunks' rows are joined without those two. Returns the number of rows."""
+    Rows are read once into an on-disk spool kept by column, then written in chunks:
+    pyreadstat writes the header and dictionary (from one row as wide as the widest value of
+    each column), and the rows are bytecode-compressed here from whole columns with numpy
+    (:func:`_sav_rows`, the bytes readstat writes), then zlib-compressed in blocks.
+    Returns the number of rows."""
     _check_names(dataset, SPSS_NAME, SPSS_RESERVED, "SPSS")
     path = Path(path)
     with _Spool() as spool, tempfile.TemporaryDirectory(dir=path.parent) as work:
@@ -1580,21 +1675,20 @@ def write_sav(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
                    "variable_format": formats, "variable_measure": measures}
         wide = [None if v.type != TEXT else ["x" * max(w, 1) for w in width]
                 for v, width in zip(dataset.variables, widths, strict=True)]
-        scratch = Path(work) / "chunk.sav"
-        header, wide_row = _sav_split(_sav_data(scratch, columns, None, wide, options,
-                                                before=1))
-        zheader = _sav_data(scratch, columns, None, wide, options, before=1,
-                            zlib=True)[:len(header)]
-        # The wide row alone is the file's last row: it ends with the end-of-data code,
-        # which the same row starting a chunk does not have; both have the same length.
+        scratch = Path(work) / "header.sav"
+        header, _wide_row = _sav_split(_sav_data(scratch, columns, wide, options))
+        zheader = _sav_data(scratch, columns, wide, options, zlib=True)[:len(header)]
+        # The widths the header declares: a coded text is as wide as its longest code too.
+        declared = pyreadstat.read_sav(str(scratch), metadataonly=True)[1]
+        columns = [(name, width if part is None else declared.variable_storage_width[name],
+                    index, part) for name, width, index, part in columns]
         with open(path, "wb") as out:
             out.write(_sav_header(zheader, spool.count, compression=2))
             blocks = _ZsavBlocks(out)
-            for number, chunk in enumerate(spool):
-                last = number == spool.chunks - 1
-                data = _sav_data(scratch, columns, chunk, wide, options, before=1,
-                                 after=0 if last else 1)[len(header) + len(wide_row):]
-                blocks.write(data if last else data[:-len(wide_row)])
+            for number, (count, chunk) in enumerate(spool):
+                for data in _sav_chunk(columns, count, chunk,
+                                       last=number == spool.chunks - 1):
+                    blocks.write(data)
             blocks.close()
     _stamp_sav_header(path, _utc(stamp))
     return spool.count

@@ -34,8 +34,10 @@ WRITERS = {
                                                   stamp=STAMP),
 }
 # Calls of the export's code per row: none per value; the Excel writer reads rows given as
-# an iterator through a generator that spools them (the export gives it spools).
-CALLS_PER_ROW = {"xlsx": 1, "xpt": 0.1, "dta": 0.1, "sav": 0.1, "rds": 0.1}
+# an iterator through a generator that spools them (the export gives it spools), and SPSS
+# encodes its rows in batches of about 130,000 units (a few dozen rows here, the long text
+# making a row some 4,000 units wide).
+CALLS_PER_ROW = {"xlsx": 1, "xpt": 0.1, "dta": 0.1, "sav": 0.5, "rds": 0.1}
 
 
 def export_calls(write, folder: Path, count: int) -> int:
@@ -123,3 +125,26 @@ def test_excel_datetimes_keep_the_serial_openpyxl_writes():
         cell = tabular._datetime_cell("A1", moment)
         serial = float(cell.split("<v>")[1].split("</v>")[0])
         assert serial == pytest.approx(to_excel(moment.replace(tzinfo=None)), abs=1e-9), moment
+
+
+def test_spss_asks_pyreadstat_for_the_header_only(tmp_path, monkeypatch):
+    """Rows in five chunks, a very long text among them: pyreadstat writes the header (once
+    bytecode-, once zlib-compressed), never a chunk of rows; the rows read back."""
+    monkeypatch.setattr(tabular, "CHUNK_ROWS", 700)
+    calls = []
+    write_sav = pyreadstat.write_sav
+
+    def counted(frame, *args, **kwargs):
+        calls.append(len(frame))
+        return write_sav(frame, *args, **kwargs)
+
+    monkeypatch.setattr(pyreadstat, "write_sav", counted)
+    rows = [row(i) for i in range(3_000)]
+    tabular.write_sav(tmp_path / "notes.sav", dataset(), iter(rows), stamp=STAMP)
+    assert calls == [1, 1]
+    frame, _meta = pyreadstat.read_sav(str(tmp_path / "notes.sav"))
+    assert len(frame) == 3_000
+    assert frame["note_id"].tolist() == [float(r[0]) for r in rows]
+    # The long text (row 1500) is escaped and split in parts (read back elsewhere).
+    texts = frame["text"].tolist()
+    assert texts[:1500] + texts[1501:] == [r[6] or "" for r in rows[:1500] + rows[1501:]]
