@@ -120,7 +120,7 @@ YES_NO = "CL.NY"
 MONITORING_ROLES = frozenset({Role.SITE_STAFF, Role.INVESTIGATOR, Role.MONITOR})
 SYSTEM_USER = "USR.system"
 
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+")
 
 
 # --- Metadata ----------------------------------------------------------------------------------

@@ -175,9 +175,10 @@ def _label(v: Variable, length: int) -> str:
     return label[:length]
 
 
-_NOT_XPT = re.compile("[^\t\n\r\x20-\x7e]")
-_NOT_SPSS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_NOT_EXCEL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# What each format cannot hold, in runs (escaped a run at a time, :func:`escape_text`).
+_NOT_XPT = re.compile("[^\t\n\r\x20-\x7e]+")
+_NOT_SPSS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
+_NOT_EXCEL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]+")
 
 
 # Spooling -----------------------------------------------------------------------------------
@@ -915,9 +916,10 @@ def _xpt_records(columns, chunk: list, count: int) -> bytes:
     for i, ((_name, _label, width, _fmt, text), values) in enumerate(zip(columns, chunk,
                                                                         strict=True)):
         if text:
-            width = max(width, 1)
-            data[f"v{i}"] = np.frombuffer(
-                "".join([t.ljust(width) for t in values]).encode("ascii"), dtype=f"S{width}")
+            # Escaped texts hold no NUL: numpy's padding becomes the blanks XPORT pads with.
+            texts = np.array(values, dtype=f"S{max(width, 1)}").view(np.uint8)
+            texts[texts == 0] = ord(" ")
+            data[f"v{i}"] = texts.view(f"S{max(width, 1)}")
         else:
             data[f"v{i}"] = ibm_doubles(np.asarray(values, dtype="float64"))
     return data.tobytes()
