@@ -95,7 +95,9 @@ from visits.models import Subject, Visit
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 STUDY_OID = protocol.TRIAL_REGISTRY_ID
-SUBJECT_CHUNK = 100
+# Subjects whose forms are held at once: 50 keeps the peak at 600 subjects within 1.4 times
+# that at 60 (100 took 1.5 times).
+SUBJECT_CHUNK = 50
 # Rows fetched at a time by each of the file's streams (one per form and history table).
 STREAM_CHUNK = 500
 LOG_EVENT = "LOG"
