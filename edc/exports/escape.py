@@ -39,7 +39,8 @@ XPT_LONG_TEXT_RULE = (
 
 
 def _code_point(match: re.Match) -> str:
-    return "".join(f"\\u{{{ord(c):x}}}" for c in match[0])
+    """The escapes of a run of characters (patterns match runs: one call per run)."""
+    return "".join([f"\\u{{{ord(c):x}}}" for c in match[0]])
 
 
 def escape_text(text: str, forbidden: re.Pattern, *, blanks: bool) -> str:

@@ -52,9 +52,11 @@ Memory and size: every writer reads its rows once (an iterator is enough; the ro
 need not be known) into an on-disk spool of pickled chunks of :data:`CHUNK_ROWS` rows,
 learning on the way what its header needs (column widths, codes outside a code list, the
 row count), then writes chunk by chunk: memory holds one chunk, whatever the trial's
-size. XPORT and SPSS chunks are written by pyreadstat and joined (:func:`write_xpt`,
-:func:`write_sav`); Stata rows are written in the storage types pandas declared in the
-header (:func:`write_dta`); R writes column by column from a spool kept by column. No
+size. Values are converted a chunk of rows at a time, column by column, never one call per
+value. XPORT headers are written by pyreadstat and its records here (:func:`write_xpt`);
+SPSS headers by pyreadstat and its bytecode here (:func:`write_sav`); Stata rows are
+written in the storage types pandas declared in the header (:func:`write_dta`); R writes
+column by column from a spool kept by column. No
 text costs its longest value's width on every row: XPORT v5 rows are fixed-width, so a text
 column is as wide as keeps the files smallest and only the longer values continue in a
 companion file (SDTM practice, :func:`write_xpt`); Stata stores a text as a strL where that
@@ -64,6 +66,7 @@ is smaller, SPSS files are zlib-compressed, R files gzip-compressed.
 import datetime as dt
 import gzip
 import itertools
+import math
 import pickle
 import re
 import struct
@@ -71,14 +74,16 @@ import tempfile
 import warnings
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterable
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyreadstat
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+from openpyxl.packaging.core import DocumentProperties
+from openpyxl.utils import get_column_letter
 from openpyxl.xml.functions import tostring
 
 from edc.exports.codebook import COLUMNS
@@ -96,6 +101,7 @@ from edc.exports.dictionary import (
     ascii_text,
 )
 from edc.exports.escape import (
+    BLANK_RUN,
     TEXT_ESCAPE_RULE,
     XPT_LONG_TEXT_RULE,
     escape_text,
@@ -169,9 +175,10 @@ def _label(v: Variable, length: int) -> str:
     return label[:length]
 
 
-_NOT_XPT = re.compile("[^\t\n\r\x20-\x7e]")
-_NOT_SPSS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_NOT_EXCEL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# What each format cannot hold, in runs (escaped a run at a time, :func:`escape_text`).
+_NOT_XPT = re.compile("[^\t\n\r\x20-\x7e]+")
+_NOT_SPSS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
+_NOT_EXCEL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]+")
 
 
 # Spooling -----------------------------------------------------------------------------------
@@ -202,6 +209,13 @@ class _Spool:
             pickle.dump(self._pending, self.file, protocol=pickle.HIGHEST_PROTOCOL)
             self.chunks += 1
             self._pending = []
+
+    def put(self, chunk, rows: int) -> None:
+        """Spool ``chunk`` (``rows`` rows kept in any shape, e.g. by column) as one item."""
+        self._flush()
+        pickle.dump(chunk, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.chunks += 1
+        self.count += rows
 
     def __iter__(self):
         """The spooled rows, chunk by chunk (lists)."""
@@ -251,51 +265,119 @@ def excel_pieces(value: str) -> list[str]:
     return pieces
 
 
-def _excel_cell(sheet, value):
-    """A cell for the write-only ``sheet``: text is always text (never a formula, whatever it
-    starts with), and text a spreadsheet could take for a formula carries Excel's quote
-    prefix, so editing the cell keeps it text."""
-    if not isinstance(value, str):
-        return value
-    cell = WriteOnlyCell(sheet, value)
-    cell.data_type = "s"
-    if value.startswith(FORMULA_STARTS):
-        cell.quotePrefix = True
-    return cell
+# The workbook is written as its OOXML parts directly (SpreadsheetML, ECMA-376 part 1), each
+# cell from a template chosen by its value's type: openpyxl's write-only mode builds a cell
+# object and an XML element per value, which cost the export forty times reading the data.
+_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_DOCUMENT_RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PACKAGE_RELATIONSHIPS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_CONTENT_TYPES = "http://schemas.openxmlformats.org/package/2006/content-types"
+_SHEET_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+# Cell styles (the cellXfs of styles.xml): 1 date, 2 date and time, 3 text with the quote
+# prefix; the number formats are those openpyxl gives dates and datetimes.
+_DATE_STYLE, _DATETIME_STYLE, _QUOTED_STYLE = 1, 2, 3
+_STYLES = (
+    f'{_XML_DECLARATION}<styleSheet xmlns="{_MAIN_NS}">'
+    '<numFmts count="2"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/>'
+    '<numFmt numFmtId="165" formatCode="yyyy-mm-dd h:mm:ss"/></numFmts>'
+    '<fonts count="1"><font><sz val="11"/><name val="Calibri"/><family val="2"/></font></fonts>'
+    '<fills count="2"><fill><patternFill/></fill><fill><patternFill patternType="gray125"/>'
+    '</fill></fills>'
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/>'
+    '</cellStyleXfs><cellXfs count="4">'
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" quotePrefix="1"/>'
+    '</cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
+    '</cellStyles></styleSheet>')
+_SHEET_START = (
+    f'{_XML_DECLARATION}<worksheet xmlns="{_MAIN_NS}"><dimension ref="A1:{{last}}"/>'
+    '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
+    'activePane="bottomLeft" state="frozen"/><selection pane="bottomLeft"/></sheetView>'
+    '</sheetViews><sheetFormatPr defaultRowHeight="15"/><sheetData>')
+_SHEET_END = "</sheetData></worksheet>"
+# What a text cannot carry as it is in a worksheet: what XML escapes (a carriage return too,
+# which an XML reader would read as a line feed), what the export's rule escapes
+# (:data:`_NOT_EXCEL`, and the rule's own "\u{"), and what the cell must say (a text
+# starting like a formula, or starting or ending with a blank): such text takes
+# :func:`_text_tail`, any other is written as it is.
+_EXCEL_SPECIAL = re.compile(
+    "[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|\\\\u\\{|^[-=+@\\s]|\\s\\Z")
+EXCEL_EPOCH = dt.date(1899, 12, 30)
+EXCEL_EPOCH_TIME = dt.datetime(1899, 12, 30)  # noqa: DTZ001 (naive UTC, as Excel counts)
+# Excel counts a 29 February 1900 that never was: the serials of earlier days are one less.
+_EXCEL_LEAP_BUG = 60
+_DAY = dt.timedelta(days=1)
+_EXCEL_UNIX_DAYS = (dt.date(1970, 1, 1) - EXCEL_EPOCH).days  # the serial of 1 January 1970
+_EXCEL_ORDINAL = EXCEL_EPOCH.toordinal()
+_SHEET_BLOCK_ROWS = 1000
+_XLSX_DEFLATE_LEVEL = 1
 
 
-def _excel_value(v: Variable, value):
-    """The cell values of one variable: one, or a text and its continuations."""
-    if value is None:
-        return [None]
-    if v.type == BOOLEAN:
-        return [int(value)]
-    if isinstance(value, dt.datetime):
-        return [_naive_utc(value)]
-    if isinstance(value, str):
-        return excel_pieces(value)
-    return [value]
+def _xml_text(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", "&#13;"))
+
+
+def _text_tail(text: str) -> str:
+    """An inline-string cell holding ``text`` (one piece, already escaped by the rule), from
+    the end of its reference on: never a formula, and text a spreadsheet could take for one
+    carries Excel's quote prefix, so editing the cell keeps it text."""
+    style = f' s="{_QUOTED_STYLE}"' if text.startswith(FORMULA_STARTS) else ""
+    space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
+    return f'"{style} t="inlineStr"><is><t{space}>{_xml_text(text)}</t></is></c>'
+
+
+def _text_cell(ref: str, text: str) -> str:
+    return f'<c r="{ref}{_text_tail(text)}'
+
+
+def _serial_days(days: int) -> int:
+    return days - 1 if 0 < days <= _EXCEL_LEAP_BUG else days
+
+
+def _date_cell(ref: str, value: dt.date) -> str:
+    return (f'<c r="{ref}" s="{_DATE_STYLE}">'
+            f'<v>{_serial_days((value - EXCEL_EPOCH).days)}</v></c>')
+
+
+def _datetime_cell(ref: str, value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        raise ExportError(f"Naive datetime {value} in the export rows.")
+    serial = value.timestamp() / 86400 + _EXCEL_UNIX_DAYS
+    if serial > _EXCEL_LEAP_BUG + 1:
+        return f'<c r="{ref}" s="{_DATETIME_STYLE}"><v>{serial!r}</v></c>'
+    since = _naive_utc(value) - EXCEL_EPOCH_TIME
+    serial = _serial_days(since.days) + (since - dt.timedelta(days=since.days)) / _DAY
+    return f'<c r="{ref}" s="{_DATETIME_STYLE}"><v>{serial!r}</v></c>'
+
+
+def _integer_cell(ref: str, value: int) -> str:
+    return f'<c r="{ref}"><v>{value}</v></c>'
+
+
+def _float_cell(ref: str, value: float) -> str:
+    return f'<c r="{ref}"><v>{value!r}</v></c>' if math.isfinite(value) else ""
+
+
+def _decimal_cell(ref: str, value: Decimal) -> str:
+    return f'<c r="{ref}"><v>{value:f}</v></c>' if value.is_finite() else ""
+
+
+def _boolean_cell(ref: str, value: bool) -> str:
+    return f'<c r="{ref}"><v>{int(value)}</v></c>'
+
+
+# The cell of a value that is not text, by its type (a boolean variable's value is 1/0).
+_CELLS = {int: _integer_cell, float: _float_cell, Decimal: _decimal_cell, bool: _boolean_cell,
+          dt.date: _date_cell, dt.datetime: _datetime_cell}
 
 
 def _continuation_header(name: str, part: int) -> str:
     return f"{name}_part{part}"
-
-
-def _spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[int]:
-    """Spool ``rows`` with their cell values and return the number of cells each variable
-    needs (text longer than a cell takes several)."""
-    parts = [1] * len(dataset.variables)
-    for row in rows:
-        if spool.count + 1 >= EXCEL_MAX_ROWS:
-            raise ExportError(f"{dataset.name}: more rows than an Excel sheet holds "
-                              f"({EXCEL_MAX_ROWS - 1}).")
-        cells = [_excel_value(v, value)
-                 for v, value in zip(dataset.variables, row, strict=True)]
-        for index, pieces in enumerate(cells):
-            if len(pieces) > parts[index]:
-                parts[index] = len(pieces)
-        spool.append((row, cells))
-    return parts
 
 
 def _check_sheet(name: str, taken: set[str]) -> None:
@@ -307,100 +389,269 @@ def _check_sheet(name: str, taken: set[str]) -> None:
     taken.add(name.lower())
 
 
+class _Layout:
+    """The columns of a sheet: each variable, then its continuation columns (``parts``: the
+    cells its longest text needs), then its label column if it is coded."""
+
+    def __init__(self, dataset: Dataset, parts: list[int]):
+        self.parts = list(parts)
+        self.header: list[str] = []
+        self.first: list[int] = []
+        self.label: list[int | None] = []
+        for v, width in zip(dataset.variables, parts, strict=True):
+            self.first.append(len(self.header))
+            self.header.append(v.name)
+            self.header += [_continuation_header(v.name, k) for k in range(2, width + 1)]
+            self.label.append(len(self.header) if v.is_coded else None)
+            if v.is_coded:
+                self.header.append(f"{v.name}_label")
+        if len(self.header) > EXCEL_MAX_COLUMNS:
+            raise ExportError(f"{dataset.name}: {len(self.header)} columns do not fit a sheet.")
+        self.letters = [get_column_letter(k + 1) for k in range(len(self.header))]
+
+
+def _pieces_cells(layout: _Layout, index: int, number: str, pieces: list[str]) -> list[str]:
+    """The cells of a text in pieces, as many as the layout has columns for."""
+    first = layout.first[index]
+    return [_text_cell(layout.letters[first + k] + number, piece)
+            for k, piece in enumerate(pieces[:layout.parts[index]])]
+
+
+class _LabelCells:
+    """The label cells of a coded variable: ``start``, the row number, then the tail of the
+    code's cell (made once per code, empty for a code without a label)."""
+
+    def __init__(self, v: Variable, letter: str):
+        self.decode = v.decode
+        self.start = f'<c r="{letter}'
+        self.tails: dict = {}
+
+    def tail(self, code) -> str:
+        text = self.decode(code)
+        tail = self.tails[code] = _text_tail(
+            "".join(excel_pieces(text))[:EXCEL_MAX_TEXT]) if text else ""
+        return tail
+
+
+def _sheet_rows(dataset: Dataset, rows: Iterable[tuple], layout: _Layout, out) -> tuple[int, list]:
+    """Write the data rows of a sheet (its rows 2, 3 …) to the binary file ``out`` in
+    ``layout``. Returns their number and the cells each variable needs: more than the layout
+    has (a text longer than its cells) means the rows must be written again, wider."""
+    variables = dataset.variables
+    parts = list(layout.parts)
+    columns = [(index, layout.letters[layout.first[index]], v.type == BOOLEAN,
+                _LabelCells(v, layout.letters[layout.label[index]]) if v.is_coded else None)
+               for index, v in enumerate(variables)]
+    count, block = 0, []
+    for row in rows:
+        count += 1
+        if count >= EXCEL_MAX_ROWS:
+            raise ExportError(f"{dataset.name}: more rows than an Excel sheet holds "
+                              f"({EXCEL_MAX_ROWS - 1}).")
+        number = str(count + 1)
+        cells = []
+        for (index, letter, boolean, labels), value in zip(columns, row, strict=True):
+            if value is None or value == "":
+                continue
+            if type(value) is str:
+                # A text longer than half a cell may need more than one (UTF-16 units).
+                if len(value) > EXCEL_MAX_TEXT // 2 or _EXCEL_SPECIAL.search(value):
+                    pieces = excel_pieces(value)
+                    parts[index] = max(parts[index], len(pieces))
+                    cells += _pieces_cells(layout, index, number, pieces)
+                else:
+                    cells.append(f'<c r="{letter}{number}" t="inlineStr"><is><t>{value}</t>'
+                                 '</is></c>')
+            elif boolean:
+                cells.append(f'<c r="{letter}{number}"><v>{1 if value else 0}</v></c>')
+            elif (kind := type(value)) is int:
+                cells.append(f'<c r="{letter}{number}"><v>{value}</v></c>')
+            elif kind is float and math.isfinite(value):
+                cells.append(f'<c r="{letter}{number}"><v>{value!r}</v></c>')
+            elif kind is dt.date and (days := value.toordinal() - _EXCEL_ORDINAL) > 60:
+                cells.append(f'<c r="{letter}{number}" s="{_DATE_STYLE}"><v>{days}</v></c>')
+            elif (kind is dt.datetime and value.tzinfo is not None
+                  and (serial := value.timestamp() / 86400 + _EXCEL_UNIX_DAYS) > 61):
+                cells.append(f'<c r="{letter}{number}" s="{_DATETIME_STYLE}"><v>{serial!r}</v>'
+                             '</c>')
+            else:  # the rest, and the edge cases of the types above
+
+                cell = _CELLS.get(type(value))
+                if cell is None:
+                    raise ExportError(f"{dataset.name}: no Excel cell for a "
+                                      f"{type(value).__name__}.")
+                cells.append(cell(letter + number, value))
+            if labels is not None:
+                tail = labels.tails.get(value)
+                if tail is None:
+                    tail = labels.tail(value)
+                if tail:
+                    cells.append(f"{labels.start}{number}{tail}")
+        block.append(f'<row r="{number}">{"".join(cells)}</row>')
+        if len(block) == _SHEET_BLOCK_ROWS:
+            out.write("".join(block).encode())
+            block = []
+    out.write("".join(block).encode())
+    return count, parts
+
+
+def _replayable(rows: Iterable[tuple], spool: "_Spool"):
+    """``rows`` and a function giving them again: ``rows`` itself when it can be iterated
+    more than once (the export's spools), else what was spooled on the first pass."""
+    if iter(rows) is not rows:
+        return rows, lambda: rows
+
+    def first_pass():
+        for batch in _batches(rows):
+            spool.put(batch, len(batch))
+            yield from batch
+
+    return first_pass(), lambda: itertools.chain.from_iterable(spool)
+
+
+def _zip_info(name: str, when: dt.datetime) -> zipfile.ZipInfo:
+    """A zip entry dated by the stamp, with fixed attributes (same data, same bytes)."""
+    info = zipfile.ZipInfo(name, date_time=(max(when.year, 1980), when.month, when.day,
+                                            when.hour, when.minute, when.second))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.create_system = 3
+    info.external_attr = 0o644 << 16
+    # Deflate's fastest level: the sheets' XML repeats itself so much that it still comes to
+    # a third of the CSV files, at a quarter of level 6's time (ZipInfo's own level: Python
+    # 3.11 names it _compresslevel, later versions also compress_level).
+    info._compresslevel = _XLSX_DEFLATE_LEVEL
+    return info
+
+
+def _write_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, header: list[str],
+                 count: int, body) -> None:
+    """One worksheet: its header row (frozen panes below it), then the data rows of ``body``
+    (a file of the rows' XML, :func:`_sheet_rows`)."""
+    last = f"{get_column_letter(max(len(header), 1))}{count + 1}"
+    cells = "".join(_text_cell(f"{get_column_letter(k)}1", "".join(excel_pieces(name)))
+                    for k, name in enumerate(header, 1))
+    size = body.seek(0, 2)
+    with archive.open(info, "w", force_zip64=size > (1 << 31)) as out:
+        out.write(_SHEET_START.format(last=last).encode())
+        out.write(f'<row r="1">{cells}</row>'.encode())
+        body.seek(0)
+        while block := body.read(1 << 20):
+            out.write(block)
+        out.write(_SHEET_END.encode())
+
+
+def _write_dataset_sheet(archive, info, dataset: Dataset, rows: Iterable[tuple]) -> int:
+    """A dataset's sheet. Its rows are written once in a layout of one cell per text; only
+    when a text needs more (longer than :data:`EXCEL_MAX_TEXT`) are they written again with
+    the continuation columns (from a spool, when ``rows`` can be read only once)."""
+    with _Spool() as spool, tempfile.TemporaryFile() as body:
+        first, again = _replayable(rows, spool)
+        parts = [1] * len(dataset.variables)
+        while True:
+            layout = _Layout(dataset, parts)
+            body.seek(0)
+            body.truncate()
+            count, parts = _sheet_rows(dataset, first, layout, body)
+            if parts == layout.parts:
+                break
+            first = again()
+        _write_sheet(archive, info, layout.header, count, body)
+    return count
+
+
+def _dictionary_rows(codebook_entries) -> Iterable[tuple]:
+    label = COLUMNS.index("label")
+    for entry in codebook_entries:
+        cells = entry.cells()
+        if entry.type == DATETIME:
+            cells[label] += UTC_SUFFIX
+        yield tuple("".join(excel_pieces(c))[:EXCEL_MAX_TEXT] if isinstance(c, str) else c
+                    for c in cells)
+
+
+def _workbook_parts(names: list[str], when: dt.datetime) -> dict[str, str]:
+    """The package's parts other than the worksheets, for sheets ``names`` in order."""
+    sheets = "".join(f'<sheet name="{_xml_text(name).replace(chr(34), "&quot;")}" '
+                     f'sheetId="{k}" r:id="rId{k}"/>' for k, name in enumerate(names, 1))
+    sheet_relations = "".join(
+        f'<Relationship Id="rId{k}" Type="{_DOCUMENT_RELATIONSHIPS}/worksheet" '
+        f'Target="worksheets/sheet{k}.xml"/>' for k in range(1, len(names) + 1))
+    sheet_types = "".join(f'<Override PartName="/xl/worksheets/sheet{k}.xml" '
+                          f'ContentType="{_SHEET_TYPE}"/>' for k in range(1, len(names) + 1))
+    properties = DocumentProperties(creator="openpyxl", created=when, modified=when)
+    return {
+        "[Content_Types].xml": (
+            f'{_XML_DECLARATION}<Types xmlns="{_CONTENT_TYPES}">'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            f'{sheet_types}<Override PartName="/xl/styles.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+            '<Override PartName="/docProps/core.xml" '
+            'ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>'
+            '</Types>'),
+        "_rels/.rels": (
+            f'{_XML_DECLARATION}<Relationships xmlns="{_PACKAGE_RELATIONSHIPS}">'
+            f'<Relationship Id="rId1" Type="{_DOCUMENT_RELATIONSHIPS}/officeDocument" '
+            'Target="xl/workbook.xml"/><Relationship Id="rId2" Type="http://schemas.'
+            'openxmlformats.org/package/2006/relationships/metadata/core-properties" '
+            'Target="docProps/core.xml"/></Relationships>'),
+        "docProps/core.xml": tostring(properties.to_tree()).decode(),
+        "xl/workbook.xml": (
+            f'{_XML_DECLARATION}<workbook xmlns="{_MAIN_NS}" '
+            f'xmlns:r="{_DOCUMENT_RELATIONSHIPS}"><bookViews><workbookView/></bookViews>'
+            f'<sheets>{sheets}</sheets></workbook>'),
+        "xl/_rels/workbook.xml.rels": (
+            f'{_XML_DECLARATION}<Relationships xmlns="{_PACKAGE_RELATIONSHIPS}">'
+            f'{sheet_relations}<Relationship Id="rId{len(names) + 1}" '
+            f'Type="{_DOCUMENT_RELATIONSHIPS}/styles" Target="styles.xml"/></Relationships>'),
+        "xl/styles.xml": _STYLES,
+    }
+
+
 def write_xlsx(path, tables: Iterable[tuple[Dataset, Iterable[tuple]]], codebook_entries, *,
                stamp: dt.datetime) -> dict[str, int]:
     """One sheet per dataset (its name; a header row of variable names, each coded variable
     followed by ``<name>_label`` with the decoded label), then a ``dictionary`` sheet with the
-    codebook. Rows stream (openpyxl write-only). Returns the number of data rows per sheet.
+    codebook. Returns the number of data rows per sheet.
 
     Datetimes are naive UTC (the dictionary label says so), dates Excel dates, decimals exact
-    numbers, booleans 1/0. Text is always a text cell, never a formula: text starting with
-    =, +, -, @, tab or carriage return also carries Excel's quote prefix (formula injection).
-    Control characters, which a worksheet cannot hold, are escaped (:data:`TEXT_ESCAPE_RULE`).
-    A text longer than a cell holds (:data:`EXCEL_MAX_TEXT`) continues in the columns
-    ``<name>_part2``, ``<name>_part3`` … right after it, present only where a value needs
-    them; the text is their concatenation. Rows are spooled to a temporary file first, so
-    the header knows those columns and memory stays flat. Determinism: the document
-    properties carry the stamp, and the zip is rewritten with every
-    entry dated by the stamp, in openpyxl's order, with fixed attributes."""
+    numbers, booleans 1/0. Text is always a text cell (an inline string), never a formula:
+    text starting with =, +, -, @, tab or carriage return also carries Excel's quote prefix
+    (formula injection). Control characters, which a worksheet cannot hold, are escaped
+    (:data:`TEXT_ESCAPE_RULE`). A text longer than a cell holds (:data:`EXCEL_MAX_TEXT`)
+    continues in the columns ``<name>_part2``, ``<name>_part3`` … right after it, present
+    only where a value needs them; the text is their concatenation.
+
+    The parts are written directly (:func:`_workbook_parts`), each sheet's rows streamed to a
+    temporary file and then into the zip, so memory stays flat. Determinism: the document
+    properties carry the stamp, and every zip entry is dated by the stamp, with fixed
+    attributes."""
     when = _utc(stamp)
-    workbook = Workbook(write_only=True)
     counts: dict[str, int] = {}
     taken = {DICTIONARY_SHEET}
-    for dataset, rows in tables:
-        _check_sheet(dataset.name, taken)
-        with _Spool() as spool:
-            parts = _spool(dataset, rows, spool)
-            count = spool.count
-            header = []
-            for v, width in zip(dataset.variables, parts, strict=True):
-                header.append(v.name)
-                header += [_continuation_header(v.name, k) for k in range(2, width + 1)]
-                if v.is_coded:
-                    header.append(f"{v.name}_label")
-            if len(header) > EXCEL_MAX_COLUMNS:
-                raise ExportError(f"{dataset.name}: {len(header)} columns do not fit a sheet.")
-            sheet = workbook.create_sheet(dataset.name)
-            sheet.freeze_panes = "A2"
-            sheet.append(header)
-            for row, values in itertools.chain.from_iterable(spool):
-                cells = []
-                for v, value, pieces, width in zip(dataset.variables, row, values, parts,
-                                                   strict=True):
-                    cells += [_excel_cell(sheet, p) for p in pieces]
-                    cells += [None] * (width - len(pieces))
-                    if v.is_coded:
-                        cells.append(_excel_cell(sheet, v.decode(value) or None))
-                sheet.append(cells)
-        counts[dataset.name] = count
-
-    dictionary = workbook.create_sheet(DICTIONARY_SHEET)
-    dictionary.freeze_panes = "A2"
-    dictionary.append(list(COLUMNS))
-    count = 0
-    for entry in codebook_entries:
-        cells = entry.cells()
-        if entry.type == DATETIME:
-            cells[COLUMNS.index("label")] += UTC_SUFFIX
-        dictionary.append([
-            _excel_cell(dictionary, "".join(excel_pieces(c))[:EXCEL_MAX_TEXT])
-            if isinstance(c, str) else c for c in cells])
-        count += 1
-    counts[DICTIONARY_SHEET] = count
-
-    workbook.properties.created = when
-    workbook.properties.modified = when
+    names: list[str] = []
     path = Path(path)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".xlsx", delete=False) as tmp:
-        raw = Path(tmp.name)
-    try:
-        workbook.save(raw)
-        # openpyxl sets "modified" to the clock while saving: write the stamp back.
-        workbook.properties.modified = when
-        core = tostring(workbook.properties.to_tree())
-        _normalize_zip(raw, path, when, replace={"docProps/core.xml": core})
-    finally:
-        raw.unlink(missing_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for dataset, rows in tables:
+            _check_sheet(dataset.name, taken)
+            names.append(dataset.name)
+            info = _zip_info(f"xl/worksheets/sheet{len(names)}.xml", when)
+            counts[dataset.name] = _write_dataset_sheet(archive, info, dataset, rows)
+        names.append(DICTIONARY_SHEET)
+        with tempfile.TemporaryFile() as body:
+            dictionary = Dataset(DICTIONARY_SHEET, DICTIONARY_SHEET, tuple(
+                Variable(name, name, TEXT) for name in COLUMNS), sas_name="")
+            count, _parts = _sheet_rows(dictionary, _dictionary_rows(codebook_entries),
+                                        _Layout(dictionary, [1] * len(COLUMNS)), body)
+            _write_sheet(archive, _zip_info(f"xl/worksheets/sheet{len(names)}.xml", when),
+                         list(COLUMNS), count, body)
+        counts[DICTIONARY_SHEET] = count
+        for name, text in _workbook_parts(names, when).items():
+            archive.writestr(_zip_info(name, when), text.encode())
     return counts
-
-
-def _normalize_zip(source: Path, target: Path, when: dt.datetime, *,
-                   replace: dict[str, bytes]) -> None:
-    date_time = (max(when.year, 1980), when.month, when.day, when.hour, when.minute,
-                 when.second)
-    with zipfile.ZipFile(source) as src, \
-            zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as dst:
-        for item in src.infolist():
-            info = zipfile.ZipInfo(item.filename, date_time=date_time)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3
-            info.external_attr = 0o644 << 16
-            if item.filename in replace:
-                dst.writestr(info, replace[item.filename])
-                continue
-            with src.open(item) as data, dst.open(info, "w") as out:
-                while chunk := data.read(1 << 20):
-                    out.write(chunk)
 
 
 # SAS XPORT version 5 ------------------------------------------------------------------------
@@ -408,7 +659,7 @@ def _normalize_zip(source: Path, target: Path, when: dt.datetime, *,
 XPT_TEXT_BYTES = 200
 SAS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,7}")
 SAS_EPOCH = dt.date(1960, 1, 1)
-SAS_EPOCH_TIME = dt.datetime(1960, 1, 1)  # noqa: DTZ001 (naive UTC, as SAS counts)
+SAS_EPOCH_UTC = dt.datetime(1960, 1, 1, tzinfo=dt.UTC)
 _XPT_STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")
 
 
@@ -476,10 +727,6 @@ _COMPANION_FILE_BYTES = 8 * 80 + 4 * 140
 XPT_PIECE_WIDTHS = (64, 96, 128, 160, XPT_TEXT_BYTES)
 
 
-def _text_size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode())
-
-
 def _first_width(sizes: dict[int, int], count: int, piece: int) -> tuple[int, int, int]:
     """(width, bytes, pieces) of a text column in the main file: the width (1 … 200 bytes)
     that makes it and its companion rows smallest, ``count`` rows of ``width`` bytes plus,
@@ -526,32 +773,48 @@ def _xpt_layout(sizes: list[dict | None], count: int) -> tuple[list[int | None],
     return best[1], best[2]
 
 
-def _xpt_number(v: Variable, value):
-    if value is None:
-        return np.nan
+def _sas_numbers(v: Variable, values) -> np.ndarray:
+    """A column of SAS numbers (dates in days, datetimes in seconds from 1960, UTC), None as
+    missing (NaN)."""
     if v.type == DATE:
-        return float((value - SAS_EPOCH).days)
+        epoch = SAS_EPOCH.toordinal()
+        return np.array([np.nan if x is None else float(x.toordinal() - epoch)
+                         for x in values], dtype="float64")
     if v.type == DATETIME:
-        return (_naive_utc(value) - SAS_EPOCH_TIME) / dt.timedelta(seconds=1)
-    return float(value)
+        return np.array(_since(values, SAS_EPOCH_UTC, np.nan), dtype="float64")
+    return np.array([np.nan if x is None else float(x) for x in values], dtype="float64")
+
+
+# What a text must have escaped in XPORT (:func:`escape_text` with :data:`_NOT_XPT` and
+# blanks): any other is written as it is (printable ASCII already).
+_XPT_SPECIAL = re.compile(
+    "[^\t\n\r\x20-\x7e]|\\\\u\\{| \\Z| {" + str(BLANK_RUN) + "}")
+
+
+def _xpt_texts(values) -> list[str]:
+    """A text column as XPORT text: escaped, ASCII (:data:`TEXT_ESCAPE_RULE`); a missing
+    text is blank."""
+    return ["" if x is None else x if type(x) is str and not _XPT_SPECIAL.search(x)
+            else escape_text(str(x), _NOT_XPT, blanks=True) for x in values]
 
 
 def _xpt_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[dict | None]:
-    """Spool ``rows`` as XPORT values (numbers as SAS numbers, text escaped) and return, for
-    each variable, the byte lengths of its texts (length → number of values; None for a
-    number)."""
-    sizes: list[dict | None] = [{} if v.type == TEXT else None for v in dataset.variables]
-    for row in rows:
-        values = []
-        for v, value, seen in zip(dataset.variables, row, sizes, strict=True):
+    """Spool ``rows`` as XPORT columns, a chunk at a time (numbers as SAS numbers, text
+    escaped) and return, for each variable, the byte lengths of its texts (length → number
+    of values; None for a number)."""
+    sizes: list[Counter | None] = [Counter() if v.type == TEXT else None
+                                   for v in dataset.variables]
+    for batch in _batches(rows):
+        columns = []
+        for v, values, seen in zip(dataset.variables, zip(*batch, strict=True), sizes,
+                                   strict=True):
             if v.type != TEXT:
-                values.append(_xpt_number(v, value))
+                columns.append(_sas_numbers(v, values))
                 continue
-            text = "" if value is None else escape_text(str(value), _NOT_XPT, blanks=True)
-            size = _text_size(text)
-            seen[size] = seen.get(size, 0) + 1
-            values.append(text)
-        spool.append(values)
+            texts = _xpt_texts(values)
+            seen.update(map(len, texts))  # ASCII: a character is a byte
+            columns.append(texts)
+        spool.put(columns, len(batch))
     return sizes
 
 
@@ -594,19 +857,15 @@ _XPT_OBS_HEADER = b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!"
 XPT_RECORD = 80
 
 
-def _xpt_chunk(columns, chunk: list, label: str, table: str, work: Path) -> tuple[bytes, bytes]:
-    """The XPORT header and the data records of ``chunk`` (rows of one value per column), as
-    pyreadstat writes them. A last row holding a text as wide as each column is written too,
-    and left out of the data: pyreadstat sizes a column to its longest value, and every chunk
-    must have the widths of the whole file."""
+def _xpt_header(columns, label: str, table: str, work: Path) -> bytes:
+    """The XPORT header of a member with ``columns``, as pyreadstat writes it (from one row
+    holding a text as wide as each column: pyreadstat sizes a column to its longest
+    value)."""
     frame = {}
-    for index, (name, _label, width, _fmt, text) in enumerate(columns):
-        if not text:
-            frame[name] = pd.Series([row[index] for row in chunk] + [np.nan], dtype="float64")
-        else:
-            frame[name] = pd.Series([row[index] for row in chunk] + ["x" * max(width, 1)],
-                                    dtype="object")
-    path = work / "chunk.xpt"
+    for name, _label, width, _fmt, text in columns:
+        frame[name] = (pd.Series(["x" * max(width, 1)], dtype="object") if text
+                       else pd.Series([np.nan], dtype="float64"))
+    path = work / "header.xpt"
     pyreadstat.write_xport(
         pd.DataFrame(frame), str(path), file_label=label,
         column_labels=[c[1] for c in columns], table_name=table, file_format_version=5,
@@ -616,9 +875,54 @@ def _xpt_chunk(columns, chunk: list, label: str, table: str, work: Path) -> tupl
     start = written.find(_XPT_OBS_HEADER)
     if start < 0 or start % XPT_RECORD:
         raise ExportError(f"{table}: unexpected XPORT layout.")
-    data = start + XPT_RECORD
-    size = sum(max(c[2], 1) for c in columns) * len(chunk)
-    return written[:data], written[data:data + size]
+    return written[:start + XPT_RECORD]
+
+
+SAS_MISSING = 0x2E << 56  # ".", SAS's (system) missing value: 0x2E then zeros
+_IBM_EXPONENT_BIAS = 64
+
+
+def ibm_doubles(numbers: np.ndarray) -> np.ndarray:
+    """IEEE doubles as the 8-byte IBM hexadecimal floats of XPORT (big-endian ``>u8``), NaN
+    as SAS missing. The conversion is exact (IBM keeps 56 bits of fraction, IEEE 53), so
+    it gives what any correct writer does: sign, exponent of 16 biased by 64, fraction
+    normalized so that its first hexadecimal digit is not zero."""
+    bits = np.ascontiguousarray(numbers, dtype="float64").view("uint64")
+    sign = bits >> np.uint64(63)
+    exponent = ((bits >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64)
+    mantissa = (bits & np.uint64((1 << 52) - 1)) | np.uint64(1 << 52)
+    # value = mantissa / 2**53 * 2**p with the fraction in [1/2, 1); 16**q = 2**(4q).
+    power = exponent - 1022
+    q = -(-power // 4)
+    shift = (3 - (4 * q - power)).astype(np.uint64)
+    result = ((sign << np.uint64(63))
+              | ((q + _IBM_EXPONENT_BIAS).astype(np.uint64) << np.uint64(56))
+              | (mantissa << shift))
+    zero = (bits & np.uint64((1 << 63) - 1)) == 0
+    small = (exponent == 0) | (q + _IBM_EXPONENT_BIAS < 0)  # subnormal or below IBM's range
+    result[zero | small] = 0
+    result[np.isnan(numbers)] = SAS_MISSING
+    if ((q + _IBM_EXPONENT_BIAS > 127) & ~np.isnan(numbers) & ~zero).any():
+        raise ExportError("A number beyond the range of SAS XPORT (about 7.2e75).")
+    return result.astype(">u8")
+
+
+def _xpt_records(columns, chunk: list, count: int) -> bytes:
+    """The data records of ``count`` rows given by column (SAS numbers, or ASCII texts no
+    wider than their column): numbers as IBM doubles, texts padded with blanks."""
+    record = np.dtype([(f"v{i}", ">u8" if not c[4] else f"S{max(c[2], 1)}")
+                       for i, c in enumerate(columns)])
+    data = np.empty(count, dtype=record)
+    for i, ((_name, _label, width, _fmt, text), values) in enumerate(zip(columns, chunk,
+                                                                        strict=True)):
+        if text:
+            # Escaped texts hold no NUL: numpy's padding becomes the blanks XPORT pads with.
+            texts = np.array(values, dtype=f"S{max(width, 1)}").view(np.uint8)
+            texts[texts == 0] = ord(" ")
+            data[f"v{i}"] = texts.view(f"S{max(width, 1)}")
+        else:
+            data[f"v{i}"] = ibm_doubles(np.asarray(values, dtype="float64"))
+    return data.tobytes()
 
 
 def _xpt_stamp(when: dt.datetime) -> bytes:
@@ -649,49 +953,59 @@ def _stamp_xpt_header(path: Path, when: dt.datetime) -> None:
             f.write(stamp)
 
 
-def _write_xpt_file(path: Path, columns, chunks: Iterable[list], label: str, table: str,
-                    work: Path, stamp: dt.datetime) -> None:
-    """One XPORT member from ``chunks`` of rows: the header of the first chunk, then every
-    chunk's data records, padded with blanks to a whole 80-byte record as v5 requires."""
+def _write_xpt_file(path: Path, columns, chunks: Iterable[tuple[int, list]], label: str,
+                    table: str, work: Path, stamp: dt.datetime) -> None:
+    """One XPORT member from ``chunks`` of rows given by column ((row count, columns)): the
+    header pyreadstat writes for the columns, then the data records, padded with blanks to
+    a whole 80-byte record as v5 requires."""
     with open(path, "wb") as out:
+        out.write(_xpt_header(columns, label, table, work))
         size = 0
-        empty = True
-        for number, chunk in enumerate(chunks):
-            empty = False
-            header, data = _xpt_chunk(columns, chunk, label, table, work)
-            if number == 0:
-                out.write(header)
+        for count, chunk in chunks:
+            data = _xpt_records(columns, chunk, count)
             out.write(data)
             size += len(data)
-        if empty:
-            out.write(_xpt_chunk(columns, [], label, table, work)[0])
         out.write(b" " * (-size % XPT_RECORD))
     _stamp_xpt_header(path, stamp)
 
 
 def _xpt_main_rows(spool: _Spool, widths: list[int | None], names: list[str],
                    pieces: _Spool, piece_width: list[int], limit: int):
-    """The main file's rows, chunk by chunk, each text cut to its column's width (before a
+    """The main file's chunks of columns, each text cut to its column's width (before a
     space where it can, :func:`split_text`); the rest of a longer text goes to ``pieces`` as
     companion rows (row number, variable, piece number, piece of at most ``limit`` bytes),
     the widest piece's width kept in ``piece_width``."""
-    number = 0
+    first_row = 0
     for chunk in spool:
-        out = []
-        for values in chunk:
-            number += 1
-            row = []
-            for value, width, name in zip(values, widths, names, strict=True):
-                if width is None or _text_size(value) <= width:
-                    row.append(value)
+        count = len(chunk[0]) if chunk else 0
+        out, continued = [], []
+        for index, (values, width, name) in enumerate(zip(chunk, widths, names, strict=True)):
+            if width is None or max(map(len, values), default=0) <= width:
+                out.append(values)
+                continue
+            cut = []
+            for number, value in enumerate(values, start=first_row + 1):
+                if len(value) <= width:
+                    cut.append(value)
                     continue
                 first = _first_piece(value, width)
-                row.append(first)
+                cut.append(first)
                 for k, piece in enumerate(split_text(value[len(first):], limit), start=2):
-                    piece_width[0] = max(piece_width[0], _text_size(piece))
-                    pieces.append((float(number), name, float(k), piece))
-            out.append(row)
-        yield out
+                    piece_width[0] = max(piece_width[0], len(piece))
+                    continued.append((number, index, k, name, piece))
+            out.append(cut)
+        # The companion's rows in the order of the main file's rows, then of its columns.
+        for number, _index, k, name, piece in sorted(continued):
+            pieces.append((float(number), name, float(k), piece))
+        first_row += count
+        yield count, out
+
+
+def _companion_chunks(pieces: _Spool) -> Iterable[tuple[int, list]]:
+    """The companion's rows (spooled as rows) by column."""
+    for chunk in pieces:
+        row, variable, piece, text = (list(c) for c in zip(*chunk, strict=True))
+        yield len(chunk), [np.array(row), variable, np.array(piece), text]
 
 
 def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.datetime,
@@ -720,12 +1034,13 @@ def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     given, gets ``(path, rows)`` of the companion written. Anything out of limits raises
     :class:`ExportError`.
 
-    The rows are read once into an on-disk spool (learning the texts' lengths), then
-    written in chunks, the companion rows spooled on the way and written last: pyreadstat
-    writes each chunk followed by a row as wide as each column (so that every chunk has the
-    file's widths, pyreadstat sizing a column to its longest value); the chunks' rows are
-    joined without that row, after the header of the first, and the data padded with blanks
-    to a whole 80-byte record as v5 requires. Returns the number of rows of the main file."""
+    The rows are read once, a chunk at a time, into an on-disk spool kept by column
+    (learning the texts' lengths), then written in chunks, the companion rows spooled on
+    the way and written last: pyreadstat writes the header (from one row as wide as each
+    column, pyreadstat sizing a column to its longest value), the data records are
+    written here from whole columns (numbers as IBM doubles, :func:`ibm_doubles`; texts
+    padded with blanks) and padded with blanks to a whole 80-byte record as v5 requires.
+    Returns the number of rows of the main file."""
     path = Path(path)
     when = _utc(stamp)
     companion = path.with_name(f"{xpt_companion_name(dataset.sas_name)}.xpt")
@@ -747,7 +1062,7 @@ def write_xpt(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
             keys = [(name, text, 8, fmt, False) for name, text, fmt in XPT_COMPANION_KEYS]
             keys[1] = (*keys[1][:2], max(map(len, names)), None, True)
             columns = [*keys, (*XPT_COMPANION_TEXT, piece_width[0], None, True)]
-            _write_xpt_file(companion, columns, pieces, _ascii_label(
+            _write_xpt_file(companion, columns, _companion_chunks(pieces), _ascii_label(
                 f"{dataset.label}: long text pieces"), xpt_companion_name(dataset.sas_name),
                 Path(work), when)
             if files is not None:
@@ -787,7 +1102,8 @@ def _check_names(dataset: Dataset, pattern: re.Pattern, reserved: frozenset, fmt
 
 
 STATA_EPOCH = dt.date(1960, 1, 1)
-STATA_EPOCH_TIME = dt.datetime(1960, 1, 1)  # noqa: DTZ001 (naive UTC, as Stata counts)
+STATA_EPOCH_UTC = dt.datetime(1960, 1, 1, tzinfo=dt.UTC)
+_MILLISECOND = dt.timedelta(milliseconds=1)
 STATA_STRL = 32768
 # Stata 118 storage types: (type code, numpy type, the missing value "." of the type).
 STATA_DOUBLE = (65526, "<f8", struct.unpack("<d", struct.pack("<Q", 0x7FE0000000000000))[0])
@@ -813,33 +1129,34 @@ class _StataColumn:
         self.extra: set = set()  # coded text: values outside the code list
         self.known = set(_codes(v)) if v.is_coded else set()
 
-    def value(self, value):
-        """The value as spooled: numbers as Stata numbers, text and codes as they are."""
+    def values(self, values) -> list:
+        """A chunk of the column's values as spooled (numbers as Stata numbers, text and
+        codes as they are), learning on the way what its storage type needs."""
         v = self.v
-        if value is None:
-            return None
         if v.type == DATE:
-            return float((value - STATA_EPOCH).days)
+            epoch = STATA_EPOCH.toordinal()
+            return [None if x is None else float(x.toordinal() - epoch) for x in values]
         if v.type == DATETIME:
-            return (_naive_utc(value) - STATA_EPOCH_TIME) / dt.timedelta(milliseconds=1)
+            return _since(values, STATA_EPOCH_UTC, None, _MILLISECOND)
         if v.type == BOOLEAN:
-            return int(value)
+            return [None if x is None else int(x) for x in values]
         if v.type == TEXT and v.is_coded:
-            if value not in self.known:
-                self.extra.add(value)
-            return value
+            self.extra.update(set(values) - self.known - {None})
+            return list(values)
         if v.type == TEXT:
-            value = str(value)
-            size = len(value.encode())
-            self.width = max(self.width, size)
-            if size:
-                self.strl_bytes += STATA_GSO + size
-            return value
+            values = [None if x is None else x if type(x) is str else str(x) for x in values]
+            sizes = [len(x) if x.isascii() else len(x.encode()) for x in values if x]
+            self.width = max(self.width, *sizes) if sizes else self.width
+            self.strl_bytes += STATA_GSO * len(sizes) + sum(sizes)
+            return values
         if v.type == INTEGER:
-            self.smallest, self.largest = min(self.smallest, value), max(self.largest, value)
-            return value
+            present = [x for x in values if x is not None]
+            if present:
+                self.smallest = min(self.smallest, *present)
+                self.largest = max(self.largest, *present)
+            return list(values)
         if v.type == FLOAT:
-            return float(value)
+            return [None if x is None else float(x) for x in values]
         raise ExportError(f"{self.v.name}: unknown type {v.type!r}.")
 
     def settle(self, count: int) -> None:
@@ -932,8 +1249,10 @@ def write_dta(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     path = Path(path)
     with _Spool() as spool, tempfile.TemporaryDirectory(dir=path.parent) as work, \
             tempfile.TemporaryFile(dir=path.parent) as strls:
-        for row in rows:
-            spool.append([c.value(x) for c, x in zip(columns, row, strict=True)])
+        for batch in _batches(rows):
+            values = zip(*batch, strict=True)
+            spool.put((len(batch), [c.values(x) for c, x in zip(columns, values, strict=True)]),
+                      len(batch))
         for column in columns:
             column.settle(spool.count)
         value_labels = {}
@@ -970,12 +1289,12 @@ def write_dta(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
         with open(path, "wb") as out:
             out.write(head)
             first = 1
-            for chunk in spool:
-                data = np.empty(len(chunk), dtype=record)
+            for size, chunk in spool:
+                data = np.empty(size, dtype=record)
                 for i, column in enumerate(columns):
-                    data[f"v{i}"] = column.column([r[i] for r in chunk], i + 1, first, strls)
+                    data[f"v{i}"] = column.column(chunk[i], i + 1, first, strls)
                 out.write(data.tobytes())
-                first += len(chunk)
+                first += size
             out.write(b"</data><strls>")
             strls.seek(0)
             while block := strls.read(1 << 20):
@@ -1000,7 +1319,7 @@ SPSS_RESERVED = frozenset(
     ("ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR", "TO", "WITH"))
 SPSS_STRING_BYTES = 32_767
 SPSS_EPOCH = dt.date(1582, 10, 14)
-SPSS_EPOCH_TIME = dt.datetime(1582, 10, 14)  # noqa: DTZ001 (naive UTC, as SPSS counts)
+SPSS_EPOCH_UTC = dt.datetime(1582, 10, 14, tzinfo=dt.UTC)
 _SAV_DATE = re.compile(rb"[ \d]\d [A-Z][a-z]{2} \d\d")
 _SAV_TIME = re.compile(rb"\d\d:\d\d:\d\d")
 # File header: "$FL2", product (60), layout code, case size, compression, weight index,
@@ -1009,14 +1328,25 @@ SAV_DATE_OFFSET = 4 + 60 + 4 * 5 + 8
 SAV_TIME_OFFSET = SAV_DATE_OFFSET + 9
 
 
-def _spss_number(v: Variable, value):
-    if value is None:
-        return np.nan
+def _spss_numbers(v: Variable, values) -> np.ndarray:
+    """A column of SPSS numbers (dates and datetimes as SPSS counts them, seconds from
+    1582-10-14, datetimes in UTC), None as system missing."""
     if v.type == DATE:
-        return float((value - SPSS_EPOCH).days * 86400)
+        epoch = SPSS_EPOCH.toordinal()
+        return np.array([np.nan if x is None else (x.toordinal() - epoch) * 86400.0
+                         for x in values], dtype="float64")
     if v.type == DATETIME:
-        return (_naive_utc(value) - SPSS_EPOCH_TIME) / dt.timedelta(seconds=1)
-    return float(value)
+        return np.array(_since(values, SPSS_EPOCH_UTC, np.nan), dtype="float64")
+    return np.array([np.nan if x is None else float(x) for x in values], dtype="float64")
+
+
+def _since(values, epoch: dt.datetime, missing, unit=dt.timedelta(seconds=1)) -> list:
+    """Timezone-aware datetimes in ``unit``s from the aware ``epoch`` (exact, as the naive UTC
+    difference is), None as ``missing``."""
+    try:
+        return [missing if x is None else (x - epoch) / unit for x in values]
+    except TypeError:
+        raise ExportError("Naive datetime in the export rows.") from None
 
 
 def _stamp_sav_header(path: Path, when: dt.datetime) -> None:
@@ -1031,26 +1361,72 @@ def _stamp_sav_header(path: Path, when: dt.datetime) -> None:
                 f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}".encode("ascii"))
 
 
+# What a text must have escaped or split in SPSS (:func:`escape_text` with
+# :data:`_NOT_SPSS` and blanks, :func:`split_text`): any other is written as it is.
+_SPSS_SPECIAL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\\\\u\\{| \\Z| {" + str(BLANK_RUN) + "}")
+
+
+def _spss_texts(values) -> list[list[str]]:
+    """A text column as SPSS columns: escaped (:data:`TEXT_ESCAPE_RULE`), the first piece
+    of each value, then the further pieces of those longer than an SPSS string; a missing
+    text is blank."""
+    first: list[str] = []
+    longer: dict[int, list[str]] = {}
+    short = SPSS_STRING_BYTES // 4  # a character takes at most 4 bytes
+    for row, value in enumerate(values):
+        if value is None:
+            first.append("")
+        elif type(value) is str and len(value) <= short and not _SPSS_SPECIAL.search(value):
+            first.append(value)
+        else:
+            pieces = split_text(escape_text(str(value), _NOT_SPSS, blanks=True),
+                                SPSS_STRING_BYTES)
+            first.append(pieces[0])
+            if len(pieces) > 1:
+                longer[row] = pieces
+    columns = [first]
+    for part in range(1, max(map(len, longer.values()), default=1)):
+        columns.append([longer[row][part] if row in longer and part < len(longer[row])
+                        else "" for row in range(len(first))])
+    return columns
+
+
+def _widest(texts: list[str]) -> int:
+    """The longest of ``texts`` in UTF-8 bytes."""
+    if "".join(texts).isascii():
+        return max(map(len, texts), default=0)
+    return max(map(len, map(str.encode, texts)), default=0)
+
+
+def _batches(rows: Iterable[tuple]) -> Iterable[list[tuple]]:
+    """``rows`` in lists of :data:`CHUNK_ROWS`."""
+    rows = iter(rows)
+    while batch := list(itertools.islice(rows, CHUNK_ROWS)):
+        yield batch
+
+
 def _sav_spool(dataset: Dataset, rows: Iterable[tuple], spool: _Spool) -> list[list[int]]:
-    """Spool ``rows`` as SPSS values (numbers as SPSS numbers, text escaped and split) and
-    return, for each variable, the width in bytes of each of its columns (numbers: [8])."""
+    """Spool ``rows`` as SPSS columns, a chunk at a time (numbers as SPSS numbers, text
+    escaped and split, :func:`_spss_texts`) and return, for each variable, the width in
+    bytes of each of its columns (numbers: [8])."""
     widths = [[0] if v.type == TEXT else [8] for v in dataset.variables]
-    for row in rows:
-        values = []
-        for v, value, width in zip(dataset.variables, row, widths, strict=True):
+    for batch in _batches(rows):
+        columns = []
+        for v, values, width in zip(dataset.variables, zip(*batch, strict=True), widths,
+                                    strict=True):
             if v.type != TEXT:
-                values.append(_spss_number(v, value))
+                columns.append(_spss_numbers(v, values))
                 continue
-            pieces = ([""] if value is None else split_text(
-                escape_text(str(value), _NOT_SPSS, blanks=True), SPSS_STRING_BYTES))
-            for part, piece in enumerate(pieces):
-                size = len(piece) if piece.isascii() else len(piece.encode())
+            parts = _spss_texts(values)
+            for part, texts in enumerate(parts):
+                size = _widest(texts)
                 if part == len(width):
                     width.append(size)
                 elif size > width[part]:
                     width[part] = size
-            values.append(pieces)
-        spool.append(values)
+            columns.append(parts)
+        spool.put((len(batch), columns), len(batch))
     return widths
 
 
@@ -1119,18 +1495,119 @@ def _sav_header(header: bytes, count: int, *, compression: int) -> bytes:
 _SAV_DICTIONARY_END = struct.pack("<ii", 999, 0)
 
 
-def _sav_data(path: Path, columns, chunk: list, options: dict, *, zlib: bool = False) -> bytes:
-    """The whole .sav file of the spooled rows ``chunk``, as pyreadstat writes it
-    (bytecode-compressed, or zlib-compressed with ``zlib``)."""
+def _sav_data(path: Path, columns, wide: list, options: dict, *, zlib: bool = False) -> bytes:
+    """The whole .sav file of one row as wide as the file (``wide``), as pyreadstat writes it
+    (bytecode-compressed, or zlib-compressed with ``zlib``): its header and dictionary."""
     frame = {}
     for name, _width, index, part in columns:
-        frame[name] = pd.Series(
-            [row[index] if part is None else
-             row[index][part] if part < len(row[index]) else "" for row in chunk],
-            dtype="float64" if part is None else "object")
+        frame[name] = (pd.Series([np.nan]) if part is None
+                       else pd.Series([wide[index][part]], dtype="object"))
     pyreadstat.write_sav(pd.DataFrame(frame), str(path), row_compress=not zlib, compress=zlib,
                          **options)
     return path.read_bytes()
+
+
+# The bytecode compression of .sav data (PSPP's "System File Format", "Compressed Data"), as
+# readstat writes it: each row's 8-byte units in blocks of 8 one-byte codes, each block
+# followed by the units it leaves raw; every row starts a block and ends one (all padding
+# when the row filled the one before), and the file's last row ends with the end-of-data
+# code.
+SAV_BIAS = 100
+SAV_PAD, SAV_END, SAV_RAW, SAV_BLANKS, SAV_SYSMIS = 0, 252, 253, 254, 255
+SAV_SEGMENT = 255  # the bytes of a very long string (over 255) each segment holds
+SAV_SEGMENT_WIDTH = 252  # what a segment adds to a very long string's declared width
+_BLANK_UNIT = int.from_bytes(b" " * 8, "little")
+_SAV_UNITS_AT_ONCE = 1 << 17  # units encoded at a time (1 MB a vector), whatever the width
+
+
+def _sav_text_bytes(texts: list[str], width: int) -> np.ndarray:
+    """Texts (each at most ``width`` bytes) as the bytes of an SPSS string of ``width``:
+    padded with blanks to whole units; a very long string in segments of 255 bytes, each
+    followed by a blank, the last as wide as the width left."""
+    if width <= SAV_SEGMENT:
+        size = -(-width // 8) * 8
+        return np.frombuffer(b"".join([t.encode().ljust(size) for t in texts]),
+                             dtype=np.uint8).reshape(len(texts), size)
+    segments = -(-width // SAV_SEGMENT_WIDTH)
+    last = -(-(width - SAV_SEGMENT_WIDTH * (segments - 1)) // 8) * 8
+    data_size = SAV_SEGMENT * (segments - 1) + last
+    data = np.frombuffer(b"".join([t.encode().ljust(data_size) for t in texts]),
+                         dtype=np.uint8).reshape(len(texts), data_size)
+    result = np.full((len(texts), (SAV_SEGMENT + 1) * (segments - 1) + last), ord(" "),
+                     dtype=np.uint8)
+    for k in range(segments - 1):
+        result[:, k * (SAV_SEGMENT + 1): k * (SAV_SEGMENT + 1) + SAV_SEGMENT] = \
+            data[:, k * SAV_SEGMENT: (k + 1) * SAV_SEGMENT]
+    result[:, (SAV_SEGMENT + 1) * (segments - 1):] = data[:, SAV_SEGMENT * (segments - 1):]
+    return result
+
+
+def _sav_codes(units: np.ndarray, numeric: np.ndarray) -> np.ndarray:
+    """The code of each unit: a number that is a whole number from -99 to 151 is its code
+    (the number plus the bias), system missing 255, blanks 254, anything else raw (253)."""
+    codes = np.where(units == _BLANK_UNIT, SAV_BLANKS, SAV_RAW).astype(np.uint8)
+    if numeric.any():
+        numbers = np.ascontiguousarray(units[:, numeric]).view("<f8")
+        whole = (numbers == np.trunc(numbers)) & (numbers >= 1 - SAV_BIAS) & (
+            numbers <= SAV_END - 1 - SAV_BIAS)
+        codes[:, numeric] = np.where(
+            np.isnan(numbers), SAV_SYSMIS,
+            np.where(whole, np.where(whole, numbers, 0) + SAV_BIAS, SAV_RAW)).astype(np.uint8)
+    return codes
+
+
+def _sav_rows(units: np.ndarray, codes: np.ndarray, *, end: bool) -> bytes:
+    """Rows of units and their codes as bytecode, each row starting a block, the end-of-data
+    code after the last one when ``end``."""
+    count, width = units.shape
+    # readstat writes a block when its eighth code is set and a row's last block when the
+    # row ends: a row of a whole number of blocks ends with a block of padding codes.
+    blocks = width // 8 + 1
+    all_codes = np.zeros((count, blocks * 8), dtype=np.uint8)
+    all_codes[:, :width] = codes
+    if end:
+        all_codes[:, width] = SAV_END
+    slots = np.zeros((count, blocks, 9), dtype="<u8")
+    slots[:, :, 0] = all_codes.view("<u8")
+    raw = np.zeros((count, blocks * 8), dtype="<u8")
+    raw[:, :width] = units
+    slots[:, :, 1:] = raw.reshape(count, blocks, 8)
+    present = np.ones((count, blocks, 9), dtype=bool)
+    present[:, :, 1:] = (all_codes == SAV_RAW).reshape(count, blocks, 8)
+    return slots[present].tobytes()
+
+
+def _sav_chunk(columns, count: int, chunk: list, *, last: bool):
+    """The bytecode of a spooled chunk of ``count`` rows (by column), in pieces of at most
+    :data:`_SAV_UNITS_AT_ONCE` units (so memory does not grow with the texts' widths);
+    after the file's ``last`` row the end-of-data code."""
+    def texts(index: int, part: int) -> list[str]:
+        pieces = chunk[index]
+        return pieces[part] if part < len(pieces) else [""] * count
+
+    width = sum(8 if part is None else _sav_text_bytes(["x"], max(size, 1)).shape[1]
+                for _name, size, _index, part in columns) // 8
+    step = max(1, _SAV_UNITS_AT_ONCE // max(width, 1))
+    for start in range(0, count, step):
+        stop = min(start + step, count)
+        parts, numeric = [], []
+        for _name, size, index, part in columns:
+            if part is None:
+                parts.append(np.ascontiguousarray(chunk[index][start:stop], dtype="<f8")
+                             .view(np.uint8).reshape(stop - start, 8))
+                numeric.append(True)
+            else:
+                parts.append(_sav_text_bytes(texts(index, part)[start:stop], max(size, 1)))
+                numeric += [False] * (parts[-1].shape[1] // 8)
+        units = np.ascontiguousarray(np.hstack(parts)).view("<u8")
+        del parts
+        codes = _sav_codes(units, np.array(numeric, dtype=bool))
+        if last and stop == count:
+            if stop - start > 1:
+                yield _sav_rows(units[:-1], codes[:-1], end=False)
+            yield _sav_rows(units[-1:], codes[-1:], end=True)
+        else:
+            yield _sav_rows(units, codes, end=False)
 
 
 def _sav_split(written: bytes) -> tuple[bytes, bytes]:
@@ -1155,10 +1632,11 @@ def write_sav(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     Measurement levels: coded integers ordinal, other coded and text variables nominal,
     numbers scale. The header's creation date and time are ``stamp``.
 
-    Rows are read once into an on-disk spool, then written in chunks: pyreadstat writes
-    each chunk between two rows as wide as the widest value of each column (so every chunk
-    has the dataset's widths), and since the compression starts afresh with each row, the
-    chunks' rows are joined without those two. Returns the number of rows."""
+    Rows are read once into an on-disk spool kept by column, then written in chunks:
+    pyreadstat writes the header and dictionary (from one row as wide as the widest value of
+    each column), and the rows are bytecode-compressed here from whole columns with numpy
+    (:func:`_sav_rows`, the bytes readstat writes), then zlib-compressed in blocks.
+    Returns the number of rows."""
     _check_names(dataset, SPSS_NAME, SPSS_RESERVED, "SPSS")
     path = Path(path)
     with _Spool() as spool, tempfile.TemporaryDirectory(dir=path.parent) as work:
@@ -1197,21 +1675,22 @@ def write_sav(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
                    "column_labels": [labels[c[0]] for c in columns],
                    "variable_value_labels": value_labels or None,
                    "variable_format": formats, "variable_measure": measures}
-        wide = [np.nan if v.type != TEXT else ["x" * max(w, 1) for w in width]
+        wide = [None if v.type != TEXT else ["x" * max(w, 1) for w in width]
                 for v, width in zip(dataset.variables, widths, strict=True)]
-        scratch = Path(work) / "chunk.sav"
-        header, wide_row = _sav_split(_sav_data(scratch, columns, [wide], options))
-        zheader = _sav_data(scratch, columns, [wide], options, zlib=True)[:len(header)]
-        # The wide row alone is the file's last row: it ends with the end-of-data code,
-        # which the same row starting a chunk does not have; both have the same length.
+        scratch = Path(work) / "header.sav"
+        header, _wide_row = _sav_split(_sav_data(scratch, columns, wide, options))
+        zheader = _sav_data(scratch, columns, wide, options, zlib=True)[:len(header)]
+        # The widths the header declares: a coded text is as wide as its longest code too.
+        declared = pyreadstat.read_sav(str(scratch), metadataonly=True)[1]
+        columns = [(name, width if part is None else declared.variable_storage_width[name],
+                    index, part) for name, width, index, part in columns]
         with open(path, "wb") as out:
             out.write(_sav_header(zheader, spool.count, compression=2))
             blocks = _ZsavBlocks(out)
-            for number, chunk in enumerate(spool):
-                last = number == spool.chunks - 1
-                data = _sav_data(scratch, columns, [wide, *chunk, *([] if last else [wide])],
-                                 options)[len(header) + len(wide_row):]
-                blocks.write(data if last else data[:-len(wide_row)])
+            for number, (count, chunk) in enumerate(spool):
+                for data in _sav_chunk(columns, count, chunk,
+                                       last=number == spool.chunks - 1):
+                    blocks.write(data)
             blocks.close()
     _stamp_sav_header(path, _utc(stamp))
     return spool.count
@@ -1232,7 +1711,7 @@ R_NA_REAL_BITS = 0x7FF00000000007A2  # NA_real_: a NaN whose low word is 1954
 R_VERSION = (4 << 16) | (2 << 8)  # the writing R version recorded in the header: 4.2.0
 R_MIN_READER = (2 << 16) | (3 << 8)  # serialization version 2 is read by R ≥ 2.3.0
 R_EPOCH = dt.date(1970, 1, 1)
-R_EPOCH_TIME = dt.datetime(1970, 1, 1)  # noqa: DTZ001 (naive UTC)
+R_EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class _RSerializer:
@@ -1287,17 +1766,24 @@ class _RSerializer:
         self.attributes(attributes)
 
 
+_CHARSXP_HEAD = struct.Struct(">ii").pack
+_NA_STRING = _CHARSXP_HEAD(_CHARSXP, -1)
+
+
 def _r_strings(texts) -> bytes:
-    """CHARSXPs of ``texts`` (``None`` is NA_character_)."""
+    """CHARSXPs of ``texts`` (``None`` is NA_character_), each distinct text encoded once."""
+    made: dict[str, bytes] = {}
     parts = []
     for text in texts:
         if text is None:
-            parts.append(struct.pack(">ii", _CHARSXP, -1))
+            parts.append(_NA_STRING)
             continue
-        data = text.encode()
-        parts.append(struct.pack(">ii", _CHARSXP | ((_ASCII if text.isascii() else _UTF8) << 12),
-                                 len(data)))
-        parts.append(data)
+        item = made.get(text)
+        if item is None:
+            data = text.encode()
+            encoding = _ASCII if len(data) == len(text) else _UTF8
+            item = made[text] = _CHARSXP_HEAD(_CHARSXP | (encoding << 12), len(data)) + data
+        parts.append(item)
     return b"".join(parts)
 
 
@@ -1331,14 +1817,15 @@ class _RColumn:
         self.known = set(_codes(v)) if v.is_coded else set()
         self.integers = True  # an integer variable whose values R integers hold
 
-    def see(self, value) -> None:
-        if value is None:
-            return
+    def see(self, values) -> None:
+        """Learn from a chunk of the column's values (codes outside the list, integers
+        beyond R's)."""
         if self.v.is_coded and self.v.type != BOOLEAN:
-            if value not in self.known:
-                self.extra.add(value)
-        elif self.v.type == INTEGER and not R_NA_INTEGER < value < 2**31:
-            self.integers = False
+            self.extra.update(set(values) - self.known - {None})
+        elif self.v.type == INTEGER and self.integers:
+            present = [x for x in values if x is not None]
+            if present and not (R_NA_INTEGER < min(present) and max(present) < 2**31):
+                self.integers = False
 
     def settle(self) -> None:
         v = self.v
@@ -1372,11 +1859,10 @@ class _RColumn:
         elif self.numbers is not None:
             values = [R_NA_INTEGER if x is None else self.numbers[x] for x in values]
         elif v.type == DATE:
-            values = _reals([None if x is None else (x - R_EPOCH).days for x in values])
+            epoch = R_EPOCH.toordinal()
+            values = _reals([None if x is None else x.toordinal() - epoch for x in values])
         elif v.type == DATETIME:
-            values = _reals([None if x is None else
-                             (_naive_utc(x) - R_EPOCH_TIME) / dt.timedelta(seconds=1)
-                             for x in values])
+            values = _reals(_since(values, R_EPOCH_UTC, None))
         elif self.kind == _INTSXP:
             values = [R_NA_INTEGER if x is None else x for x in values]
         elif self.kind == _REALSXP:
@@ -1394,24 +1880,16 @@ class _ColumnSpool:
         self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
         self.offsets: list[list[int]] = [[] for _ in range(width)]
         self.count = 0
-        self._pending: list = []
 
-    def append(self, row) -> None:
-        self._pending.append(row)
-        self.count += 1
-        if len(self._pending) == CHUNK_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._pending:
-            for index, column in enumerate(zip(*self._pending, strict=True)):
-                self.offsets[index].append(self.file.tell())
-                pickle.dump(column, self.file, protocol=pickle.HIGHEST_PROTOCOL)
-            self._pending = []
+    def put(self, columns: list, count: int) -> None:
+        """Spool a chunk of ``count`` rows given by column."""
+        for index, column in enumerate(columns):
+            self.offsets[index].append(self.file.tell())
+            pickle.dump(column, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += count
 
     def column(self, index: int):
         """The values of column ``index``, chunk by chunk."""
-        self._flush()
         for offset in self.offsets[index]:
             self.file.seek(offset)
             yield list(pickle.load(self.file))  # noqa: S301 (our own temporary file)
@@ -1438,10 +1916,11 @@ def write_rds(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
     columns = [_RColumn(v) for v in dataset.variables]
     path = Path(path)
     with _ColumnSpool(len(columns)) as spool:
-        for row in rows:
-            for column, value in zip(columns, row, strict=True):
-                column.see(value)
-            spool.append(row)
+        for batch in _batches(rows):
+            values = list(zip(*batch, strict=True)) or [()] * len(columns)
+            for column, chunk in zip(columns, values, strict=True):
+                column.see(chunk)
+            spool.put(values, len(batch))
         count = spool.count
         names = []
         for column in columns:
@@ -1469,9 +1948,11 @@ def write_rds(path, dataset: Dataset, rows: Iterable[tuple], *, stamp: dt.dateti
                     # The decoded label beside the code, as in the CSV and Excel files.
                     attributes = [("label", _strings(f"{v.label} (label)"))]
                     r.start(_STRSXP, count, attributes)
+                    labels = {None: None}
                     for chunk in spool.column(index):
-                        r.write(_r_strings([None if x is None else v.decode(x) or None
-                                            for x in chunk]))
+                        for x in set(chunk) - labels.keys():
+                            labels[x] = v.decode(x) or None
+                        r.write(_r_strings([labels[x] for x in chunk]))
                     r.attributes(attributes)
             r.attributes(frame_attributes)
             r.flush()

@@ -2,6 +2,7 @@
 item, the audit trail with each change (AT-10), blind-safe, as of a past time, reproducible."""
 
 import datetime as dt
+import io
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -313,3 +314,51 @@ def test_two_pk_pd_samples_of_one_visit_are_two_forms(tmp_path, site, nurse, odm
     assert len(samples) == 2
     assert sorted(items["I.PKPD.TIMEPOINT"] for items in samples.values()) == [
         "post_dose_1h", "pre_dose"]
+
+
+TRICKY = ["a & b < c > d", 'say "hi"', "line\nbreak", "carriage\rreturn", "tab\there",
+          "µ 中文 😀", "\\u{41} stays", "bell \x07 escaped", "", "  blanks  "]
+
+
+def test_the_markup_is_the_bytes_lxml_writes(tmp_path):
+    """The file's markup is written by the module itself (an element per value costs too much
+    through lxml); for text and attribute values that need references it gives lxml's bytes."""
+    from edc.exports import odm
+
+    ours = io.StringIO()
+    out = odm._Out(ours)
+    with out.element("ODM", {"Description": "x"}, nsmap={None: odm.NS}):
+        for text in TRICKY:
+            with out.element("Item", {"Value": odm._clean(text), "Name": "n"}):
+                out.leaf("Text", {"A": "1"}, text)
+            out.leaf("Empty", {"B": odm._clean(text)})
+    path = tmp_path / "lxml.xml"
+    with etree.xmlfile(str(path), encoding="UTF-8") as xf:
+        _lxml_out(xf, odm)
+    assert path.read_bytes() == ours.getvalue().encode()
+
+
+def _lxml_out(xf, odm) -> None:
+    """The same elements written through lxml's incremental writer, as the module did."""
+    depth = [0]
+
+    def indent():
+        xf.write("\n" + "  " * depth[0])
+
+    with xf.element(f"{{{odm.NS}}}ODM", {"Description": "x"}, nsmap={None: odm.NS}):
+        depth[0] = 1
+        for text in TRICKY:
+            indent()
+            with xf.element(f"{{{odm.NS}}}Item", {"Value": odm._clean(text), "Name": "n"}):
+                depth[0] = 2
+                indent()
+                with xf.element(f"{{{odm.NS}}}Text", {"A": "1"}):
+                    if text:
+                        xf.write(odm._clean(text))
+                depth[0] = 1
+                indent()
+            indent()
+            with xf.element(f"{{{odm.NS}}}Empty", {"B": odm._clean(text)}):
+                pass
+        depth[0] = 0
+        indent()
