@@ -165,8 +165,11 @@ def port_is_free(port: int) -> bool:
 
 def start_server(env: dict[str, str], port: int, log: Path,
                  config: Path = GUNICORN_TIMED_CONFIG) -> subprocess.Popen:
-    subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-                   cwd=ROOT, env=env, check=True)
+    """gunicorn on ``port``, answering; static files are collected first unless
+    ``STATIC_ROOT`` already holds a collection (its manifest)."""
+    if not (Path(env["STATIC_ROOT"]) / "staticfiles.json").exists():
+        subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+                       cwd=ROOT, env=env, check=True)
     if not port_is_free(port):
         raise RuntimeError(f"Port {port} is already in use: another server would be measured.")
     server = subprocess.Popen(
@@ -449,7 +452,8 @@ def steady_throughput(logged: list[dict]) -> tuple[float, float]:
 
 
 def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
-                  port: int = 8765, wait: str = DEFAULT_WAIT) -> dict:
+                  port: int = 8765, wait: str = DEFAULT_WAIT,
+                  static_root: Path | None = None) -> dict:
     """Run ``users`` simulated nurses for ``seconds`` against gunicorn on ``port`` serving the
     seeded trial in ``database_url``; return the figures and the check of the saves.
 
@@ -468,6 +472,8 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
         started = time.monotonic()
         environment = server_environment(database_url, work) | {
             "EDC_LOAD_SERVER_LOG": str(work / "server.jsonl")}
+        if static_root is not None:  # collected already (benchmarks/run.py)
+            environment["STATIC_ROOT"] = str(static_root)
         server = start_server(environment, port, server_log)
         try:
             cpu_before = server_cpu_seconds(server, database_url)
