@@ -232,3 +232,15 @@ def test_the_load_plan_leaves_out_locked_subjects_and_only_them(site, nurse):
     locks.lock_create(user=manager, scope=LockScope.SITE, target=site, reason="Site closed")
     with pytest.raises(ValueError, match="0 found"):
         load.load_plan(url, 2)
+
+
+def test_gunicorn_loads_the_application_before_forking_its_workers(monkeypatch):
+    """A worker starts with the URL configuration already imported (in the master, once)
+    instead of importing it during its first user's request, and opens its own connection."""
+    monkeypatch.delenv("GUNICORN_PRELOAD", raising=False)
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert config["preload_app"] is True
+    config["when_ready"](None)
+    config["pre_fork"](None, None)
+    monkeypatch.setenv("GUNICORN_PRELOAD", "0")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["preload_app"] is False
