@@ -7,7 +7,9 @@ With ``--seed-subjects`` the database is dropped and created again, migrated and
 ``manage.py seed_trial``; without it the database is used as it is (a seeded trial).
 
 :func:`run_load_test` starts gunicorn with the production configuration (``gunicorn.conf.py``:
-``2 × cores + 1`` sync workers, 5 on this 2-core machine) and the production
+``2 × cores + 1`` sync workers, 5 on this 2-core machine, loaded once before the fork; through
+``benchmarks/gunicorn_timed.py``, which adds only two hooks that log each request's time and
+CPU inside its worker) and the production
 settings (``DEBUG=0``, a random ``SECRET_KEY``, static files collected for the manifest
 storage), over plain HTTP on the loopback: TLS is the reverse proxy's job in production, so the
 HTTPS redirect and secure-only cookies are turned off. There is no ``REDIS_URL``, as in a
@@ -20,6 +22,12 @@ subjects of its own site that no other simulated user touches. Every save the se
 acknowledges is written down by the users; afterwards the database is read to check that each
 one is there: the form's final value is the last acknowledged one, each acknowledged save has
 its history row (same version and value), and nothing else on the form changed.
+
+The machine is shared by the server, PostgreSQL and the load generator (and, on a shared
+machine, by whatever else runs): beside each request's time as the user saw it the result puts
+its time and CPU inside the worker, and it reports the CPU the server, the load generator and
+the whole machine used during the run, with the load average, so a slow figure says whether the
+server was slow, or the request waited for a worker or for a CPU that others were using.
 """
 
 import argparse
