@@ -486,10 +486,12 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
         try:
             cpu_before = server_cpu_seconds(server, database_url)
             machine_before, load_before = machine_cpu_seconds(), os.getloadavg()[0]
+            locust_started = time.monotonic()
             client_cpu = run_locust(
                 port=port, users=users, seconds=seconds, work=work, plan=plan_path,
                 saves=work / "saves.jsonl", requests=work / "requests.jsonl", wait=wait)
             machine_after, load_after = machine_cpu_seconds(), os.getloadavg()[0]
+            locust_seconds = time.monotonic() - locust_started
             cpu_after = server_cpu_seconds(server, database_url)
         finally:
             stop_server(server)
@@ -509,6 +511,10 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
            if cpu_before is not None and cpu_after is not None else None)
     machine = (machine_after - machine_before
                if machine_before is not None and machine_after is not None else None)
+    # What the rest of the machine took of its cores while the users ran: neither the server
+    # (gunicorn and its PostgreSQL back-ends) nor the load generator.
+    others = (max(0.0, machine - sum(cpu.values()) - client_cpu) / (
+        (os.cpu_count() or 1) * locust_seconds) if machine is not None and cpu else None)
     return {
         "users": users,
         "seconds": seconds,
@@ -536,6 +542,7 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
         # load average at the start and the end of the run.
         "machine_cpu_seconds": round(machine, 1) if machine is not None else None,
         "cores": os.cpu_count(),
+        "others_cpu_share": round(others, 2) if others is not None else None,
         "load_average": [round(load_before, 1), round(load_after, 1)],
         "unacknowledged_saves": unacknowledged,
         "by_request": by_request,
@@ -596,7 +603,9 @@ def print_table(result: dict) -> None:
     if result.get("machine_cpu_seconds") is not None:
         print(f"Machine: {result['machine_cpu_seconds']} CPU seconds used by every process "
               f"during the run ({result['cores']} cores × {result['seconds']} s available), "
-              f"load average {result['load_average'][0]} → {result['load_average'][1]}")
+              f"{100 * (result['others_cpu_share'] or 0):.0f} % of the cores by other "
+              f"processes, load average {result['load_average'][0]} → "
+              f"{result['load_average'][1]}")
     print(f"\nErrors (every request): {result['errors']}")
     print(f"Saves acknowledged: {result['saves']}; lost: {result['lost_saves']}; committed "
           f"without acknowledgement: {result['unacknowledged_saves']}")

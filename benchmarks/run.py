@@ -571,10 +571,13 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
         name = (f"load: {load['users']} users, {load['seconds']} s, think "
                 f"{load.get('wait', '1,5').replace(',', '–')} s, gunicorn + PostgreSQL")
         cpu = load.get("server_cpu_ms_per_request")
+        others = load.get("others_cpu_share")
         rows.append((name, f"{load['requests']} requests, p50 {load['p50_ms']:.0f} ms, "
                            f"p95 {load['p95_ms']:.0f} ms"
                            + (f", {load['workers']} workers" if "workers" in load else "")
-                           + (f", server CPU {cpu:.0f} ms a request" if cpu else ""),
+                           + (f", server CPU {cpu:.0f} ms a request" if cpu else "")
+                           + (f", other processes took {100 * others:.0f} % of the cores"
+                              if others is not None else ""),
                      f"p95 ≤ {TARGETS['load_p95_ms']} ms",
                      verdict(load["p95_ms"] <= TARGETS["load_p95_ms"])))
         rows.append(("load: errors and saves",
