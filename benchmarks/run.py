@@ -14,9 +14,10 @@ run fills is copied from. Each size is seeded once by
 ``manage.py seed_trial`` (timed) into ``edc_bench_seed_N``; every measurement that edits data
 runs on a copy made with ``CREATE DATABASE … TEMPLATE`` (the load test on a copy of the
 smallest size), so nothing is seeded twice. The reminder jobs' schedule (10,000 and 100,000
-visits, built one save at a time) is kept between runs of the same week and schema as
-``edc_bench_remcache_*`` and copied too. The measurements run in child processes under the
-production settings (``DEBUG=0``), so each export's peak memory is its own. Each step's wall
+visits, built one save at a time) is kept between runs of the same schema and schedule code
+as ``edc_bench_remcache_*`` and copied too (the jobs run as of the time it was built). The
+measurements run in child processes under the production settings (``DEBUG=0``), so each
+export's peak memory is its own. Each step's wall
 time, the CPU time of its processes and the load average at its start are printed as it ends,
 listed at the end and kept in the JSON (``steps``).
 """
@@ -367,14 +368,14 @@ def run_size(size: int, template: str, work: Path, startup: float,
 
 
 def reminders_key() -> str:
-    """Changes with the schema, the schedule's code and the week: a cached schedule is reused
-    only while it is what a fresh build would give (dates are relative to the build)."""
+    """Changes with the schema and the schedule's code: a cached schedule is reused only while
+    it is what a fresh build would give. Its dates are relative to the build, and the jobs run
+    as of the build's time (``reminders.py --jobs``), so its age does not matter."""
     digest = hashlib.sha256()
     for path in sorted(ROOT.glob("*/migrations/0*.py")):
         digest.update(path.name.encode())
     for path in ("benchmarks/reminders.py", "edc/protocol.py", "visits/schedule.py"):
         digest.update((ROOT / path).read_bytes())
-    digest.update(time.strftime("%G-%V").encode())
     return digest.hexdigest()[:10]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from benchmarks import load, run
 
@@ -244,3 +245,33 @@ def test_gunicorn_loads_the_application_before_forking_its_workers(monkeypatch):
     config["pre_fork"](None, None)
     monkeypatch.setenv("GUNICORN_PRELOAD", "0")
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["preload_app"] is False
+
+
+def test_a_kept_reminder_schedule_stays_valid_in_a_later_week():
+    """The schedule (minutes to build) is rebuilt when the schema or its code changes, not
+    every week: the jobs run as of the time it was built."""
+    import time_machine
+
+    with time_machine.travel("2026-11-30 10:00Z"):
+        now = run.reminders_key()
+    with time_machine.travel("2027-03-01 10:00Z"):
+        assert run.reminders_key() == now
+
+
+@pytest.mark.django_db
+def test_the_reminder_jobs_run_as_of_the_time_the_schedule_was_built():
+    import random
+
+    import time_machine
+
+    from benchmarks import reminders
+    from visits.models import Visit
+
+    assert reminders.build_clock() is None
+    with time_machine.travel("2026-06-01 08:00Z", tick=False) as traveller:
+        reminders.grow_to(15, random.Random(1))  # noqa: S311 - test data
+        traveller.shift(3600)
+        built = timezone.now()
+        last = Visit.objects.order_by("pk").last()
+        last.save()  # the schedule's last write
+    assert reminders.build_clock() == built
