@@ -7,7 +7,9 @@ With ``--seed-subjects`` the database is dropped and created again, migrated and
 ``manage.py seed_trial``; without it the database is used as it is (a seeded trial).
 
 :func:`run_load_test` starts gunicorn with the production configuration (``gunicorn.conf.py``:
-``2 × cores + 1`` sync workers, 5 on this 2-core machine) and the production
+``2 × cores + 1`` sync workers, 5 on this 2-core machine, loaded once before the fork; through
+``benchmarks/gunicorn_timed.py``, which adds only two hooks that log each request's time and
+CPU inside its worker) and the production
 settings (``DEBUG=0``, a random ``SECRET_KEY``, static files collected for the manifest
 storage), over plain HTTP on the loopback: TLS is the reverse proxy's job in production, so the
 HTTPS redirect and secure-only cookies are turned off. There is no ``REDIS_URL``, as in a
@@ -20,6 +22,12 @@ subjects of its own site that no other simulated user touches. Every save the se
 acknowledges is written down by the users; afterwards the database is read to check that each
 one is there: the form's final value is the last acknowledged one, each acknowledged save has
 its history row (same version and value), and nothing else on the form changed.
+
+The machine is shared by the server, PostgreSQL and the load generator (and, on a shared
+machine, by whatever else runs): beside each request's time as the user saw it the result puts
+its time and CPU inside the worker, and it reports the CPU the server, the load generator and
+the whole machine used during the run, with the load average, so a slow figure says whether the
+server was slow, or the request waited for a worker or for a CPU that others were using.
 """
 
 import argparse
@@ -27,6 +35,7 @@ import itertools
 import json
 import math
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -50,6 +59,8 @@ LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 # forms.synthetic.PASSWORD, shared by every account of the synthetic trial (seed_trial).
 SYNTHETIC_PASSWORD = "Stroke-Synthetic-2026!"  # noqa: S105 - public demo accounts
 GUNICORN_CONFIG = ROOT / "gunicorn.conf.py"
+# The same settings plus hooks that log each request's time inside the server.
+GUNICORN_TIMED_CONFIG = Path(__file__).resolve().parent / "gunicorn_timed.py"
 # Seconds each simulated nurse spends between two actions (reading a page, typing a form),
 # uniformly drawn. Twenty users in a closed loop can send at most 20 × 1.6 requests per action
 # / mean think time: with 1–5 s (3 s on average) that is 10.7 requests/s however fast the
@@ -73,7 +84,9 @@ VITAL_ITEMS_KEPT = ("measured_at", "systolic_bp", "diastolic_bp", "temperature",
 def load_plan(database_url: str, users: int) -> dict:
     """Give each simulated user the nurse account of one site and subjects of that site with
     completed vital signs, no two users sharing a subject; sites get users in proportion to
-    their subjects. Subjects under a data lock are left out."""
+    their subjects. Subjects under a data lock are left out: the trial's, their site's, or
+    one of their own (a lock of a subject, visit or form names its site too, and leaves the
+    site's other subjects open)."""
     with psycopg.connect(database_url) as connection:
         rows = connection.execute("""
             SELECT site.code, sub.id, vs.id, vs.visit_id, v.actual_date
@@ -84,7 +97,7 @@ def load_plan(database_url: str, users: int) -> dict:
             WHERE vs.status = 'complete' AND v.actual_date IS NOT NULL
               AND NOT EXISTS (
                 SELECT 1 FROM forms_lock lock WHERE lock.unlocked_at IS NULL
-                AND (lock.scope = 'trial' OR lock.site_id = sub.site_id
+                AND (lock.scope = 'trial' OR (lock.scope = 'site' AND lock.site_id = sub.site_id)
                      OR lock.subject_id = sub.id))
             ORDER BY site.code, sub.id, v.actual_date""").fetchall()
         nurses = dict(connection.execute("""
@@ -158,13 +171,17 @@ def port_is_free(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-                   cwd=ROOT, env=env, check=True)
+def start_server(env: dict[str, str], port: int, log: Path,
+                 config: Path = GUNICORN_TIMED_CONFIG) -> subprocess.Popen:
+    """gunicorn on ``port``, answering; static files are collected first unless
+    ``STATIC_ROOT`` already holds a collection (its manifest)."""
+    if not (Path(env["STATIC_ROOT"]) / "staticfiles.json").exists():
+        subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+                       cwd=ROOT, env=env, check=True)
     if not port_is_free(port):
         raise RuntimeError(f"Port {port} is already in use: another server would be measured.")
     server = subprocess.Popen(
-        [PYTHON, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG), "--chdir", str(ROOT),
+        [PYTHON, "-m", "gunicorn", "--config", str(config), "--chdir", str(ROOT),
          "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -220,6 +237,18 @@ def server_cpu_seconds(server: subprocess.Popen, database_url: str) -> dict[str,
         return None
 
 
+def machine_cpu_seconds() -> float | None:
+    """CPU seconds every process of the machine has used since boot (``/proc/stat``: all but
+    idle and I/O wait), or None where there is no /proc."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(f) for f in fields]
+    busy = sum(ticks[:8]) - ticks[3] - ticks[4]  # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def stop_server(server: subprocess.Popen) -> None:
     if server.poll() is not None:
         return
@@ -249,13 +278,16 @@ def gunicorn_workers() -> int:
 
 
 def run_locust(*, port: int, users: int, seconds: int, work: Path, plan: Path,
-               saves: Path, requests: Path, wait: str = DEFAULT_WAIT) -> None:
+               saves: Path, requests: Path, wait: str = DEFAULT_WAIT) -> float:
+    """Run the simulated users; return the CPU seconds the load generator itself used (it
+    shares the machine with the server it measures)."""
     env = dict(os.environ) | {
         "EDC_LOAD_PLAN": str(plan), "EDC_LOAD_SAVES": str(saves),
         "EDC_LOAD_REQUESTS": str(requests), "EDC_LOAD_WAIT": wait,
         "EDC_LOAD_PASSWORD": os.environ.get("EDC_LOAD_PASSWORD", SYNTHETIC_PASSWORD),
     }
     log = work / "locust.log"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with log.open("wb") as output:
         done = subprocess.run(
             [PYTHON, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
@@ -268,6 +300,8 @@ def run_locust(*, port: int, users: int, seconds: int, work: Path, plan: Path,
         )
     if done.returncode != 0:
         raise RuntimeError(f"locust failed (exit {done.returncode}):\n{tail(log)}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -276,17 +310,36 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)] if ordered else 0.0
 
 
-def request_figures(path: Path) -> tuple[list[dict], list[dict]]:
-    """(every request, one row of figures per request name) from the users' request log."""
-    logged = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def _json_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def request_figures(path: Path, server_path: Path | None = None) -> tuple[list[dict],
+                                                                          list[dict]]:
+    """(every request, one row of figures per request name) from the users' request log, with
+    the server's own timing of the same requests beside them where it was logged: the time
+    inside the worker (``server_p50_ms``, ``server_p95_ms``) and the worker's CPU time
+    (``server_cpu_ms``, median). What the user saw beyond the time inside the worker is the
+    wait for a free worker and the load generator's own delays."""
+    logged = _json_lines(path)
     by_name = defaultdict(list)
     for entry in logged:
         by_name[entry["name"]].append(entry)
-    rows = [{"name": name, "requests": len(entries),
-             "failures": sum(1 for e in entries if e["error"]),
-             "p50_ms": percentile([e["ms"] for e in entries if e["ms"] is not None], 0.50),
-             "p95_ms": percentile([e["ms"] for e in entries if e["ms"] is not None], 0.95)}
-            for name, entries in sorted(by_name.items())]
+    served = defaultdict(list)
+    for entry in _json_lines(server_path) if server_path else []:
+        served[entry["name"]].append(entry)
+    rows = []
+    for name, entries in sorted(by_name.items()):
+        times = [e["ms"] for e in entries if e["ms"] is not None]
+        row = {"name": name, "requests": len(entries),
+               "failures": sum(1 for e in entries if e["error"]),
+               "p50_ms": percentile(times, 0.50), "p95_ms": percentile(times, 0.95)}
+        inside = served.get(name)
+        if inside:
+            row |= {"server_p50_ms": percentile([e["wall_ms"] for e in inside], 0.50),
+                    "server_p95_ms": percentile([e["wall_ms"] for e in inside], 0.95),
+                    "server_cpu_ms": percentile([e["cpu_ms"] for e in inside], 0.50)}
+        rows.append(row)
     return logged, rows
 
 
@@ -407,7 +460,8 @@ def steady_throughput(logged: list[dict]) -> tuple[float, float]:
 
 
 def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
-                  port: int = 8765, wait: str = DEFAULT_WAIT) -> dict:
+                  port: int = 8765, wait: str = DEFAULT_WAIT,
+                  static_root: Path | None = None) -> dict:
     """Run ``users`` simulated nurses for ``seconds`` against gunicorn on ``port`` serving the
     seeded trial in ``database_url``; return the figures and the check of the saves.
 
@@ -424,16 +478,25 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
         plan_path.write_text(json.dumps(plan))
         server_log = work / "gunicorn.log"
         started = time.monotonic()
-        server = start_server(server_environment(database_url, work), port, server_log)
+        environment = server_environment(database_url, work) | {
+            "EDC_LOAD_SERVER_LOG": str(work / "server.jsonl")}
+        if static_root is not None:  # collected already (benchmarks/run.py)
+            environment["STATIC_ROOT"] = str(static_root)
+        server = start_server(environment, port, server_log)
         try:
             cpu_before = server_cpu_seconds(server, database_url)
-            run_locust(port=port, users=users, seconds=seconds, work=work, plan=plan_path,
-                       saves=work / "saves.jsonl", requests=work / "requests.jsonl", wait=wait)
+            machine_before, load_before = machine_cpu_seconds(), os.getloadavg()[0]
+            locust_started = time.monotonic()
+            client_cpu = run_locust(
+                port=port, users=users, seconds=seconds, work=work, plan=plan_path,
+                saves=work / "saves.jsonl", requests=work / "requests.jsonl", wait=wait)
+            machine_after, load_after = machine_cpu_seconds(), os.getloadavg()[0]
+            locust_seconds = time.monotonic() - locust_started
             cpu_after = server_cpu_seconds(server, database_url)
         finally:
             stop_server(server)
         elapsed = time.monotonic() - started
-        logged, by_request = request_figures(work / "requests.jsonl")
+        logged, by_request = request_figures(work / "requests.jsonl", work / "server.jsonl")
         attempts, acks = read_saves(work / "saves.jsonl")
         server_errors = [line for line in server_log.read_text(errors="replace").splitlines()
                          if " ERROR " in line or "Traceback" in line or "Error:" in line]
@@ -446,6 +509,12 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
     steady, window = steady_throughput(logged)
     cpu = ({k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
            if cpu_before is not None and cpu_after is not None else None)
+    machine = (machine_after - machine_before
+               if machine_before is not None and machine_after is not None else None)
+    # What the rest of the machine took of its cores while the users ran: neither the server
+    # (gunicorn and its PostgreSQL back-ends) nor the load generator.
+    others = (max(0.0, machine - sum(cpu.values()) - client_cpu) / (
+        (os.cpu_count() or 1) * locust_seconds) if machine is not None and cpu else None)
     return {
         "users": users,
         "seconds": seconds,
@@ -465,6 +534,16 @@ def run_load_test(database_url: str, *, users: int = 20, seconds: int = 60,
         "server_cpu_seconds": cpu,
         "server_cpu_ms_per_request": round(1000 * sum(cpu.values()) / len(logged), 1)
         if cpu and logged else None,
+        # The load generator's own CPU (locust, its HTML parsing): taken from the same cores.
+        "client_cpu_seconds": round(client_cpu, 1),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / len(logged), 1)
+        if logged else None,
+        # Every process of the machine (other users of a shared machine included), and the
+        # load average at the start and the end of the run.
+        "machine_cpu_seconds": round(machine, 1) if machine is not None else None,
+        "cores": os.cpu_count(),
+        "others_cpu_share": round(others, 2) if others is not None else None,
+        "load_average": [round(load_before, 1), round(load_after, 1)],
         "unacknowledged_saves": unacknowledged,
         "by_request": by_request,
         "failures": [f"{count} × {what}" for what, count in failures.items()],
@@ -504,16 +583,29 @@ def print_table(result: dict) -> None:
           f"{result['requests_per_s']} requests/s over the run, "
           f"{result['steady_requests_per_s']} requests/s once all had logged in "
           f"({result['steady_seconds']} s)\n")
-    print(f"{'request':<34}{'count':>7}{'errors':>8}{'p50 ms':>8}{'p95 ms':>8}")
+    print("Time as the simulated user saw it, then inside the server (the worker's wall and "
+          "CPU time):\n")
+    print(f"{'request':<34}{'count':>7}{'errors':>8}{'p50 ms':>8}{'p95 ms':>8}"
+          f"{'server p50':>12}{'p95':>6}{'CPU':>6}")
     for row in result["by_request"]:
+        inside = (f"{row['server_p50_ms']:>12.0f}{row['server_p95_ms']:>6.0f}"
+                  f"{row['server_cpu_ms']:>6.0f}" if "server_p50_ms" in row else "")
         print(f"{row['name']:<34}{row['requests']:>7}{row['failures']:>8}"
-              f"{row['p50_ms']:>8.0f}{row['p95_ms']:>8.0f}")
+              f"{row['p50_ms']:>8.0f}{row['p95_ms']:>8.0f}{inside}")
     print(f"{'page views and saves (no log-in)':<34}{result['requests']:>7}{'':>8}"
           f"{result['p50_ms']:>8.0f}{result['p95_ms']:>8.0f}")
     if result["server_cpu_seconds"]:
         cpu = result["server_cpu_seconds"]
         print(f"\nServer CPU: gunicorn {cpu['gunicorn']:.1f} s, PostgreSQL {cpu['postgres']:.1f} s"
-              f", {result['server_cpu_ms_per_request']} ms a request")
+              f", {result['server_cpu_ms_per_request']} ms a request (log-ins included)")
+    print(f"Load generator CPU: {result['client_cpu_seconds']} s, "
+          f"{result['client_cpu_ms_per_request']} ms a request")
+    if result.get("machine_cpu_seconds") is not None:
+        print(f"Machine: {result['machine_cpu_seconds']} CPU seconds used by every process "
+              f"during the run ({result['cores']} cores × {result['seconds']} s available), "
+              f"{100 * (result['others_cpu_share'] or 0):.0f} % of the cores by other "
+              f"processes, load average {result['load_average'][0]} → "
+              f"{result['load_average'][1]}")
     print(f"\nErrors (every request): {result['errors']}")
     print(f"Saves acknowledged: {result['saves']}; lost: {result['lost_saves']}; committed "
           f"without acknowledgement: {result['unacknowledged_saves']}")

@@ -63,6 +63,12 @@ MEDICATIONS = (
 CRF_LINK = re.compile(r'href="(/casebook/subjects/\d+/(?:visits/\d+/[a-z_]+|logs/[a-z_]+/\d+)/)"')
 
 
+def named(name: str) -> dict[str, str]:
+    """The request's name in a header, so the server's own timing of it (``load.py`` starts
+    gunicorn with ``benchmarks/gunicorn_timed.py``) can be put beside the user's."""
+    return {"X-Load-Request": name}
+
+
 def record(entry: dict) -> None:
     if not _saves_file.closed:
         _saves_file.write(json.dumps(entry, sort_keys=True) + "\n")
@@ -167,8 +173,8 @@ class SiteNurse(HttpUser):
     # -- helpers --
 
     def page(self, url: str, name: str) -> str | None:
-        with self.client.get(url, name=name, catch_response=True,
-                             allow_redirects=False) as response:
+        with self.client.get(url, name=name, catch_response=True, allow_redirects=False,
+                             headers=named(name)) as response:
             if response.status_code == 200:
                 return response.text
             response.failure(f"HTTP {response.status_code} (expected 200)"
@@ -187,7 +193,7 @@ class SiteNurse(HttpUser):
         if token is None:
             return
         with self.client.post("/accounts/login/", name="POST login", catch_response=True,
-                              allow_redirects=False,
+                              allow_redirects=False, headers=named("POST login"),
                               data={"csrfmiddlewaretoken": token.group(1),
                                     "username": self.username, "password": PASSWORD}
                               ) as response:
@@ -291,7 +297,7 @@ class SiteNurse(HttpUser):
         save["id"] = uuid.uuid4().hex
         record({"event": "attempt", "t": time.time(), **save})
         with self.client.post(url, data=data, name=name, catch_response=True,
-                              allow_redirects=False) as response:
+                              allow_redirects=False, headers=named(name)) as response:
             location = response.headers.get("Location", "")
             if response.status_code == 302 and location == expected_location:
                 record({"event": "ack", "t": time.time(), **save})

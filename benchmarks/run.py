@@ -8,21 +8,28 @@ met or not met.
 ``--quick`` (``make bench-quick``): 60 subjects, no reminder jobs, no load test.
 
 Needs PostgreSQL (``BENCH_DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432``); it
-creates and drops its own databases, all named ``edc_bench_*``. Each size is seeded once by
+creates and drops its own databases, all named ``edc_bench_*`` (``BENCH_DB_PREFIX`` names
+another prefix). The migrations run once, into ``edc_bench_migrated``, which every database the
+run fills is copied from. Each size is seeded once by
 ``manage.py seed_trial`` (timed) into ``edc_bench_seed_N``; every measurement that edits data
 runs on a copy made with ``CREATE DATABASE … TEMPLATE`` (the load test on a copy of the
 smallest size), so nothing is seeded twice. The reminder jobs' schedule (10,000 and 100,000
-visits, built one save at a time) is kept between runs of the same week and schema as
-``edc_bench_remcache_*`` and copied too. The measurements run in child processes under the
-production settings (``DEBUG=0``), so each export's peak memory is its own.
+visits, built one save at a time) is kept between runs of the same schema and schedule code
+as ``edc_bench_remcache_*`` and copied too (the jobs run as of the time it was built). The
+measurements run in child processes under the production settings (``DEBUG=0``), so each
+export's peak memory is its own. Each step's wall
+time, the CPU time of its processes and the load average at its start are printed as it ends,
+listed at the end and kept in the JSON (``steps``).
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,6 +42,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
 BASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432").rstrip("/")
+# Every database the benchmarks create, copy and drop is named PREFIX_…: a second person on the
+# same PostgreSQL runs them beside the first with another prefix (BENCH_DB_PREFIX=edc_bench_ann).
+PREFIX = os.environ.get("BENCH_DB_PREFIX", "edc_bench")
+if not re.fullmatch(r"edc_[a-z0-9_]+", PREFIX):
+    raise SystemExit("BENCH_DB_PREFIX must look like edc_bench (edc_, then a-z, 0-9, _).")
 FORMATS = ("csv", "xlsx", "xpt", "dta", "sav", "rds", "odm")
 # Formats whose files are compared in size with the CSV file of the same data.
 BINARY = ("xlsx", "xpt", "dta", "sav", "rds")
@@ -72,6 +84,41 @@ TARGETS = {
 }
 
 
+# Every step of the run: its wall time, the CPU time of the processes it ran (children of this
+# one; PostgreSQL's back-ends are not counted) and the load average when it began, so a run on
+# a shared machine shows which figure waited for the CPU and how long each part takes.
+STEPS: list[dict] = []
+
+
+@contextlib.contextmanager
+def step(name: str):
+    started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    print(f"[step] {name} …", file=sys.stderr, flush=True)
+    try:
+        yield
+    finally:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        entry = {"step": name, "seconds": round(time.perf_counter() - started, 1),
+                 "child_cpu_seconds": round(after.ru_utime + after.ru_stime
+                                            - before.ru_utime - before.ru_stime, 1),
+                 "load_average": round(load, 1) if load is not None else None}
+        STEPS.append(entry)
+        print(f"[step] {name}: {entry['seconds']:.1f} s (CPU of its processes "
+              f"{entry['child_cpu_seconds']:.1f} s, load average {entry['load_average']})",
+              file=sys.stderr, flush=True)
+
+
+def steps_table(steps: list[dict]) -> str:
+    """The steps of a run, the longest first, with the share of the run each took."""
+    total = sum(s["seconds"] for s in steps) or 1
+    lines = ["Steps (wall time, CPU time of the step's processes, load average at its start):"]
+    for s in sorted(steps, key=lambda s: -s["seconds"]):
+        lines.append(f"  {s['seconds']:7.1f} s {100 * s['seconds'] / total:5.1f} %  CPU "
+                     f"{s['child_cpu_seconds']:6.1f} s  load {s['load_average']}  {s['step']}")
+    return "\n".join(lines)
+
+
 def database_url(name: str) -> str:
     return f"{BASE_URL}/{name}"
 
@@ -95,9 +142,14 @@ def _admin(*statements: str, retry_seconds: float = 0) -> None:
 
 
 def _own(name: str) -> str:
-    if not name.startswith("edc_bench"):
+    if not name.startswith(f"{PREFIX}_"):
         raise ValueError("the benchmarks only drop their own databases")
     return name
+
+
+def db(name: str) -> str:
+    """The benchmarks' database called ``name``: ``PREFIX_name``."""
+    return f"{PREFIX}_{name}"
 
 
 def recreate(name: str) -> str:
@@ -115,7 +167,7 @@ def copy_database(template: str, name: str) -> str:
         _admin(f'DROP DATABASE IF EXISTS "{_own(name)}" WITH (FORCE)',
                f'CREATE DATABASE "{name}" TEMPLATE "{template}"', retry_seconds=60)
     except psycopg.errors.ObjectInUse:
-        if template.startswith("edc_bench"):
+        if template.startswith(f"{PREFIX}_"):
             raise
         print(f"[copy] {template} is in use: copying it with pg_dump …", file=sys.stderr,
               flush=True)
@@ -170,14 +222,26 @@ def child_json(env: dict, script: str, *args: str) -> dict | list:
 # --- Seeding, once per size ------------------------------------------------------------------
 
 
+def migrated(work: Path) -> str:
+    """An empty database with every migration applied, made once a run: each database the run
+    fills (every size's trial, the reminder jobs' schedule) is a copy of it, so the migrations
+    (tens of seconds of CPU) are not applied again for each."""
+    name = db("migrated")
+    if not getattr(migrated, "done", False):
+        with step("migrate (once, for every database the run fills)"):
+            manage(env_for(recreate(name), work), "migrate", "--noinput", "-v", "0")
+        migrated.done = True
+    return name
+
+
 def seed(size: int, work: Path) -> tuple[str, float]:
-    """Seed ``edc_bench_seed_N`` (migrate, then ``seed_trial``, timed alone)."""
-    name = f"edc_bench_seed_{size}"
-    url = recreate(name)
-    env = env_for(url, work)
-    print(f"[{size} subjects] migrating and seeding …", file=sys.stderr, flush=True)
-    manage(env, "migrate", "--noinput", "-v", "0")
-    return name, manage(env, "seed_trial", "--subjects", str(size), "--seed", "1")
+    """Seed ``PREFIX_seed_N``: a copy of the migrated database, then ``seed_trial``, timed."""
+    name = db(f"seed_{size}")
+    url = copy_database(migrated(work), name)
+    print(f"[{size} subjects] seeding …", file=sys.stderr, flush=True)
+    with step(f"seed_trial {size} subjects"):
+        return name, manage(env_for(url, work), "seed_trial", "--subjects", str(size),
+                            "--seed", "1")
 
 
 # --- Exports ---------------------------------------------------------------------------------
@@ -284,19 +348,19 @@ def binary_sizes(exports: dict, xpt_names: dict[str, str]) -> dict:
 
 def run_size(size: int, template: str, work: Path, startup: float,
              formats: tuple[str, ...] = FORMATS) -> dict:
-    url = copy_database(template, f"edc_bench_{size}")
+    url = copy_database(template, db(str(size)))
     env = env_for(url, work)
-    print(f"[{size} subjects] saves, pages, COPY …", file=sys.stderr, flush=True)
-    result = dict(child_json(env, "measure.py"))
+    with step(f"{size} subjects: saves, pages, COPY (measure.py)"):
+        result = dict(child_json(env, "measure.py"))
     exports = {}
     for fmt in (*formats, ",".join(formats)) if len(formats) > 1 else formats:
-        print(f"[{size} subjects] export {fmt} …", file=sys.stderr, flush=True)
         key = "all" if "," in fmt else fmt
-        exports[key] = measure_export(env, fmt, work / f"{size}-{key}.zip", startup)
+        with step(f"{size} subjects: export {key}"):
+            exports[key] = measure_export(env, fmt, work / f"{size}-{key}.zip", startup)
         (work / f"{size}-{key}.zip").unlink(missing_ok=True)
     result["exports"] = exports
     result["binary_sizes"] = binary_sizes(exports, result.get("xpt_names", {}))
-    drop(f"edc_bench_{size}")
+    drop(db(str(size)))
     return result
 
 
@@ -304,24 +368,24 @@ def run_size(size: int, template: str, work: Path, startup: float,
 
 
 def reminders_key() -> str:
-    """Changes with the schema, the schedule's code and the week: a cached schedule is reused
-    only while it is what a fresh build would give (dates are relative to the build)."""
+    """Changes with the schema and the schedule's code: a cached schedule is reused only while
+    it is what a fresh build would give. Its dates are relative to the build, and the jobs run
+    as of the build's time (``reminders.py --jobs``), so its age does not matter."""
     digest = hashlib.sha256()
     for path in sorted(ROOT.glob("*/migrations/0*.py")):
         digest.update(path.name.encode())
     for path in ("benchmarks/reminders.py", "edc/protocol.py", "visits/schedule.py"):
         digest.update((ROOT / path).read_bytes())
-    digest.update(time.strftime("%G-%V").encode())
     return digest.hexdigest()[:10]
 
 
 def run_reminders(visits: list[int], work: Path, *, fresh: bool = False) -> list:
     key = reminders_key()
-    prefix = "edc_bench_remcache_"
+    prefix = db("remcache_")
     stale = [n for n in databases(prefix) if fresh or not n.startswith(f"{prefix}{key}_")]
     if stale:
         drop(*stale)
-    building = "edc_bench_reminders_build"
+    building = db("reminders_build")
     built = False
     results = []
     for target in sorted(visits):
@@ -335,18 +399,18 @@ def run_reminders(visits: list[int], work: Path, *, fresh: bool = False) -> list
                     copy_database(max(smaller, key=lambda n: int(n.rsplit("_", 1)[1])),
                                   building)
                 else:
-                    manage(env_for(recreate(building), work), "migrate", "--noinput", "-v", "0")
+                    copy_database(migrated(work), building)
                 built = True
-            print(f"[reminders] building {target} visits …", file=sys.stderr, flush=True)
-            grown = child_json(env_for(database_url(building), work), "reminders.py",
-                               "--build", str(target))
+            with step(f"reminders: build the schedule to {target} visits"):
+                grown = child_json(env_for(database_url(building), work), "reminders.py",
+                                   "--build", str(target))
             entry |= {"build_seconds": grown["build_seconds"], "reused": False}
             copy_database(building, cache)
-        url = copy_database(cache, "edc_bench_reminders")
-        print(f"[reminders] jobs over {target} visits …", file=sys.stderr, flush=True)
-        entry |= child_json(env_for(url, work), "reminders.py", "--jobs")
+        url = copy_database(cache, db("reminders"))
+        with step(f"reminders: jobs over {target} visits"):
+            entry |= child_json(env_for(url, work), "reminders.py", "--jobs")
         results.append(entry)
-    drop(building, "edc_bench_reminders")
+    drop(building, db("reminders"))
     return results
 
 
@@ -508,10 +572,13 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
         name = (f"load: {load['users']} users, {load['seconds']} s, think "
                 f"{load.get('wait', '1,5').replace(',', '–')} s, gunicorn + PostgreSQL")
         cpu = load.get("server_cpu_ms_per_request")
+        others = load.get("others_cpu_share")
         rows.append((name, f"{load['requests']} requests, p50 {load['p50_ms']:.0f} ms, "
                            f"p95 {load['p95_ms']:.0f} ms"
                            + (f", {load['workers']} workers" if "workers" in load else "")
-                           + (f", server CPU {cpu:.0f} ms a request" if cpu else ""),
+                           + (f", server CPU {cpu:.0f} ms a request" if cpu else "")
+                           + (f", other processes took {100 * others:.0f} % of the cores"
+                              if others is not None else ""),
                      f"p95 ≤ {TARGETS['load_p95_ms']} ms",
                      verdict(load["p95_ms"] <= TARGETS["load_p95_ms"])))
         rows.append(("load: errors and saves",
@@ -626,10 +693,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
         # Static files once, for the production settings every child runs under.
-        manage(env_for(database_url("postgres"), work), "collectstatic", "--noinput", "-v", "0")
+        with step("collectstatic"):
+            manage(env_for(database_url("postgres"), work), "collectstatic", "--noinput",
+                   "-v", "0")
         if options.sizes:
-            results["export_startup_seconds"] = startup_seconds(
-                env_for(database_url("postgres"), work))
+            with step("export start-up (3 × manage.py export --help)"):
+                results["export_startup_seconds"] = startup_seconds(
+                    env_for(database_url("postgres"), work))
         for size in options.sizes:
             seconds = None
             if size in seeded:
@@ -655,17 +725,21 @@ def main() -> None:
             size = min(templates) if templates else SMALL_SIZE
             template = templates.get(size) or seed(size, work)[0]
             templates.setdefault(size, template)
-            url = copy_database(template, "edc_bench_load")
+            url = copy_database(template, db("load"))
             wait = options.load_wait or DEFAULT_WAIT
             print(f"[load] {options.load_users} users for {options.load_seconds} s on "
                   f"{size} subjects …", file=sys.stderr, flush=True)
-            results["load"] = run_load_test(url, users=options.load_users,
-                                            seconds=options.load_seconds, wait=wait)
+            with step(f"load test ({options.load_seconds} s)"):
+                results["load"] = run_load_test(url, users=options.load_users,
+                                                seconds=options.load_seconds, wait=wait,
+                                                static_root=work / "static")
             results["load"]["subjects"] = size
-            drop("edc_bench_load")
-    drop(*(f"edc_bench_seed_{size}" for size in templates if size not in seeded))
+            drop(db("load"))
+    drop(db("migrated"), *(db(f"seed_{size}") for size in templates if size not in seeded))
     results["seconds"] = time.perf_counter() - started
+    results["steps"] = STEPS
     options.json.write_text(json.dumps(results, indent=2, default=str))
+    print(steps_table(STEPS), file=sys.stderr)
     print(render(table(results), f"Benchmarks on {results['machine']} "
                                  f"{time.strftime('%Y-%m-%d')}, {mode} run, "
                                  f"{results['seconds'] / 60:.1f} min in all"))

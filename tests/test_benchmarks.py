@@ -3,10 +3,13 @@ reader of the table relies on: the right size, the right comparison, nothing lef
 No timing here: the figures are made up, the verdicts are what is tested."""
 
 import copy
+import json
 import runpy
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from benchmarks import load, run
 
@@ -163,3 +166,112 @@ def test_gunicorn_workers_follow_the_cores_as_gunicorn_recommends(monkeypatch):
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"] == 12
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"] == 3
+
+
+def test_the_time_inside_the_server_is_put_beside_the_users_time(tmp_path):
+    """The load test tells a slow server from a wait for a worker or a busy client: each
+    request's figures carry the server's own timing of the requests of the same name."""
+    users = tmp_path / "requests.jsonl"
+    users.write_text("".join(
+        json.dumps({"name": "GET casebook", "ms": ms, "t": 1.0, "error": ""}) + "\n"
+        for ms in (100, 300, 900)))
+    server = tmp_path / "server.jsonl"
+    server.write_text("".join(
+        json.dumps({"name": "GET casebook", "wall_ms": wall, "cpu_ms": cpu, "status": 200})
+        + "\n" for wall, cpu in ((40, 30), (50, 35), (60, 45))))
+    _logged, [row] = load.request_figures(users, server)
+    assert (row["p50_ms"], row["p95_ms"]) == (300, 900)
+    assert (row["server_p50_ms"], row["server_p95_ms"], row["server_cpu_ms"]) == (50, 60, 35)
+    _logged, [alone] = load.request_figures(users)
+    assert "server_p50_ms" not in alone
+
+
+def test_the_timed_gunicorn_config_is_the_production_config_plus_hooks(monkeypatch):
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    production = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    timed = runpy.run_path(str(ROOT / "benchmarks" / "gunicorn_timed.py"))
+    for setting in ("wsgi_app", "workers", "worker_class", "timeout", "max_requests"):
+        assert timed[setting] == production[setting]
+    assert callable(timed["pre_request"]) and callable(timed["post_request"])
+
+
+def test_the_benchmarks_drop_only_databases_of_their_prefix():
+    assert run.db("seed_60") == f"{run.PREFIX}_seed_60"
+    assert run._own(run.db("load")) == run.db("load")
+    with pytest.raises(ValueError):
+        run._own("edc_shared_600")
+
+
+on_postgres = pytest.mark.skipif(connection.vendor != "postgresql",
+                                 reason="load.py reads the database with psycopg")
+
+
+@on_postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_load_plan_leaves_out_locked_subjects_and_only_them(site, nurse):
+    """A lock of one subject (which names its site too) keeps the simulated users off that
+    subject, not off every subject of the site; a lock of the site keeps them off all."""
+    from edc.roles import Role
+    from forms import locks
+    from forms.models import LockScope, VitalSigns
+    from tests.factories import UserFactory, randomized_subject
+
+    manager = UserFactory(username="dm", role=Role.DATA_MANAGER, sites=[site])
+    subjects = [randomized_subject(site=site, user=nurse) for _ in range(3)]
+    for subject in subjects:
+        visit = subject.visits.order_by("sequence").last()
+        visit.actual_date = visit.planned_date
+        visit.save()
+        VitalSigns(subject=subject, visit=visit, status="complete", heart_rate=70).save()
+    locks.lock_create(user=manager, scope=LockScope.SUBJECT, target=subjects[0],
+                      reason="Casebook complete")
+    settings = connection.settings_dict
+    url = (f"postgres://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:"
+           f"{settings['PORT'] or 5432}/{settings['NAME']}")
+    planned = {s["subject"] for u in load.load_plan(url, 2)["users"] for s in u["subjects"]}
+    assert planned == {subjects[1].pk, subjects[2].pk}
+    locks.lock_create(user=manager, scope=LockScope.SITE, target=site, reason="Site closed")
+    with pytest.raises(ValueError, match="0 found"):
+        load.load_plan(url, 2)
+
+
+def test_gunicorn_loads_the_application_before_forking_its_workers(monkeypatch):
+    """A worker starts with the URL configuration already imported (in the master, once)
+    instead of importing it during its first user's request, and opens its own connection."""
+    monkeypatch.delenv("GUNICORN_PRELOAD", raising=False)
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert config["preload_app"] is True
+    config["when_ready"](None)
+    config["pre_fork"](None, None)
+    monkeypatch.setenv("GUNICORN_PRELOAD", "0")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["preload_app"] is False
+
+
+def test_a_kept_reminder_schedule_stays_valid_in_a_later_week():
+    """The schedule (minutes to build) is rebuilt when the schema or its code changes, not
+    every week: the jobs run as of the time it was built."""
+    import time_machine
+
+    with time_machine.travel("2026-11-30 10:00Z"):
+        now = run.reminders_key()
+    with time_machine.travel("2027-03-01 10:00Z"):
+        assert run.reminders_key() == now
+
+
+@pytest.mark.django_db
+def test_the_reminder_jobs_run_as_of_the_time_the_schedule_was_built():
+    import random
+
+    import time_machine
+
+    from benchmarks import reminders
+    from visits.models import Visit
+
+    assert reminders.build_clock() is None
+    with time_machine.travel("2026-06-01 08:00Z", tick=False) as traveller:
+        reminders.grow_to(15, random.Random(1))  # noqa: S311 - test data
+        traveller.shift(3600)
+        built = timezone.now()
+        last = Visit.objects.order_by("pk").last()
+        last.save()  # the schedule's last write
+    assert reminders.build_clock() == built
