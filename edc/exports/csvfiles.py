@@ -4,6 +4,7 @@ times ("Z"), booleans as 1/0, empty cells for missing values."""
 
 import csv
 import datetime as dt
+import io
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -86,3 +87,42 @@ def write_codebook_csv(path: Path, entries: list[Entry]) -> int:
         for entry in entries:
             writer.writerow(["" if c is None else c for c in entry.cells()])
     return len(entries)
+
+
+def write_csv_blocks(path: Path, dataset: Dataset, blocks: Iterable[bytes]) -> int:
+    """A CSV file whose data lines come written already (by PostgreSQL's ``COPY … (FORMAT
+    csv)``, which quotes as the ``csv`` module does here: fields holding a comma, a quote, CR
+    or LF) with LF line ends: the header as :func:`write_csv` writes it, then the lines with
+    CRLF ends, as :func:`write_csv` ends them. Returns the number of data lines."""
+    with open(path, "wb") as stream:
+        stream.write((_header_line(dataset) + "\r\n").encode("utf-8"))
+        count, quoted = 0, False
+        for block in blocks:
+            block, lines, quoted = crlf(block, quoted)
+            stream.write(block)
+            count += lines
+    return count
+
+
+def _header_line(dataset: Dataset) -> str:
+    """The header line as :func:`write_csv` writes it, without its line end."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(header(dataset))
+    return buffer.getvalue()
+
+
+def crlf(block: bytes, quoted: bool) -> tuple[bytes, int, bool]:
+    """``block`` of CSV text with its line ends (LF outside quotes) made CRLF, the number of
+    line ends, and whether the block ends inside a quoted field (``quoted``: it began so). A
+    line break inside a quoted field stays as it is."""
+    if b'"' not in block and not quoted:
+        return block.replace(b"\n", b"\r\n"), block.count(b"\n"), False
+    pieces = block.split(b'"')
+    lines = 0
+    # Pieces alternate outside and inside quotes ("" inside a field is an empty piece
+    # between two quotes, which keeps the alternation).
+    first = 1 if quoted else 0
+    for index in range(first, len(pieces), 2):
+        lines += pieces[index].count(b"\n")
+        pieces[index] = pieces[index].replace(b"\n", b"\r\n")
+    return b'"'.join(pieces), lines, quoted ^ bool((len(pieces) - 1) % 2)
