@@ -5,7 +5,7 @@ times ("Z"), booleans as 1/0, empty cells for missing values."""
 import csv
 import datetime as dt
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -97,11 +97,26 @@ def write_csv_blocks(path: Path, dataset: Dataset, blocks: Iterable[bytes]) -> i
     with open(path, "wb") as stream:
         stream.write((_header_line(dataset) + "\r\n").encode("utf-8"))
         count, quoted = 0, False
-        for block in blocks:
+        for block in _joined(blocks):
             block, lines, quoted = crlf(block, quoted)
             stream.write(block)
             count += lines
     return count
+
+
+def _joined(blocks: Iterable[bytes], size: int = 1 << 18) -> Iterator[bytes]:
+    """``blocks`` gathered into pieces of about ``size`` bytes: ``COPY`` hands over one line
+    at a time, and each piece costs a few Python calls."""
+    gathered: list[bytes] = []
+    length = 0
+    for block in blocks:
+        gathered.append(block)
+        length += len(block)
+        if length >= size:
+            yield b"".join(gathered)
+            gathered, length = [], 0
+    if gathered:
+        yield b"".join(gathered)
 
 
 def _header_line(dataset: Dataset) -> str:

@@ -57,8 +57,7 @@ def audit_trail_blocks(dataset: Dataset, context: ExportContext) -> Iterator[byt
             continue
         statement, params = _statement(source, dataset, subjects, subject_ids, until, maps)
         with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
-            for block in copy:
-                yield bytes(block)
+            yield from copy
 
 
 class _Maps:
@@ -69,7 +68,7 @@ class _Maps:
                                 ensure_ascii=False)
         self.visits = json.dumps({str(pk): label for pk, label in lookup.visits.items()},
                                  ensure_ascii=False)
-        self.subjects = json.dumps({str(pk): s.label for pk, s in lookup.subjects.items()},
+        self.subjects = json.dumps({str(pk): named.label for pk, named in lookup.subjects.items()},
                                    ensure_ascii=False)
         self.queries = json.dumps(
             {str(pk): f"{q.crf_code or gettext('visit')}.{q.field_name}"
@@ -157,7 +156,7 @@ def _display(sql: str, f: models.Field, params: _Params, maps: _Maps) -> str:
         return (f"CASE WHEN {sql} THEN {params.add(gettext('Yes'))} "
                 f"WHEN NOT {sql} THEN {params.add(gettext('No'))} END")
     elif isinstance(f, models.DateTimeField):
-        local = f"({sql} AT TIME ZONE s.zone)"
+        local = f"({sql} AT TIME ZONE h.s_zone)"
         offset = f"({local} - ({sql} AT TIME ZONE 'UTC'))"
         text = (f"to_char({local}, 'YYYY-MM-DD HH24:MI:SS') || CASE WHEN {offset} < "
                 f"interval '0' THEN '-' || to_char(-{offset}, 'HH24:MI') ELSE '+' || "
@@ -190,31 +189,31 @@ def _describe(source, params: _Params, maps: _Maps) -> str:
     model = source.model
     dot = params.add(" · ")
     if model is Subject:
-        return "s.label"
+        return "h.s_label"
     if model is Visit:
-        return f"s.label || {dot} || " + _visit_label("h.id", params, maps)
+        return f"h.s_label || {dot} || " + _visit_label("h.id", params, maps)
     if model in CRF_MODELS.values():
-        return (f"s.label || CASE WHEN h.visit_id IS NULL THEN '' ELSE {dot} || "
+        return (f"h.s_label || CASE WHEN h.visit_id IS NULL THEN '' ELSE {dot} || "
                 f"{_visit_label('h.visit_id', params, maps)} END || {dot} || "
                 f"{params.add(capfirst(str(source.label)) + ' #')} || h.id")
     if model is Query:
         where = (f"COALESCE(NULLIF(h.crf_code, ''), {params.add(gettext('visit'))}) || '.' "
                  "|| h.field_name")
-        return f"s.label || {dot} || " + _template(
+        return f"h.s_label || {dot} || " + _template(
             gettext("query #%(pk)s on %(item)s"), {"pk": "h.id::text", "item": where}, params)
     if model is QueryMessage:
         where = f"COALESCE({params.add(maps.queries, '::jsonb')} ->> h.query_id::text, '?')"
-        return f"s.label || {dot} || " + _template(
+        return f"h.s_label || {dot} || " + _template(
             gettext("query #%(pk)s on %(item)s"), {"pk": "h.query_id::text", "item": where},
             params)
     if model is KitAssignment:
-        return f"s.label || {dot} || " + _template(
+        return f"h.s_label || {dot} || " + _template(
             gettext("infusion %(n)s"), {"n": "COALESCE(h.infusion_number::text, 'None')"},
             params)
     if model is RandomizationSlot:
-        return (f"s.label || CASE WHEN COALESCE(h.randomization_number, '') = '' THEN '' "
+        return (f"h.s_label || CASE WHEN COALESCE(h.randomization_number, '') = '' THEN '' "
                 f"ELSE {dot} || h.randomization_number END")
-    return f"s.label || {dot} || {params.add(capfirst(str(source.label)) + ' #')} || h.id"
+    return f"h.s_label || {dot} || {params.add(capfirst(str(source.label)) + ' #')} || h.id"
 
 
 def _visit_label(column: str, params: _Params, maps: _Maps) -> str:
@@ -222,14 +221,16 @@ def _visit_label(column: str, params: _Params, maps: _Maps) -> str:
             f"{params.add(gettext('visit') + ' #')} || {column})")
 
 
+_SUBJECT_COLUMNS = ("pk", "label", "zone", "sn", "sid", "skey", "site", "ref")
+_ORDER = "h.audit_first_date, h.audit_first_id, h.history_date, h.history_id"
 _ACTION = "CASE h.history_type WHEN '+' THEN 'created' WHEN '~' THEN 'changed' ELSE 'deleted' END"
 _UTC = "(h.history_date AT TIME ZONE 'UTC')"
 # Python's ``isoformat``: microseconds only when there are some.
 _TIME = (f"to_char({_UTC}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', "
          f"{_UTC}) = {_UTC} THEN '' ELSE to_char({_UTC}, '.US') END || 'Z'")
-_STUDY_DAY = ("CASE WHEN (h.history_date AT TIME ZONE s.zone)::date >= s.ref THEN "
-              "(h.history_date AT TIME ZONE s.zone)::date - s.ref + 1 ELSE "
-              "(h.history_date AT TIME ZONE s.zone)::date - s.ref END")
+_STUDY_DAY = ("CASE WHEN (h.history_date AT TIME ZONE h.s_zone)::date >= h.s_ref THEN "
+              "(h.history_date AT TIME ZONE h.s_zone)::date - h.s_ref + 1 ELSE "
+              "(h.history_date AT TIME ZONE h.s_zone)::date - h.s_ref END")
 
 
 def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids: list[int],
@@ -295,8 +296,8 @@ def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids
             news.append(f"WHEN {i} THEN CASE WHEN h.history_type <> '-' THEN {shown} END")
     kinds = {v.name: v.type for v in dataset.variables}
     cells = {
-        "screening_number": "s.sn", "subject_id": "s.sid", "subject_key": "s.skey",
-        "site": "s.site", "action": _ACTION, "record_id": "h.id", "field": "c.field",
+        "screening_number": "h.s_sn", "subject_id": "h.s_sid", "subject_key": "h.s_skey",
+        "site": "h.s_site", "action": _ACTION, "record_id": "h.id", "field": "c.field",
         "reason": "NULLIF(h.history_change_reason, '')",
     }
     select = []
@@ -324,14 +325,17 @@ def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids
         *(params.add([info[k] for _, info in rows], "::text[]") for k in range(6)),
         params.add([info[6] for _, info in rows], "::date[]"),
     ])
-    statement = (
-        f"COPY (SELECT {', '.join(select)} FROM ({inner}) h "  # noqa: S608
-        f"JOIN unnest({unnest}) AS s(pk, label, zone, sn, sid, skey, site, ref) "
+    # The records' rows in the trail's order, with their subjects; the fields are unnested
+    # after, so the final sort only orders each row's changed fields (an incremental sort).
+    ordered = (
+        f"SELECT h.*, {', '.join(f's.{c} AS s_{c}' for c in _SUBJECT_COLUMNS)} "  # noqa: S608
+        f"FROM ({inner}) h JOIN unnest({unnest}) AS s({', '.join(_SUBJECT_COLUMNS)}) "
         "ON s.pk = h.audit_subjects[cardinality(h.audit_subjects)] "
+        f"{'WHERE ' + ' AND '.join(outer) if outer else ''} ORDER BY {_ORDER}")
+    statement = (
+        f"COPY (SELECT {', '.join(select)} FROM ({ordered}) h "  # noqa: S608
         f"CROSS JOIN LATERAL (VALUES {', '.join(changes)}) AS c(position, field, changed) "
-        f"WHERE {' AND '.join(['c.changed', *outer])} "
-        "ORDER BY h.audit_first_date, h.audit_first_id, h.history_date, h.history_id, c.position"
-        ") TO STDOUT (FORMAT csv)")
+        f"WHERE c.changed ORDER BY {_ORDER}, c.position) TO STDOUT (FORMAT csv)")
     return statement, params.values
 
 
