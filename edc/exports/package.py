@@ -266,8 +266,9 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
     try:
         for dataset in chosen:
             progress(done, total, dataset.name)
-            if not spooled and dataset.name in sql.CSV_BUILDERS and sql.available():
-                # PostgreSQL writes this dataset's CSV lines itself (``COPY``).
+            if ("csv" in request.formats and not spooled and dataset.name in sql.CSV_BUILDERS
+                    and sql.available()):
+                # CSV is this dataset's only reader: PostgreSQL writes its lines (``COPY``).
                 relative = f"csv/{dataset.name}.csv"
                 record(relative, csvfiles.write_csv_blocks(
                     work / relative, dataset, sql.CSV_BUILDERS[dataset.name](dataset, context)))

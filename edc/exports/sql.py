@@ -26,7 +26,7 @@ from django.db import connection, models
 from django.utils.text import capfirst
 from django.utils.translation import gettext
 
-from edc.exports.datasets import ExportContext
+from edc.exports.datasets import CHUNK, ExportContext
 from edc.exports.dictionary import Dataset, Profile
 from forms.models import CRF_MODELS
 from visits.models import KitAssignment, RandomizationSlot, Subject, Visit
@@ -39,6 +39,28 @@ def available() -> bool:
 def audit_trail_blocks(dataset: Dataset, context: ExportContext) -> Iterator[bytes]:
     """The audit trail's CSV lines (no header, LF line ends) as PostgreSQL writes them, in
     blocks: one ``COPY`` per audited model the exporter may read."""
+    for query in _queries(dataset, context, typed=False):
+        with connection.cursor() as cursor, cursor.cursor.copy(
+                f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+            yield from copy
+
+
+def audit_trail_rows(dataset: Dataset, context: ExportContext) -> Iterator[tuple]:
+    """The audit trail's rows (tuples in the dataset's order, as
+    :func:`edc.exports.datasets.rows` gives them) read from a server-side cursor: the text
+    cells formatted by PostgreSQL, the time a ``datetime`` in UTC (a study day in a
+    de-identified export), the record id an ``int``."""
+    for query in _queries(dataset, context, typed=True):
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(query)
+            while block := cursor.fetchmany(CHUNK):
+                yield from block
+
+
+def _queries(dataset: Dataset, context: ExportContext, *, typed: bool) -> Iterator[str]:
+    """The trail's query for each audited model the exporter may read, its values bound."""
+    from psycopg import ClientCursor
+
     from forms import audit
 
     if not audit.may_view_audit(context.user):
@@ -55,9 +77,10 @@ def audit_trail_blocks(dataset: Dataset, context: ExportContext) -> Iterator[byt
         subjects = _subjects(source, context, lookup)
         if not subjects:
             continue
-        statement, params = _statement(source, dataset, subjects, subject_ids, until, maps)
-        with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
-            yield from copy
+        statement, params = _statement(source, dataset, subjects, subject_ids, until, maps,
+                                       typed=typed)
+        connection.ensure_connection()
+        yield ClientCursor(connection.connection).mogrify(statement, params)
 
 
 class _Maps:
@@ -234,8 +257,9 @@ _STUDY_DAY = ("CASE WHEN (h.history_date AT TIME ZONE h.s_zone)::date >= h.s_ref
 
 
 def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids: list[int],
-               until: dt.datetime | None, maps: _Maps) -> tuple[str, dict]:
-    """The ``COPY`` of one audited model's rows of the trail, and its parameters. The text
+               until: dt.datetime | None, maps: _Maps, *, typed: bool) -> tuple[str, dict]:
+    """The query of one audited model's rows of the trail, and its parameters (``typed``:
+    the time as a ``timestamptz``, else its CSV text). The text
     holds only names from the models' metadata (quoted) and SQL of this module; every value
     (labels, subjects, times) is a parameter."""
     from edc.exports.dictionary import INTEGER
@@ -305,7 +329,8 @@ def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids
         if name in cells:
             select.append(cells[name])
         elif name == "time":
-            select.append(_STUDY_DAY if kinds[name] == INTEGER else _TIME)
+            select.append(_STUDY_DAY if kinds[name] == INTEGER else
+                          "h.history_date" if typed else _TIME)
         elif name == "user":
             select.append(f"COALESCE({params.add(maps.users, '::jsonb')} ->> "
                           f"h.history_user_id::text, {params.add(gettext('system'))})")
@@ -333,9 +358,9 @@ def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids
         "ON s.pk = h.audit_subjects[cardinality(h.audit_subjects)] "
         f"{'WHERE ' + ' AND '.join(outer) if outer else ''} ORDER BY {_ORDER}")
     statement = (
-        f"COPY (SELECT {', '.join(select)} FROM ({ordered}) h "  # noqa: S608
+        f"SELECT {', '.join(select)} FROM ({ordered}) h "  # noqa: S608
         f"CROSS JOIN LATERAL (VALUES {', '.join(changes)}) AS c(position, field, changed) "
-        f"WHERE c.changed ORDER BY {_ORDER}, c.position) TO STDOUT (FORMAT csv)")
+        f"WHERE c.changed ORDER BY {_ORDER}, c.position")
     return statement, params.values
 
 

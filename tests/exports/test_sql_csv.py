@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from edc.exports import csvfiles, package, sql
+from edc.exports.datasets import ExportContext, rows
 from edc.exports.dictionary import Profile
 from edc.roles import Role
 from forms import queries, services
@@ -121,3 +122,23 @@ def test_line_ends_become_crlf_outside_quoted_fields_only():
         assert first + second == b'a,"x\ny",b\r\nc,"""q""\n",d\r\n\r\n"z"\r\n'
         assert count1 + count2 == 4
         assert not quoted
+
+
+@on_postgresql
+@pytest.mark.parametrize(("role", "profile", "as_of"), CASES,
+                         ids=["blinded", "deidentified", "unblinded", "as-of"])
+def test_postgresql_gives_the_audit_trail_rows_python_gives(trial, monkeypatch, role, profile,
+                                                            as_of):
+    """The rows every other format reads (``datasets.rows``): the same tuples, values and
+    types, from the database's query as from Python's diff."""
+    user = UserFactory(username="exporter", role=role)
+    context = ExportContext(user, profile, trial if as_of else None)
+    [trail] = [d for d in package._datasets(package.ExportRequest(user, ("csv",), profile))
+               if d.name == "audit_trail"]
+    by_database = list(rows(trail, context))
+    monkeypatch.setattr(sql, "available", lambda: False)
+    by_python = list(rows(trail, ExportContext(user, profile, trial if as_of else None)))
+    assert len(by_python) > 10
+    assert by_database == by_python
+    assert [tuple(map(type, row)) for row in by_database] == [
+        tuple(map(type, row)) for row in by_python]
