@@ -5,7 +5,7 @@ times ("Z"), booleans as 1/0, empty cells for missing values."""
 import csv
 import datetime as dt
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 
@@ -89,34 +89,18 @@ def write_codebook_csv(path: Path, entries: list[Entry]) -> int:
     return len(entries)
 
 
-def write_csv_blocks(path: Path, dataset: Dataset, blocks: Iterable[bytes]) -> int:
-    """A CSV file whose data lines come written already (by PostgreSQL's ``COPY … (FORMAT
-    csv)``, which quotes as the ``csv`` module does here: fields holding a comma, a quote, CR
-    or LF) with LF line ends: the header as :func:`write_csv` writes it, then the lines with
-    CRLF ends, as :func:`write_csv` ends them. Returns the number of data lines."""
-    with open(path, "wb") as stream:
-        stream.write((_header_line(dataset) + "\r\n").encode("utf-8"))
-        count, quoted = 0, False
-        for block in _joined(blocks):
-            block, lines, quoted = crlf(block, quoted)
-            stream.write(block)
+def write_csv_lines(path: Path, dataset: Dataset, pieces: Iterable[tuple[str, int]]) -> int:
+    """A CSV file whose data lines come written already, quoted as :func:`write_csv` quotes
+    and with its CRLF ends (by PostgreSQL: ``edc.exports.sql``), as pieces of text with the
+    number of lines each holds: the header as :func:`write_csv` writes it, then the pieces.
+    Returns the number of data lines."""
+    count = 0
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        stream.write(_header_line(dataset) + "\r\n")
+        for text, lines in pieces:
+            stream.write(text)
             count += lines
     return count
-
-
-def _joined(blocks: Iterable[bytes], size: int = 1 << 18) -> Iterator[bytes]:
-    """``blocks`` gathered into pieces of about ``size`` bytes: ``COPY`` hands over one line
-    at a time, and each piece costs a few Python calls."""
-    gathered: list[bytes] = []
-    length = 0
-    for block in blocks:
-        gathered.append(block)
-        length += len(block)
-        if length >= size:
-            yield b"".join(gathered)
-            gathered, length = [], 0
-    if gathered:
-        yield b"".join(gathered)
 
 
 def _header_line(dataset: Dataset) -> str:
@@ -124,20 +108,3 @@ def _header_line(dataset: Dataset) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="").writerow(header(dataset))
     return buffer.getvalue()
-
-
-def crlf(block: bytes, quoted: bool) -> tuple[bytes, int, bool]:
-    """``block`` of CSV text with its line ends (LF outside quotes) made CRLF, the number of
-    line ends, and whether the block ends inside a quoted field (``quoted``: it began so). A
-    line break inside a quoted field stays as it is."""
-    if b'"' not in block and not quoted:
-        return block.replace(b"\n", b"\r\n"), block.count(b"\n"), False
-    pieces = block.split(b'"')
-    lines = 0
-    # Pieces alternate outside and inside quotes ("" inside a field is an empty piece
-    # between two quotes, which keeps the alternation).
-    first = 1 if quoted else 0
-    for index in range(first, len(pieces), 2):
-        lines += pieces[index].count(b"\n")
-        pieces[index] = pieces[index].replace(b"\n", b"\r\n")
-    return b'"'.join(pieces), lines, quoted ^ bool((len(pieces) - 1) % 2)

@@ -268,9 +268,9 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
             progress(done, total, dataset.name)
             if ("csv" in request.formats and not spooled and dataset.name in sql.CSV_BUILDERS
                     and sql.available()):
-                # CSV is this dataset's only reader: PostgreSQL writes its lines (``COPY``).
+                # CSV is this dataset's only reader: PostgreSQL writes its lines.
                 relative = f"csv/{dataset.name}.csv"
-                record(relative, csvfiles.write_csv_blocks(
+                record(relative, csvfiles.write_csv_lines(
                     work / relative, dataset, sql.CSV_BUILDERS[dataset.name](dataset, context)))
                 done += 1
                 continue

@@ -1,20 +1,23 @@
-"""The audit-trail CSV file written by PostgreSQL itself (issue 15, item 4).
+"""The audit trail built by PostgreSQL (issue 15, item 4): its rows for every format, and
+for a CSV-only export the CSV lines themselves.
 
 The audit trail is most of an export's rows (one per changed field). Built in Python it costs
-a loop over every tracked field of every history row; here each history table is one
-``COPY (SELECT …) TO STDOUT (FORMAT csv)``: ``LAG`` over the table, partitioned by record and
-ordered by ``history_date, history_id``, gives each row its predecessor, a ``LATERAL
-(VALUES …)`` unnests the tracked fields and keeps those that changed (``IS DISTINCT FROM``),
-and the cells are formatted in SQL by the rules of :mod:`edc.exports.csvfiles` and
-:func:`forms.audit._display`. What only Python knows (labels of people, visits, subjects and
-code lists in the current language, the subjects' pseudonyms, sites and study-day references,
-who may see which site) is computed once and passed as parameters: ``jsonb`` maps and arrays.
+a loop over every tracked field of every history row; here each history table is one query:
+``LAG`` over the table, partitioned by record and ordered by ``history_date, history_id``,
+gives each row its predecessor, a ``LATERAL (VALUES …)`` unnests the tracked fields and keeps
+those that changed (``IS DISTINCT FROM``), and the cells are formatted in SQL by the rules of
+:mod:`edc.exports.csvfiles` and :func:`forms.audit._display`. What only Python knows (labels
+of people, visits, subjects and code lists in the current language, the subjects' pseudonyms,
+sites and study-day references, who may see which site) is computed once and bound into the
+query: ``jsonb`` maps and arrays.
+
+For CSV the query quotes the cells as Python's ``csv`` module does and joins the lines of each
+history row into one text (CRLF ends), so Python only writes texts: a few thousand fetched
+values instead of a Python object per cell.
 
 The rows, their order and every cell are those of the Python path
 (:func:`edc.exports.datasets.rows` over :func:`forms.audit.audit_rows_by_record`), which
-SQLite uses; ``tests/exports/test_sql_csv.py`` checks that both give the same bytes. Python's
-``csv`` module ends lines with CRLF and PostgreSQL with LF: :func:`crlf` turns the line ends
-(never a line break inside a quoted cell) into CRLF while the stream passes.
+SQLite uses; ``tests/exports/test_sql_csv.py`` checks that both give the same bytes and rows.
 """
 
 import datetime as dt
@@ -36,13 +39,15 @@ def available() -> bool:
     return connection.vendor == "postgresql"
 
 
-def audit_trail_blocks(dataset: Dataset, context: ExportContext) -> Iterator[bytes]:
-    """The audit trail's CSV lines (no header, LF line ends) as PostgreSQL writes them, in
-    blocks: one ``COPY`` per audited model the exporter may read."""
+def audit_trail_lines(dataset: Dataset, context: ExportContext) -> Iterator[tuple[str, int]]:
+    """The audit trail's CSV lines (CRLF ends, no header) as PostgreSQL writes them: pieces of
+    text with the number of lines each holds, the lines of one history row a piece (read a
+    block of pieces at a time from a server-side cursor)."""
     for query in _queries(dataset, context, typed=False):
-        with connection.cursor() as cursor, cursor.cursor.copy(
-                f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
-            yield from copy
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(query)
+            while block := cursor.fetchmany(CHUNK):
+                yield from block
 
 
 def audit_trail_rows(dataset: Dataset, context: ExportContext) -> Iterator[tuple]:
@@ -115,6 +120,18 @@ def _subjects(source, context: ExportContext, lookup) -> dict[int, tuple]:
         result[pk] = (named.label, site.time_zone, info.screening_number, info.subject_id,
                       info.key, info.site, info.reference)
     return result
+
+
+# A cell Python's ``csv`` module quotes (``QUOTE_MINIMAL``): one holding a comma, a quote, CR
+# or LF.
+_NEEDS_QUOTES = "E'[\",\\r\\n]'"
+
+
+def _csv_cell(sql: str) -> str:
+    """SQL: the text ``sql`` as a CSV cell, quoted as Python's ``csv`` module quotes; NULL is
+    an empty cell."""
+    return (f"COALESCE(CASE WHEN {sql} ~ {_NEEDS_QUOTES} THEN '\"' || replace({sql}, '\"', "
+            f"'\"\"') || '\"' ELSE {sql} END, '')")
 
 
 def _empty(sql: str, f: models.Field) -> str:
@@ -357,12 +374,28 @@ def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids
         f"FROM ({inner}) h JOIN unnest({unnest}) AS s({', '.join(_SUBJECT_COLUMNS)}) "
         "ON s.pk = h.audit_subjects[cardinality(h.audit_subjects)] "
         f"{'WHERE ' + ' AND '.join(outer) if outer else ''} ORDER BY {_ORDER}")
-    statement = (
-        f"SELECT {', '.join(select)} FROM ({ordered}) h "  # noqa: S608
-        f"CROSS JOIN LATERAL (VALUES {', '.join(changes)}) AS c(position, field, changed) "
-        f"WHERE c.changed ORDER BY {_ORDER}, c.position")
+    changed = f"(VALUES {', '.join(changes)}) AS c(position, field, changed)"
+    if typed:
+        statement = (
+            f"SELECT {', '.join(select)} FROM ({ordered}) h "  # noqa: S608
+            f"CROSS JOIN LATERAL {changed} WHERE c.changed ORDER BY {_ORDER}, c.position")
+    else:
+        # One text per history row: the CSV lines of its changed fields, quoted and joined
+        # here (the cells computed once each: OFFSET 0 keeps them from being inlined).
+        names = [f"v.c{i}" for i in range(len(select))]
+        quoted = " || ',' || ".join(map(_csv_cell, names))
+        plain = " || ',' || ".join(f"COALESCE({name}, '')" for name in names)
+        # Most lines need no quotes: one test of the whole line instead of one per cell.
+        line = (f"CASE WHEN concat({', '.join(names)}) ~ {_NEEDS_QUOTES} THEN {quoted} "
+                f"ELSE {plain} END")
+        cells = ", ".join(f"({expression})::text AS c{i}" for i, expression in enumerate(select))
+        statement = (
+            f"SELECT t.lines, t.count FROM ({ordered}) h CROSS JOIN LATERAL ("  # noqa: S608
+            f"SELECT string_agg({line} || E'\\r\\n', '' ORDER BY c.position) AS lines, "
+            f"count(*) AS count FROM {changed} CROSS JOIN LATERAL (SELECT {cells} OFFSET 0) v "
+            f"WHERE c.changed) t WHERE t.count > 0 ORDER BY {_ORDER}")
     return statement, params.values
 
 
-# Datasets whose CSV file PostgreSQL writes (``COPY``) when CSV is the export's only reader.
-CSV_BUILDERS = {"audit_trail": audit_trail_blocks}
+# Datasets whose CSV lines PostgreSQL writes when CSV is the export's only reader.
+CSV_BUILDERS = {"audit_trail": audit_trail_lines}

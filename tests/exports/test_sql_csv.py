@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from edc.exports import csvfiles, package, sql
+from edc.exports import package, sql
 from edc.exports.datasets import ExportContext, rows
 from edc.exports.dictionary import Profile
 from edc.roles import Role
@@ -111,17 +111,6 @@ def test_the_trail_carries_awkward_text_and_odd_time_zones(trial, tmp_path):
     assert AWKWARD.strip().replace('"', '""') in text
     assert "-03:30" in text and "+08:00" in text
     assert ",deleted," in text
-
-
-def test_line_ends_become_crlf_outside_quoted_fields_only():
-    """``crlf`` sees the CSV text in blocks that may cut a quoted field anywhere."""
-    lines = b'a,"x\ny",b\nc,"""q""\n",d\n\n"z"\n'
-    for cut in range(len(lines) + 1):
-        first, count1, quoted = csvfiles.crlf(lines[:cut], False)
-        second, count2, quoted = csvfiles.crlf(lines[cut:], quoted)
-        assert first + second == b'a,"x\ny",b\r\nc,"""q""\n",d\r\n\r\n"z"\r\n'
-        assert count1 + count2 == 4
-        assert not quoted
 
 
 @on_postgresql
