@@ -357,13 +357,6 @@ def _audit_trail(dataset: Dataset, context: ExportContext):
     keys = {source.key for source in SOURCES if source.gate in gates}
     if not may_view_audit(context.user):
         return
-    from edc.exports import sql
-
-    if sql.available():
-        # PostgreSQL builds the rows set-wise (``edc.exports.sql``): the same rows.
-        for row in sql.audit_trail_rows(dataset, context):
-            yield None, row
-        return
     until = context.as_of + dt.timedelta(microseconds=1) if context.as_of else None
     # A variable of neither kind would be empty: the last (None) of the combined values.
     order = (*_SUBJECT_COLUMNS, *_TRAIL_COLUMNS)

@@ -1,5 +1,4 @@
-"""The audit trail built by PostgreSQL (issue 15, item 4): its rows for every format, and
-for a CSV-only export the CSV lines themselves.
+"""The audit-trail CSV file of a CSV-only export, built by PostgreSQL (issue 15, item 4).
 
 The audit trail is most of an export's rows (one per changed field). Built in Python it costs
 a loop over every tracked field of every history row; here each history table is one query:
@@ -11,13 +10,18 @@ of people, visits, subjects and code lists in the current language, the subjects
 sites and study-day references, who may see which site) is computed once and bound into the
 query: ``jsonb`` maps and arrays.
 
-For CSV the query quotes the cells as Python's ``csv`` module does and joins the lines of each
-history row into one text (CRLF ends), so Python only writes texts: a few thousand fetched
-values instead of a Python object per cell.
+The query quotes the cells as Python's ``csv`` module does and joins the lines of each history
+row into one text (CRLF ends), so Python only writes texts: a few thousand fetched values
+instead of a Python object per cell. The cells of the history row (time, user, record, …) are
+computed once per row, not once per changed field.
+
+The rows other formats read stay Python's (:func:`forms.audit.audit_rows_by_record`): the
+same query returning typed rows cost PostgreSQL more than it saved Python, whose time there is
+loading the values, not diffing them (measured at 60 subjects).
 
 The rows, their order and every cell are those of the Python path
 (:func:`edc.exports.datasets.rows` over :func:`forms.audit.audit_rows_by_record`), which
-SQLite uses; ``tests/exports/test_sql_csv.py`` checks that both give the same bytes and rows.
+SQLite uses; ``tests/exports/test_sql_csv.py`` checks that both give the same bytes.
 """
 
 import datetime as dt
@@ -43,26 +47,14 @@ def audit_trail_lines(dataset: Dataset, context: ExportContext) -> Iterator[tupl
     """The audit trail's CSV lines (CRLF ends, no header) as PostgreSQL writes them: pieces of
     text with the number of lines each holds, the lines of one history row a piece (read a
     block of pieces at a time from a server-side cursor)."""
-    for query in _queries(dataset, context, typed=False):
+    for query in _queries(dataset, context):
         with connection.chunked_cursor() as cursor:
             cursor.execute(query)
             while block := cursor.fetchmany(CHUNK):
                 yield from block
 
 
-def audit_trail_rows(dataset: Dataset, context: ExportContext) -> Iterator[tuple]:
-    """The audit trail's rows (tuples in the dataset's order, as
-    :func:`edc.exports.datasets.rows` gives them) read from a server-side cursor: the text
-    cells formatted by PostgreSQL, the time a ``datetime`` in UTC (a study day in a
-    de-identified export), the record id an ``int``."""
-    for query in _queries(dataset, context, typed=True):
-        with connection.chunked_cursor() as cursor:
-            cursor.execute(query)
-            while block := cursor.fetchmany(CHUNK):
-                yield from block
-
-
-def _queries(dataset: Dataset, context: ExportContext, *, typed: bool) -> Iterator[str]:
+def _queries(dataset: Dataset, context: ExportContext) -> Iterator[str]:
     """The trail's query for each audited model the exporter may read, its values bound."""
     from psycopg import ClientCursor
 
@@ -88,8 +80,7 @@ def _queries(dataset: Dataset, context: ExportContext, *, typed: bool) -> Iterat
         subjects = _subjects(source, context, lookup)
         if not subjects:
             continue
-        statement, params = _statement(source, dataset, subjects, subject_ids, until, maps,
-                                       typed=typed)
+        statement, params = _statement(source, dataset, subjects, subject_ids, until, maps)
         connection.ensure_connection()
         yield ClientCursor(connection.connection).mogrify(statement, params)
 
@@ -280,10 +271,10 @@ _STUDY_DAY = ("CASE WHEN (h.history_date AT TIME ZONE h.s_zone)::date >= h.s_ref
 
 
 def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids: list[int],
-               until: dt.datetime | None, maps: _Maps, *, typed: bool) -> tuple[str, dict]:
-    """The query of one audited model's rows of the trail, and its parameters (``typed``:
-    the time as a ``timestamptz``, else its CSV text). The text
-    holds only names from the models' metadata (quoted) and SQL of this module; every value
+               until: dt.datetime | None, maps: _Maps) -> tuple[str, dict]:
+    """The query of one audited model's part of the trail, as (CSV text of a history row's
+    changed fields, number of lines) in the trail's order, and its parameters. The text holds
+    only names from the models' metadata (quoted) and SQL of this module; every value
     (labels, subjects, times) is a parameter."""
     from edc.exports.dictionary import INTEGER
     from forms.audit import ALLOCATION, _fields, _text
@@ -347,59 +338,62 @@ def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids
         "site": "h.s_site", "action": _ACTION, "record_id": "h.id", "field": "c.field",
         "reason": "NULLIF(h.history_change_reason, '')",
     }
-    select = []
+    # Cells of the history row (computed once per row, not once per changed field) and cells
+    # of the changed field, in the dataset's order.
+    select: list[tuple[bool, str]] = []
     for name in dataset.names:
-        if name in cells:
-            select.append(cells[name])
-        elif name == "time":
-            select.append(_STUDY_DAY if kinds[name] == INTEGER else
-                          "h.history_date" if typed else _TIME)
-        elif name == "user":
-            select.append(f"COALESCE({params.add(maps.users, '::jsonb')} ->> "
-                          f"h.history_user_id::text, {params.add(gettext('system'))})")
-        elif name == "record_type":
-            select.append(params.add(_text(source.label)))
-        elif name == "record":
-            select.append(_describe(source, params, maps))
+        if name == "field":
+            select.append((False, "c.field"))
         elif name == "old_value":
-            select.append(f"CASE c.position {' '.join(olds)} END")
+            select.append((False, f"CASE c.position {' '.join(olds)} END"))
         elif name == "new_value":
-            select.append(f"CASE c.position {' '.join(news)} END")
+            select.append((False, f"CASE c.position {' '.join(news)} END"))
+        elif name in cells:
+            select.append((True, cells[name]))
+        elif name == "time":
+            select.append((True, _STUDY_DAY if kinds[name] == INTEGER else _TIME))
+        elif name == "user":
+            select.append((True, f"COALESCE({params.add(maps.users, '::jsonb')} ->> "
+                                 f"h.history_user_id::text, {params.add(gettext('system'))})"))
+        elif name == "record_type":
+            select.append((True, params.add(_text(source.label))))
+        elif name == "record":
+            select.append((True, _describe(source, params, maps)))
         else:
-            select.append("NULL")
+            select.append((True, "NULL"))
     rows = list(subjects.items())
     unnest = ", ".join([
         params.add([pk for pk, _ in rows], "::int[]"),
         *(params.add([info[k] for _, info in rows], "::text[]") for k in range(6)),
         params.add([info[6] for _, info in rows], "::date[]"),
     ])
-    # The records' rows in the trail's order, with their subjects; the fields are unnested
-    # after, so the final sort only orders each row's changed fields (an incremental sort).
+    # The records' rows in the trail's order, with their subjects and their own cells (CSV
+    # text); the fields are unnested after, and the lines of each row joined into one text.
     ordered = (
         f"SELECT h.*, {', '.join(f's.{c} AS s_{c}' for c in _SUBJECT_COLUMNS)} "  # noqa: S608
         f"FROM ({inner}) h JOIN unnest({unnest}) AS s({', '.join(_SUBJECT_COLUMNS)}) "
         "ON s.pk = h.audit_subjects[cardinality(h.audit_subjects)] "
         f"{'WHERE ' + ' AND '.join(outer) if outer else ''} ORDER BY {_ORDER}")
-    changed = f"(VALUES {', '.join(changes)}) AS c(position, field, changed)"
-    if typed:
-        statement = (
-            f"SELECT {', '.join(select)} FROM ({ordered}) h "  # noqa: S608
-            f"CROSS JOIN LATERAL {changed} WHERE c.changed ORDER BY {_ORDER}, c.position")
-    else:
-        # One text per history row: the CSV lines of its changed fields, quoted and joined
-        # here (the cells computed once each: OFFSET 0 keeps them from being inlined).
-        names = [f"v.c{i}" for i in range(len(select))]
-        quoted = " || ',' || ".join(map(_csv_cell, names))
-        plain = " || ',' || ".join(f"COALESCE({name}, '')" for name in names)
-        # Most lines need no quotes: one test of the whole line instead of one per cell.
-        line = (f"CASE WHEN concat({', '.join(names)}) ~ {_NEEDS_QUOTES} THEN {quoted} "
-                f"ELSE {plain} END")
-        cells = ", ".join(f"({expression})::text AS c{i}" for i, expression in enumerate(select))
-        statement = (
-            f"SELECT t.lines, t.count FROM ({ordered}) h CROSS JOIN LATERAL ("  # noqa: S608
-            f"SELECT string_agg({line} || E'\\r\\n', '' ORDER BY c.position) AS lines, "
-            f"count(*) AS count FROM {changed} CROSS JOIN LATERAL (SELECT {cells} OFFSET 0) v "
-            f"WHERE c.changed) t WHERE t.count > 0 ORDER BY {_ORDER}")
+    own = ", ".join(f"{_csv_cell(f'({sql})::text')} AS audit_cell{i}"
+                    for i, (per_row, sql) in enumerate(select) if per_row)
+    described = f"SELECT h.*, {own or 'NULL'} FROM ({ordered}) h ORDER BY {_ORDER}"  # noqa: S608
+    fields = [(i, sql) for i, (per_row, sql) in enumerate(select) if not per_row]
+    values = ", ".join(f"({sql})::text AS c{i}" for i, sql in fields)
+    test = ", ".join(f"v.c{i}" for i, _sql in fields) or "''"
+    quoted = " || ',' || ".join(
+        f"h.audit_cell{i}" if per_row else _csv_cell(f"v.c{i}")
+        for i, (per_row, _sql) in enumerate(select))
+    plain = " || ',' || ".join(
+        f"h.audit_cell{i}" if per_row else f"COALESCE(v.c{i}, '')"
+        for i, (per_row, _sql) in enumerate(select))
+    statement = (
+        f"SELECT t.lines, t.count FROM ({described}) h CROSS JOIN LATERAL ("  # noqa: S608
+        # Most changed fields need no quotes: one test of their cells, not one per cell.
+        f"SELECT string_agg(CASE WHEN concat({test}) ~ {_NEEDS_QUOTES} "
+        f"THEN {quoted} ELSE {plain} END || E'\\r\\n', '' ORDER BY c.position) AS lines, "
+        f"count(*) AS count FROM (VALUES {', '.join(changes)}) AS c(position, field, changed) "
+        f"CROSS JOIN LATERAL (SELECT {values or 'NULL'} OFFSET 0) v WHERE c.changed) t "
+        f"WHERE t.count > 0 ORDER BY {_ORDER}")
     return statement, params.values
 
 

@@ -13,7 +13,6 @@ from django.db import connection
 from django.utils import timezone
 
 from edc.exports import package, sql
-from edc.exports.datasets import ExportContext, rows
 from edc.exports.dictionary import Profile
 from edc.roles import Role
 from forms import queries, services
@@ -111,23 +110,3 @@ def test_the_trail_carries_awkward_text_and_odd_time_zones(trial, tmp_path):
     assert AWKWARD.strip().replace('"', '""') in text
     assert "-03:30" in text and "+08:00" in text
     assert ",deleted," in text
-
-
-@on_postgresql
-@pytest.mark.parametrize(("role", "profile", "as_of"), CASES,
-                         ids=["blinded", "deidentified", "unblinded", "as-of"])
-def test_postgresql_gives_the_audit_trail_rows_python_gives(trial, monkeypatch, role, profile,
-                                                            as_of):
-    """The rows every other format reads (``datasets.rows``): the same tuples, values and
-    types, from the database's query as from Python's diff."""
-    user = UserFactory(username="exporter", role=role)
-    context = ExportContext(user, profile, trial if as_of else None)
-    [trail] = [d for d in package._datasets(package.ExportRequest(user, ("csv",), profile))
-               if d.name == "audit_trail"]
-    by_database = list(rows(trail, context))
-    monkeypatch.setattr(sql, "available", lambda: False)
-    by_python = list(rows(trail, ExportContext(user, profile, trial if as_of else None)))
-    assert len(by_python) > 10
-    assert by_database == by_python
-    assert [tuple(map(type, row)) for row in by_database] == [
-        tuple(map(type, row)) for row in by_python]
