@@ -33,10 +33,13 @@ from django.db import connection, models
 from django.utils.text import capfirst
 from django.utils.translation import gettext
 
-from edc.exports.datasets import CHUNK, ExportContext
+from edc.exports.datasets import ExportContext
 from edc.exports.dictionary import Dataset, Profile
 from forms.models import CRF_MODELS
 from visits.models import KitAssignment, RandomizationSlot, Subject, Visit
+
+# History rows' texts fetched at a time: a created form's text is a few kB (a line per item).
+PIECES = 256
 
 
 def available() -> bool:
@@ -50,7 +53,7 @@ def audit_trail_lines(dataset: Dataset, context: ExportContext) -> Iterator[tupl
     for query in _queries(dataset, context):
         with connection.chunked_cursor() as cursor:
             cursor.execute(query)
-            while block := cursor.fetchmany(CHUNK):
+            while block := cursor.fetchmany(PIECES):
                 yield from block
 
 
