@@ -4,6 +4,7 @@ times ("Z"), booleans as 1/0, empty cells for missing values."""
 
 import csv
 import datetime as dt
+import io
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -86,3 +87,24 @@ def write_codebook_csv(path: Path, entries: list[Entry]) -> int:
         for entry in entries:
             writer.writerow(["" if c is None else c for c in entry.cells()])
     return len(entries)
+
+
+def write_csv_lines(path: Path, dataset: Dataset, pieces: Iterable[tuple[str, int]]) -> int:
+    """A CSV file whose data lines come written already, quoted as :func:`write_csv` quotes
+    and with its CRLF ends (by PostgreSQL: ``edc.exports.sql``), as pieces of text with the
+    number of lines each holds: the header as :func:`write_csv` writes it, then the pieces.
+    Returns the number of data lines."""
+    count = 0
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        stream.write(_header_line(dataset) + "\r\n")
+        for text, lines in pieces:
+            stream.write(text)
+            count += lines
+    return count
+
+
+def _header_line(dataset: Dataset) -> str:
+    """The header line as :func:`write_csv` writes it, without its line end."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(header(dataset))
+    return buffer.getvalue()

@@ -41,7 +41,7 @@ from django.utils.translation import gettext
 
 from edc import protocol
 from edc.audit import audit_event
-from edc.exports import codebook, csvfiles
+from edc.exports import codebook, csvfiles, sql
 from edc.exports.datasets import ExportContext, keyed_rows, rows
 from edc.exports.dictionary import PROFILE_LABELS, Profile, audit_scope, datasets
 from edc.exports.escape import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
@@ -266,6 +266,14 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
     try:
         for dataset in chosen:
             progress(done, total, dataset.name)
+            if ("csv" in request.formats and not spooled and dataset.name in sql.CSV_BUILDERS
+                    and sql.available()):
+                # CSV is this dataset's only reader: PostgreSQL writes its lines.
+                relative = f"csv/{dataset.name}.csv"
+                record(relative, csvfiles.write_csv_lines(
+                    work / relative, dataset, sql.CSV_BUILDERS[dataset.name](dataset, context)))
+                done += 1
+                continue
             if spooled:
                 table = spools[dataset.name] = Spool(work, keyed_rows(dataset, context))
             else:
