@@ -401,12 +401,18 @@ def context_sites(user: User) -> list[str]:
                 .values_list("code", flat=True))
 
 
+# Files compressed by their own format (an Excel package is a zip, SPSS .sav holds zlib
+# blocks, R .rds is gzip): deflating them again costs time and saves nothing.
+COMPRESSED_SUFFIXES = (".xlsx", ".sav", ".rds")
+
+
 def _zip(work: Path, names: list[str], destination: Path, stamp: dt.datetime) -> None:
     date_time = stamp.astimezone(dt.UTC).timetuple()[:6]
     with zipfile.ZipFile(destination, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(names):
             info = zipfile.ZipInfo(name, date_time=date_time)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = (zipfile.ZIP_STORED if name.endswith(COMPRESSED_SUFFIXES)
+                                  else zipfile.ZIP_DEFLATED)
             info.external_attr = 0o644 << 16
             with open(work / name, "rb") as source, archive.open(info, "w") as target:
                 while block := source.read(1 << 20):

@@ -182,6 +182,18 @@ def test_two_exports_of_the_same_data_are_byte_identical(trial, data_manager, tm
     assert AuditEvent.objects.filter(action=AuditAction.EXPORTED).count() == 2
 
 
+def test_files_compressed_by_their_format_are_stored_and_the_rest_deflated(
+        trial, data_manager, tmp_path):
+    result = build(data_manager, tmp_path, formats=("csv", "xlsx", "sav", "rds"))
+    with zipfile.ZipFile(result.path) as archive:
+        kinds = {info.filename: info.compress_type for info in archive.infolist()}
+        assert archive.testzip() is None
+    assert {kinds[n] for n in kinds if n.endswith((".xlsx", ".sav", ".rds"))} == {
+        zipfile.ZIP_STORED}
+    assert {kinds[n] for n in kinds if n.endswith((".csv", ".json", ".html"))} == {
+        zipfile.ZIP_DEFLATED}
+
+
 def test_an_export_as_of_a_past_time_shows_the_data_as_they_stood(
     trial, nurse, data_manager, tmp_path
 ):
