@@ -33,6 +33,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,6 +45,7 @@ from django.db.models.signals import post_save
 from django.test.utils import override_settings
 
 from edc import protocol
+from edc.audit import chain_batch
 from edc.models import Site, User
 from edc.roles import Role
 from forms import derivations
@@ -172,6 +174,17 @@ REASONS_FOR_CHANGE = (
     "Value re-checked in the hospital record",
     "Corrected after source data review",
 )
+
+
+def _subject_block() -> ExitStack:
+    """A transaction of a subject's run whose history rows are linked in the audit chain
+    together when it ends (``edc.audit.chain_batch``: per table one locking read of the
+    chain's head and one INSERT of the links, not two statements per row). Closed in reverse:
+    the links are written before the transaction commits."""
+    block = ExitStack()
+    block.enter_context(transaction.atomic())
+    block.enter_context(chain_batch())
+    return block
 
 
 # --- The plan: who is screened when, and what becomes of them --------------------------------
@@ -505,8 +518,7 @@ class SubjectRun:
             self.queries_raised = True
 
     def _run_queue(self) -> None:
-        block = transaction.atomic()
-        block.__enter__()
+        block = _subject_block()
         try:
             while self._queue:
                 moment, _n, action, args = heapq.heappop(self._queue)
@@ -524,8 +536,7 @@ class SubjectRun:
                                    f"{action.__name__} at {moment.isoformat()}")
                     raise
                 if block is None:
-                    block = transaction.atomic()
-                    block.__enter__()
+                    block = _subject_block()
                     # The subject as this new transaction reads it (see save()).
                     self.subject = Subject.objects.select_related("site").get(
                         pk=self.subject.pk)
