@@ -180,6 +180,14 @@ def test_errors_are_announced_beside_their_field(page, trial):
     assert page.evaluate(STRUCTURE) == []
 
 
+def open_matrix(page) -> None:
+    """Follow the header's link to the subject matrix and wait until the matrix has loaded
+    (measuring right after the click measured the page being left, or no page at all)."""
+    page.get_by_role("link", name="Subject matrix").click()
+    page.wait_for_url("**/casebook/matrix/**")
+    page.wait_for_load_state()
+
+
 def test_the_crf_form_and_the_matrix_fit_a_tablet(page, trial):
     subject = trial
     page.set_viewport_size({"width": 768, "height": 1024})
@@ -189,14 +197,14 @@ def test_the_crf_form_and_the_matrix_fit_a_tablet(page, trial):
     page.get_by_role("button", name="Save draft").click()
     page.get_by_text("1 query").wait_for()
     overflow = {"CRF form": page.evaluate(OVERFLOW)}
-    page.get_by_role("link", name="Subject matrix").click()
+    open_matrix(page)
     overflow["matrix"] = page.evaluate(OVERFLOW)
     log_in(page, "monitor")
     page.goto(vitals_url(page, subject))
     for summary in page.locator("summary").all():
         summary.click()
     overflow["CRF form, monitor"] = page.evaluate(OVERFLOW)
-    page.get_by_role("link", name="Subject matrix").click()
+    open_matrix(page)
     overflow["matrix, monitor"] = page.evaluate(OVERFLOW)
     assert {name: px for name, px in overflow.items() if px > 0} == {}
 
