@@ -182,35 +182,6 @@ def _layout_digest(table: str, columns: tuple[str, ...]) -> str:
     ).hexdigest()
 
 
-def _chain_tip_and_row(model, pk, columns: dict[str, str], digest: str, using: str):
-    """One statement: lock the table's chain head and read its last (sequence, hash), the id
-    of the layout with this digest (None when new) and the row's column values, converted as
-    the ORM reads them (the verifier reads them the same way). None when the table has no
-    head yet or the row does not exist."""
-    connection = connections[using]
-    quote = connection.ops.quote_name
-    rows = (model._base_manager.using(using).filter(pk=pk).order_by()
-            .values_list(*columns.values()))
-    compiler = rows.query.get_compiler(using)
-    row_sql, row_params = compiler.as_sql()
-    head, layout = AuditChainHead._meta.db_table, AuditRowLayout._meta.db_table
-    # Table and column names come from the models; values are parameters.
-    sql = (
-        f"SELECT h.{quote('last_sequence')}, h.{quote('last_hash')}, "  # noqa: S608
-        f"(SELECT y.{quote('id')} FROM {quote(layout)} y WHERE y.{quote('digest')} = %s), "
-        f"r.* FROM {quote(head)} h CROSS JOIN ({row_sql}) r WHERE h.{quote('table')} = %s"
-    )
-    if connection.features.has_select_for_update_of:
-        sql += " " + connection.ops.for_update_sql(of=["h"])
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [digest, *row_params, model._meta.db_table])
-        found = cursor.fetchone()
-    if found is None:
-        return None
-    [values] = compiler.results_iter(results=[[found[3:]]])
-    return found[0], found[1], found[2], dict(zip(columns, values, strict=True))
-
-
 def _head_create(table: str, using: str) -> None:
     AuditChainHead.objects.using(using).bulk_create([AuditChainHead(table=table)],
                                                     ignore_conflicts=True)
@@ -234,25 +205,11 @@ def chain_append(model: type[models.Model], pk: int, *,
     if pending is not None and _batch.using == using:
         pending.append((model, pk))  # linked at the end of the batch (``chain_batch``)
         return None
-    table = model._meta.db_table
-    columns = _columns(model)
-    digest = _layout_digest(table, tuple(columns))
     with transaction.atomic(using=using, savepoint=False):
-        found = _chain_tip_and_row(model, pk, columns, digest, using)
-        if found is None:
-            _head_create(table, using)
-            found = _chain_tip_and_row(model, pk, columns, digest, using)
-            if found is None:
-                raise model.DoesNotExist(f"{table}: no row {pk} to chain")
-        last_sequence, prev_hash, layout_id, row = found
-        if layout_id is None:
-            layout_id = _layout_create(table, list(columns), digest, using)
-        sequence = last_sequence + 1
-        link = AuditChainLink(
-            table=table, history_id=pk, sequence=sequence, layout_id=layout_id,
-            prev_hash=prev_hash,
-            row_hash=row_hash(table=table, sequence=sequence, prev_hash=prev_hash, row=row),
-        )
+        links = _links_for(model, [pk], using)
+        if not links:
+            raise model.DoesNotExist(f"{model._meta.db_table}: no row {pk} to chain")
+        [link] = links
         link.save(using=using, force_insert=True)
     return link
 
@@ -303,9 +260,9 @@ def _chain_pending(pending: list[tuple[type[models.Model], int]], using: str) ->
 
 
 def _links_for(model: type[models.Model], pks: list[int], using: str) -> list[AuditChainLink]:
-    """The links continuing ``model``'s chain with the rows ``pks`` (those still present), the
-    head locked; as ``chain_append``, the table's head and the rows' column layout are
-    recorded first when they are new."""
+    """The links continuing ``model``'s chain with the rows ``pks`` that still exist, in the
+    order given, the head locked (not yet saved). The table's head and the rows' column
+    layout are recorded first when they are new."""
     table = model._meta.db_table
     columns = _columns(model)
     digest = _layout_digest(table, tuple(columns))
@@ -319,7 +276,9 @@ def _links_for(model: type[models.Model], pks: list[int], using: str) -> list[Au
     if layout_id is None and rows:
         layout_id = _layout_create(table, list(columns), digest, using)
     links = []
-    for pk in sorted(set(pks) & rows.keys(), key=pks.index):
+    for pk in dict.fromkeys(pks):  # in the order written, once each
+        if pk not in rows:
+            continue  # rolled back since it was written
         sequence += 1
         row_digest = row_hash(table=table, sequence=sequence, prev_hash=prev_hash, row=rows[pk])
         links.append(AuditChainLink(table=table, history_id=pk, sequence=sequence,
@@ -330,9 +289,10 @@ def _links_for(model: type[models.Model], pks: list[int], using: str) -> list[Au
 
 
 def _chain_tip_and_rows(model, pks, columns: dict[str, str], digest: str, using: str):
-    """``_chain_tip_and_row`` for several rows in one statement: the head locked, its last
-    (sequence, hash), the layout id (None when new) and {pk: row} of the rows that exist.
-    None when the table has no head yet."""
+    """One statement: lock the table's chain head and read its last (sequence, hash), the id
+    of the layout with this digest (None when new) and {pk: row} of the rows that exist, their
+    values converted as the ORM reads them (the verifier reads them the same way). None when
+    the table has no head yet."""
     connection = connections[using]
     quote = connection.ops.quote_name
     rows = (model._base_manager.using(using).filter(pk__in=pks).order_by()
