@@ -19,6 +19,16 @@ def nurse(site):
     return UserFactory(username="nurse", role=Role.SITE_STAFF, sites=[site])
 
 
+@pytest.fixture
+def users(site, nurse):
+    """A nurse and a monitor of ``site`` and a data manager of every site, by role name."""
+    return {
+        "nurse": nurse,
+        "monitor": UserFactory(username="monitor", role=Role.MONITOR, sites=[site]),
+        "data_manager": UserFactory(username="dm", role=Role.DATA_MANAGER),
+    }
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness protects real accounts; tests create hundreds of users.

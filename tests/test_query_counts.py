@@ -14,10 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from edc.roles import Role
 from forms.models import VitalSigns
 from tests.eligible import save
-from tests.factories import UserFactory, randomization_list, randomized_subject
+from tests.factories import randomization_list, randomized_subject
 
 
 def vitals(**changes) -> dict:
@@ -47,15 +46,6 @@ def count(call) -> int:
         response = call()
     assert response.status_code in (200, 302), response.status_code
     return len(captured)
-
-
-@pytest.fixture
-def users(site, nurse):
-    return {
-        "nurse": nurse,
-        "monitor": UserFactory(username="monitor", role=Role.MONITOR, sites=[site]),
-        "data_manager": UserFactory(username="dm", role=Role.DATA_MANAGER),
-    }
 
 
 PAGES = [

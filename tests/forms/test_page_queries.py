@@ -60,15 +60,6 @@ def grow(site, other_site, nurse):
     return grow
 
 
-@pytest.fixture
-def users(site, nurse):
-    return {
-        "nurse": nurse,
-        "monitor": UserFactory(username="monitor", role=Role.MONITOR, sites=[site]),
-        "data_manager": UserFactory(username="dm", role=Role.DATA_MANAGER),
-    }
-
-
 def count(client, url, params=None) -> int:
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url, params or {})
