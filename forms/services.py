@@ -41,6 +41,7 @@ from forms.models.nihss import NIHSS
 from forms.models.scales import MRS
 from forms.reminders import sae_saved
 from forms.signatures import signatures_break, signatures_covering
+from forms.tally import tally_form_saved
 from visits import schedule
 from visits import services as visit_services
 from visits.models import Subject, SubjectIdentity, SubjectStatus, Visit
@@ -281,6 +282,7 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
     locks.refuse(crf)
     crf.subject = subject
     before = _snapshot(crf) if crf.pk else None
+    status_before = crf.status if crf.pk else None
     stored = field_values(crf) if crf.pk else None
     checks = CheckRun.for_change(subject, model.crf_code, locks=locks)
 
@@ -347,6 +349,7 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
     with transaction.atomic(savepoint=False), chain_batch():
         if before is not None:
             crf.save()  # the row is locked and no key of it changes: no race to catch
+        tally_form_saved(crf, was=status_before)
         sae_saved(crf)
         if (before is None or changed) and _guard(crf, SIGNED):
             signatures_break(crf=crf, user=user)

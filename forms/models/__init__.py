@@ -14,6 +14,7 @@ from forms.models.scales import MRS, Barthel
 from forms.models.screening import Demographics, MedicalHistory, StrokeEvent
 from forms.models.signoff import Lock, LockScope, Signature
 from forms.models.study_end import Death, EarlyTermination, EndOfStudy
+from forms.models.tally import VisitFormTally
 from forms.models.vitals import VitalSigns
 
 # Queries live with their services in ``forms.queries``; imported here so Django registers them.
@@ -55,5 +56,6 @@ __all__ = [
     "QueryMessage",
     "Signature",
     "StrokeEvent",
+    "VisitFormTally",
     "VitalSigns",
 ]
