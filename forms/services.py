@@ -4,7 +4,8 @@
 that consent exists, that nobody saved the form since it was opened (optimistic locking), the
 hard checks, the required items when completing, and that a change to a form once complete
 gives a reason; it then derives the computed items and saves with the author and reason on
-the history row, all in one transaction.
+the history row, and counts a form's new status in its visit's form counts (``forms.tally``,
+read by the dashboard), all in one transaction.
 """
 
 import datetime as dt
