@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from edc import protocol
 from edc.roles import Role
 from forms import services
 from forms.locks import lock_create
@@ -83,7 +84,7 @@ def test_every_kind_of_change_keeps_the_counts_equal_to_a_recount(site, nurse, s
     assert assert_kept() == {d1.pk: (1, 1)}
 
     # PK/PD: one record per time point, each counted where the visit expects it.
-    slots = [slot for code, slot in services.protocol.visit_def("D1").expected_forms()
+    slots = [slot for code, slot in protocol.visit_def("D1").expected_forms()
              if code == "pkpd"]
     assert len(slots) >= 2
     save(PKPDSample, subject, nurse, {"sampled_at": timezone.now() - dt.timedelta(hours=1)},
@@ -165,7 +166,7 @@ def test_the_migration_counts_the_forms_saved_before_it(site, nurse, subject):
     d1 = subject.visits.get(code="D1")
     save(VitalSigns, subject, nurse, vitals(), visit=d1)
     save(PKPDSample, subject, nurse, visit=d1,
-         slot=services.protocol.visit_def("D1").pkpd_timepoints[0],
+         slot=protocol.visit_def("D1").pkpd_timepoints[0],
          not_done="not_done")
     VisitFormTally.objects.all().delete()
     migration = importlib.import_module("forms.migrations.0008_visit_form_tally")
