@@ -495,6 +495,24 @@ def test_axis_ticks_are_round_numbers(maximum, ticks):
     assert charts.nice_ticks(maximum) == ticks
 
 
+@pytest.mark.parametrize("text", [
+    "IN06 NIHSS 5 to 20 at screening", "EX03 " + "intracranial haemorrhage " * 6,
+    "入选标准 " * 12, "mixed 混合 text " * 5, "short", "",
+])
+@pytest.mark.parametrize("width", [0, 10, 60, 150, 400])
+def test_a_long_label_is_cut_to_the_longest_beginning_that_fits(text, width):
+    cut = charts._truncate(text, width)
+    if charts._text_width(text) <= width:
+        assert cut == text
+        return
+    assert cut.endswith("…")
+    kept = len(cut) - 1
+    longest = max((n for n in range(len(text) + 1)
+                   if charts._text_width(text[:n] + "…") <= width), default=0)
+    assert cut == text[:longest].rstrip() + "…"
+    assert kept <= longest
+
+
 def test_charts_escape_their_labels():
     evil = '<script>alert("x")</script> & "quoted"'
     for svg in (
