@@ -106,8 +106,8 @@ def build_clock() -> dt.datetime | None:
 
 def run_jobs(now: dt.datetime) -> dict:
     from django.core import mail
-
     from edc.management.commands.run_job import JOBS
+
     from edc.notifications import job_run
 
     timings = {}

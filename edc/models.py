@@ -209,7 +209,7 @@ class ExportRunQuerySet(models.QuerySet):
 
 class ExportRun(models.Model):
     """One dataset export: what was asked, its progress, and the zip it produced
-    (``edc.exports.package``). The export itself is recorded in the audit trail."""
+    (``exports.package``). The export itself is recorded in the audit trail."""
 
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("requested by"), on_delete=models.PROTECT,

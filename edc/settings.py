@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "edc",
     "visits",
     "forms",
+    "exports",
+    "wiring",
 ]
 
 MIDDLEWARE = [
@@ -79,7 +81,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "edc.urls"
+ROOT_URLCONF = "wiring.urls"
 WSGI_APPLICATION = "edc.wsgi.application"
 ASGI_APPLICATION = "edc.asgi.application"
 AUTH_USER_MODEL = "edc.User"
@@ -96,7 +98,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "edc.context_processors.trial",
+                "wiring.context_processors.trial",
             ],
         },
     },

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from django.template.loader import render_to_string
 
 from edc import protocol
-from edc.exports.dictionary import Dataset
-from edc.exports.escape import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
+from exports.dictionary import Dataset
+from exports.escape import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
 
 COLUMNS = ("dataset", "dataset_label", "variable", "sas_name", "label", "type", "length",
            "decimals", "unit", "values", "form", "visits")

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 
-from edc.exports.codebook import COLUMNS, Entry
-from edc.exports.dictionary import BOOLEAN, Dataset
+from exports.codebook import COLUMNS, Entry
+from exports.dictionary import BOOLEAN, Dataset
 
 
 def header(dataset: Dataset) -> list[str]:
@@ -91,7 +91,7 @@ def write_codebook_csv(path: Path, entries: list[Entry]) -> int:
 
 def write_csv_lines(path: Path, dataset: Dataset, pieces: Iterable[tuple[str, int]]) -> int:
     """A CSV file whose data lines come written already, quoted as :func:`write_csv` quotes
-    and with its CRLF ends (by PostgreSQL: ``edc.exports.sql``), as pieces of text with the
+    and with its CRLF ends (by PostgreSQL: ``exports.sql``), as pieces of text with the
     number of lines each holds: the header as :func:`write_csv` writes it, then the pieces.
     Returns the number of data lines."""
     count = 0

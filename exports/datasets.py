@@ -28,15 +28,15 @@ from django.db.models import F, OuterRef, Subquery
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext
 
-from edc.exports.dictionary import (
+from edc.models import User
+from edc.roles import Action, can, scope_to_user
+from exports.dictionary import (
     DATE,
     DATETIME,
     INTEGER,
     Dataset,
     Profile,
 )
-from edc.models import User
-from edc.roles import Action, can, scope_to_user
 from forms.models import CRF_MODELS
 from visits import schedule
 from visits.models import RandomizationSlot, Subject, Visit
@@ -215,7 +215,7 @@ def _source_columns(dataset: Dataset) -> list[tuple[str, str]]:
 
 
 def _crf_records(dataset: Dataset, context: ExportContext):
-    from edc.exports.dictionary import crf_dataset
+    from exports.dictionary import crf_dataset
 
     model = CRF_MODELS[dataset.crf_code]
     full = crf_dataset(dataset.crf_code)  # every column, whatever the profile keeps
@@ -297,7 +297,7 @@ def _visits(dataset: Dataset, context: ExportContext):
 
 
 def _queries(dataset: Dataset, context: ExportContext):
-    from forms.queries import Query
+    from forms.quality.queries import Query
 
     queryset = (context.current(Query).filter(subject_id__in=context.subject_pks)
                 .order_by("id")
@@ -324,7 +324,7 @@ def _queries(dataset: Dataset, context: ExportContext):
 
 
 def _query_messages(dataset: Dataset, context: ExportContext):
-    from forms.queries import Query, QueryMessage
+    from forms.quality.queries import Query, QueryMessage
 
     queries = context.current(Query).filter(subject_id__in=context.subject_pks)
     query_subjects = dict(queries.values_list("id", "subject_id"))
@@ -349,7 +349,13 @@ _TRAIL_COLUMNS = ("time", "user", "action", "record_type", "record_id", "record"
 def _audit_trail(dataset: Dataset, context: ExportContext):
     """(subject, row) of the audit trail: the rows are tuples in the dataset's order already
     (its hundreds of thousands of rows skip the record dictionary of the other datasets)."""
-    from forms.audit import ALLOCATION, CLINICAL, SOURCES, audit_rows_by_record, may_view_audit
+    from forms.review.audit import (
+        ALLOCATION,
+        CLINICAL,
+        SOURCES,
+        audit_rows_by_record,
+        may_view_audit,
+    )
 
     # Direct identifiers never leave in an export; the allocation's history only in an
     # unblinded one.

@@ -66,8 +66,8 @@ AUDIT_LABELS = {
 
 def audit_scope(user, profile: "Profile") -> AuditScope:
     """What ``user``'s export with ``profile`` holds in its audit-trail dataset (the same
-    rules as ``edc.exports.datasets._audit_trail`` and ``forms.audit.sources_for``)."""
-    from forms.audit import ALLOCATION, CLINICAL, may_view_audit, sources_for
+    rules as ``exports.datasets._audit_trail`` and ``forms.review.audit.sources_for``)."""
+    from forms.review.audit import ALLOCATION, CLINICAL, may_view_audit, sources_for
 
     if not may_view_audit(user):
         return AuditScope.NONE
@@ -321,7 +321,7 @@ def visits_dataset() -> Dataset:
 
 
 def queries_dataset() -> Dataset:
-    from forms.queries import QueryStatus, Resolution
+    from forms.quality.queries import QueryStatus, Resolution
 
     variables = [
         Variable("query_id", "Query id", INTEGER),
@@ -350,7 +350,7 @@ def queries_dataset() -> Dataset:
 
 
 def query_messages_dataset() -> Dataset:
-    from forms.queries import MessageKind
+    from forms.quality.queries import MessageKind
 
     variables = [
         Variable("query_id", "Query id", INTEGER, source="query_id"),

@@ -1,7 +1,7 @@
 """CDISC ODM 1.3.2: the trial's metadata, its sites and users, and the data of every CRF with its
 audit trail, in one XML file written as a stream, never held whole.
 
-**Study.** Built from the data dictionary (``edc.exports.dictionary``), so names, labels, types,
+**Study.** Built from the data dictionary (``exports.dictionary``), so names, labels, types,
 units and code lists are those of every other format of the export. One StudyEventDef per
 protocol visit, in protocol order, plus ``UNS`` (unscheduled, repeating) and ``LOG`` (common:
 the log forms); one FormDef per CRF dataset with one ItemGroupDef; one ItemDef per item, with
@@ -71,8 +71,10 @@ from django.db import models
 from django.db.models import F, Min
 
 from edc import protocol
-from edc.exports.datasets import ExportContext, SubjectInfo, keyed_rows
-from edc.exports.dictionary import (
+from edc.models import Site, User
+from edc.roles import Action, Role, can
+from exports.datasets import ExportContext, SubjectInfo, keyed_rows
+from exports.dictionary import (
     BOOLEAN,
     BOOLEAN_CHOICES,
     DATE,
@@ -86,9 +88,7 @@ from edc.exports.dictionary import (
     Variable,
     ascii_text,
 )
-from edc.exports.escape import escape_text
-from edc.models import Site, User
-from edc.roles import Action, Role, can
+from exports.escape import escape_text
 from forms.models import CRF_MODELS
 from forms.selectors import UNSCHEDULED_CRFS
 from visits.models import Subject, Visit
@@ -228,7 +228,7 @@ def _length(variable: Variable) -> int | None:
 
 def _clean(text: str) -> str:
     """Text with the characters XML 1.0 cannot hold escaped by the export's rule
-    (:data:`edc.exports.escape.TEXT_ESCAPE_RULE`), never dropped."""
+    (:data:`exports.escape.TEXT_ESCAPE_RULE`), never dropped."""
     return escape_text(text, _NOT_XML, blanks=False)
 
 
@@ -559,7 +559,7 @@ def write_odm(path: str | Path, context: ExportContext, datasets: list[Dataset],
     """Write the CRF datasets among ``datasets`` as a CDISC ODM 1.3.2 file at ``path``; return
     the number of ItemData elements written (every value, and every earlier value with a
     trail). ``tables`` gives, by dataset name, the keyed rows
-    (:func:`~edc.exports.datasets.keyed_rows`) the export has read already, so that the
+    (:func:`~exports.datasets.keyed_rows`) the export has read already, so that the
     datasets are not read again; the others are read here, a chunk of subjects at a time."""
     forms = [_Form.of(d) for d in datasets if d.crf_code]
     events = _events(forms)

@@ -10,7 +10,7 @@ zip file.
   file's FileOID, which ODM requires to be unique for each file (the manifest names it).
 - **Self-describing:** the manifest says what each dataset holds (the audit trail's content
   depends on who exports), the escape rule of the formats that cannot carry every character
-  (:data:`edc.exports.tabular.TEXT_ESCAPE_RULE`) and, in a de-identified export, how the
+  (:data:`exports.tabular.TEXT_ESCAPE_RULE`) and, in a de-identified export, how the
   pseudonymous subject key is made.
 - **Read once, flat memory:** each dataset's rows stream from the database once (a
   server-side cursor on PostgreSQL); with several formats they are spooled to a temporary
@@ -41,11 +41,11 @@ from django.utils.translation import gettext
 
 from edc import protocol
 from edc.audit import audit_event
-from edc.exports import codebook, csvfiles, sql
-from edc.exports.datasets import ExportContext, keyed_rows, rows
-from edc.exports.dictionary import PROFILE_LABELS, Profile, audit_scope, datasets
-from edc.exports.escape import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
 from edc.models import AuditAction, User
+from exports import codebook, csvfiles, sql
+from exports.datasets import ExportContext, keyed_rows, rows
+from exports.dictionary import PROFILE_LABELS, Profile, audit_scope, datasets
+from exports.escape import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
 
 # Format code → label, in the order files are written.
 FORMATS: dict[str, str] = {
@@ -122,7 +122,7 @@ def software_version() -> str:
 
 def _history_models() -> list:
     from forms.models import CRF_MODELS
-    from forms.queries import Query, QueryMessage
+    from forms.quality.queries import Query, QueryMessage
     from visits.models import RandomizationSlot, Subject, Visit
 
     return [m.history.model for m in (Subject, Visit, RandomizationSlot, Query, QueryMessage,
@@ -201,7 +201,7 @@ class Spool:
     (pickled in blocks), for every writer of the export to read in turn: the database is read
     once per dataset whatever the formats, and memory holds one block of rows, not the
     dataset. Iterating gives the rows again, in the same order; :meth:`keyed` gives them with
-    their record keys (:func:`edc.exports.datasets.keyed_rows`), for the ODM file."""
+    their record keys (:func:`exports.datasets.keyed_rows`), for the ODM file."""
 
     BLOCK = 2000
 
@@ -295,7 +295,7 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
                 spools.pop(dataset.name).close()
             done += 1
         if "xlsx" in request.formats:
-            from edc.exports import tabular
+            from exports import tabular
 
             progress(done, total, "Excel workbook")
             relative = f"{_stem()}.xlsx"
@@ -306,7 +306,7 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
             record(relative, sum(counts.values()))
             done += 1
         if "odm" in request.formats:
-            from edc.exports import odm
+            from exports import odm
 
             progress(done, total, "CDISC ODM")
             relative = f"{_stem()}_odm.xml"
@@ -336,7 +336,7 @@ def _table_writers(formats) -> dict:
     besides CSV (pandas and the readstat writers load only when asked for)."""
     if not set(formats) & {"xpt", "dta", "sav", "rds"}:
         return {}
-    from edc.exports import tabular
+    from exports import tabular
 
     return {
         "xpt": (tabular.write_xpt, lambda d: f"xpt/{d.sas_name}.xpt"),

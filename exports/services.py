@@ -1,48 +1,26 @@
-"""Exports as background jobs: a data manager asks for one (``export_start``), a Celery worker
-runs it (``export_execute``), the page shows its progress and offers the zip when done.
+"""Exports as background jobs: a data manager asks for one (``exports.tasks.export_start``),
+a Celery worker runs it (``export_execute``), the page shows its progress and offers the zip
+when done.
 
 Progress goes through the cache, not the database: the export reads in a read-only snapshot
 transaction, and a progress row written there would be invisible to the page until the end.
 """
 
-import datetime as dt
 import logging
 
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext
 
 from edc import bounds
-from edc.exports import package
-from edc.exports.datasets import may_export
-from edc.exports.dictionary import Profile
-from edc.models import ExportRun, ExportStatus, User
+from edc.models import ExportRun, ExportStatus
+from exports import package
+from exports.dictionary import Profile
 
 logger = logging.getLogger(__name__)
 
 
 def _progress_key(pk: int) -> str:
     return f"export-progress:{pk}"
-
-
-def export_start(*, user: User, formats: list[str], profile: Profile,
-                 as_of: dt.datetime | None = None) -> ExportRun:
-    """Record an export request and queue it for a worker (after the commit)."""
-    if not may_export(user, profile):
-        raise PermissionDenied(gettext("Your role does not allow this export."))
-    if (error := package.as_of_error(as_of)) is not None:
-        raise ValidationError({"as_of": error})
-    request = package.ExportRequest(user, tuple(formats), profile, as_of)
-    run = ExportRun.objects.create(
-        requested_by=user, formats=list(request.formats), profile=str(profile), as_of=as_of,
-        steps=package.steps(request),
-    )
-    from edc.tasks import export_run
-
-    transaction.on_commit(lambda: export_run.delay(run.pk))
-    return run
 
 
 def export_execute(run_pk: int) -> ExportRun:

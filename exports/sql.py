@@ -5,7 +5,7 @@ a loop over every tracked field of every history row; here each history table is
 ``LAG`` over the table, partitioned by record and ordered by ``history_date, history_id``,
 gives each row its predecessor, a ``LATERAL (VALUES …)`` unnests the tracked fields and keeps
 those that changed (``IS DISTINCT FROM``), and the cells are formatted in SQL by the rules of
-:mod:`edc.exports.csvfiles` and :func:`forms.audit._display`. What only Python knows (labels
+:mod:`exports.csvfiles` and :func:`forms.review.audit._display`. What only Python knows (labels
 of people, visits, subjects and code lists in the current language, the subjects' pseudonyms,
 sites and study-day references, who may see which site) is computed once and bound into the
 query: ``jsonb`` maps and arrays.
@@ -15,12 +15,12 @@ row into one text (CRLF ends), so Python only writes texts: a few thousand fetch
 instead of a Python object per cell. The cells of the history row (time, user, record, …) are
 computed once per row, not once per changed field.
 
-The rows other formats read stay Python's (:func:`forms.audit.audit_rows_by_record`): the
+The rows other formats read stay Python's (:func:`forms.review.audit.audit_rows_by_record`): the
 same query returning typed rows cost PostgreSQL more than it saved Python, whose time there is
 loading the values, not diffing them (measured at 60 subjects).
 
 The rows, their order and every cell are those of the Python path
-(:func:`edc.exports.datasets.rows` over :func:`forms.audit.audit_rows_by_record`), which
+(:func:`exports.datasets.rows` over :func:`forms.review.audit.audit_rows_by_record`), which
 SQLite uses; ``tests/exports/test_sql_csv.py`` checks that both give the same bytes.
 """
 
@@ -33,8 +33,8 @@ from django.db import connection, models
 from django.utils.text import capfirst
 from django.utils.translation import gettext
 
-from edc.exports.datasets import ExportContext
-from edc.exports.dictionary import Dataset, Profile
+from exports.datasets import ExportContext
+from exports.dictionary import Dataset, Profile
 from forms.models import CRF_MODELS
 from visits.models import KitAssignment, RandomizationSlot, Subject, Visit
 
@@ -61,7 +61,7 @@ def _queries(dataset: Dataset, context: ExportContext) -> Iterator[str]:
     """The trail's query for each audited model the exporter may read, its values bound."""
     from psycopg import ClientCursor
 
-    from forms import audit
+    from forms.review import audit
 
     if not audit.may_view_audit(context.user):
         return
@@ -106,7 +106,7 @@ def _subjects(source, context: ExportContext, lookup) -> dict[int, tuple]:
     """Subject id → (label, zone, screening number, subject ID, key, site, study-day
     reference) of the subjects whose rows of ``source`` the export carries: in the export (as
     of its cut), in view, at a site whose gate the exporter passes."""
-    from forms import audit
+    from forms.review import audit
 
     result = {}
     for pk, info in context.subjects.items():
@@ -135,7 +135,7 @@ def _csv_cell(sql: str) -> str:
 
 
 def _empty(sql: str, f: models.Field) -> str:
-    """SQL: is the value empty as :func:`forms.audit._empty` says (None, "", [], {})?"""
+    """SQL: is the value empty as :func:`forms.review.audit._empty` says (None, "", [], {})?"""
     if isinstance(f, models.JSONField):
         return (f"({sql} IS NULL OR {sql} IN ('[]'::jsonb, '{{}}'::jsonb, '\"\"'::jsonb, "
                 f"'null'::jsonb))")
@@ -166,11 +166,11 @@ def _json_text(sql: str) -> str:
 
 
 def _display(sql: str, f: models.Field, params: _Params, maps: _Maps) -> str:
-    """SQL: the cell of the value ``sql`` of ``f`` (``forms.audit._displayer``), NULL when
+    """SQL: the cell of the value ``sql`` of ``f`` (``forms.review.audit._displayer``), NULL when
     empty."""
     from edc import protocol
     from edc.models import User
-    from forms.audit import _choice_labels
+    from forms.review.audit import _choice_labels
 
     if f.is_relation:
         model = f.related_model
@@ -223,8 +223,8 @@ def _template(text: str, values: dict[str, str], params: _Params) -> str:
 
 
 def _describe(source, params: _Params, maps: _Maps) -> str:
-    """SQL: the record as :func:`forms.audit._describe` names it."""
-    from forms.queries import Query, QueryMessage
+    """SQL: the record as :func:`forms.review.audit._describe` names it."""
+    from forms.quality.queries import Query, QueryMessage
 
     model = source.model
     dot = params.add(" · ")
@@ -279,9 +279,9 @@ def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids
     changed fields, number of lines) in the trail's order, and its parameters. The text holds
     only names from the models' metadata (quoted) and SQL of this module; every value
     (labels, subjects, times) is a parameter."""
-    from edc.exports.dictionary import INTEGER
-    from forms.audit import ALLOCATION, _fields, _text
-    from forms.queries import Query
+    from exports.dictionary import INTEGER
+    from forms.quality.queries import Query
+    from forms.review.audit import ALLOCATION, _fields, _text
 
     quote = connection.ops.quote_name
     params = _Params()

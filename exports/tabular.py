@@ -1,7 +1,7 @@
 """Writers for the tabular formats: Excel, SAS XPORT v5, Stata, SPSS and R.
 
-Each writer takes a :class:`~edc.exports.dictionary.Dataset` and its rows (tuples aligned with
-``dataset.variables``, as :func:`edc.exports.datasets.rows` yields them) and a ``stamp``, the
+Each writer takes a :class:`~exports.dictionary.Dataset` and its rows (tuples aligned with
+``dataset.variables``, as :func:`exports.datasets.rows` yields them) and a ``stamp``, the
 export's time: the same rows and the same stamp give byte-identical files. Every creation time
 a file carries is the stamp, never the clock.
 
@@ -86,8 +86,8 @@ from openpyxl.packaging.core import DocumentProperties
 from openpyxl.utils import get_column_letter
 from openpyxl.xml.functions import tostring
 
-from edc.exports.codebook import COLUMNS
-from edc.exports.dictionary import (
+from exports.codebook import COLUMNS
+from exports.dictionary import (
     BOOLEAN,
     DATE,
     DATETIME,
@@ -100,7 +100,7 @@ from edc.exports.dictionary import (
     Variable,
     ascii_text,
 )
-from edc.exports.escape import (
+from exports.escape import (
     BLANK_RUN,
     TEXT_ESCAPE_RULE,
     XPT_LONG_TEXT_RULE,
@@ -706,7 +706,7 @@ def _part_label(label: str, part: int, length: int = SAS_LABEL_LENGTH) -> str:
 def xpt_companion_name(sas_name: str) -> str:
     """The member (and file) name of the companion of dataset ``sas_name`` that holds the
     continuation pieces of its long texts: the name cut to 6 characters, then ``_c``. It never
-    equals a dataset's name, which has no underscore (:func:`edc.exports.dictionary.sas_names`),
+    equals a dataset's name, which has no underscore (:func:`exports.dictionary.sas_names`),
     and the export's datasets differ in their first 6 characters (tested)."""
     return f"{sas_name[: SAS_NAME_LENGTH - 2]}_c"
 

@@ -14,11 +14,12 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from edc.audit import audit_event
-from edc.exports import codebook, package
-from edc.exports.datasets import may_export
-from edc.exports.dictionary import PROFILE_LABELS, Profile, datasets
-from edc.exports.services import export_progress, export_start
 from edc.models import AuditAction, ExportRun, ExportStatus
+from exports import codebook, package
+from exports.datasets import may_export
+from exports.dictionary import PROFILE_LABELS, Profile, datasets
+from exports.services import export_progress
+from exports.tasks import export_start
 
 
 def profiles_for(user) -> list[Profile]:

@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from edc.protocol import ELIGIBILITY_CRITERIA, SCREENING_VISIT
-from forms import services
+from forms.entry import services
 from forms.models import MRS, NIHSS, Demographics, LabPanel, LabReferenceRange, StrokeEvent
 
 NIHSS_12 = {"loc": "0", "loc_questions": "1", "loc_commands": "0", "best_gaze": "1",

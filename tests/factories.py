@@ -82,7 +82,7 @@ def randomized_subject(
     *, site: Site, user: User, randomized_at: dt.datetime | None = None, stratum: str = "8-14"
 ):
     """A subject allocated from the site's list, skipping the eligibility CRFs (tests of
-    randomization itself go through ``forms.services.subject_randomize``)."""
+    randomization itself go through ``forms.entry.services.subject_randomize``)."""
     if not RandomizationSlot.objects.filter(site=site).exists():
         randomization_list(site)
     randomized_at = randomized_at or timezone.now() - dt.timedelta(hours=1)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from edc import audit
 from edc.audit import audit_event
 from edc.models import AuditAction, AuditChainHead, AuditChainLink, AuditRowLayout, Site
-from forms import services
+from forms.entry import services
 from forms.models import VitalSigns
 from tests.eligible import save
 from tests.factories import randomized_subject

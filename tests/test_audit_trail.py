@@ -20,9 +20,9 @@ from edc import audit, protocol
 from edc.audit import audit_event
 from edc.models import AuditAction, AuditChainLink, AuditEvent, AuditRowLayout, Site
 from edc.roles import Role
-from forms import queries as q
 from forms.models import VitalSigns
-from forms.sdv import crf_verify
+from forms.quality import queries as q
+from forms.quality.sdv import crf_verify
 from tests.eligible import save
 from tests.factories import PASSWORD, UserFactory, randomized_subject, screened_subject
 from visits import services

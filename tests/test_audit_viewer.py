@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from edc import protocol
 from edc.roles import Role
-from forms import audit, queries, services
+from forms.entry import services
 from forms.models import MRS, NIHSS
+from forms.quality import queries
+from forms.review import audit
 from tests.eligible import NIHSS_12, enter_screening_data, save
 from tests.factories import UserFactory, randomized_subject, screened_subject
 

@@ -212,8 +212,8 @@ def test_the_load_plan_leaves_out_locked_subjects_and_only_them(site, nurse):
     """A lock of one subject (which names its site too) keeps the simulated users off that
     subject, not off every subject of the site; a lock of the site keeps them off all."""
     from edc.roles import Role
-    from forms import locks
     from forms.models import LockScope, VitalSigns
+    from forms.review import locks
     from tests.factories import UserFactory, randomized_subject
 
     manager = UserFactory(username="dm", role=Role.DATA_MANAGER, sites=[site])

@@ -42,7 +42,7 @@ def test_a_real_worker_runs_the_heartbeat_through_redis():
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_edit_check_rerun_through_a_real_worker_opens_queries(site, nurse):
-    from forms.queries import Query
+    from forms.quality.queries import Query
     from tests.factories import randomized_subject
 
     subject = randomized_subject(site=site, user=nurse)
@@ -78,7 +78,7 @@ def test_reminder_jobs_through_a_real_worker_send_the_mails_once(site, nurse, se
 
     from edc import protocol
     from edc.roles import Role
-    from forms import queries
+    from forms.quality import queries
     from forms.tasks import query_reminders, sae_reminders
     from tests.factories import UserFactory, randomized_subject
     from visits.tasks import visit_reminders
@@ -122,10 +122,10 @@ def test_an_export_runs_through_a_real_worker(site, nurse, settings, tmp_path):
     """The exports page queues the export; a worker builds the zip and records it on the run."""
     import zipfile
 
-    from edc.exports.dictionary import Profile
-    from edc.exports.services import export_start
     from edc.models import ExportRun, ExportStatus
     from edc.roles import Role
+    from exports.dictionary import Profile
+    from exports.tasks import export_start
     from tests.factories import UserFactory, randomized_subject
 
     settings.EXPORT_ROOT = tmp_path

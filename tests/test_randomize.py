@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from edc import protocol
 from edc.roles import Role
-from forms import services
+from forms.entry import services
 from tests.eligible import confirm_all, enter_screening_data
 from tests.factories import UserFactory, randomization_list, screened_subject
 from visits import services as visit_services

@@ -22,10 +22,10 @@ from edc.celery import app
 from edc.models import JobRun, Notification, NotificationLog
 from edc.notifications import Outcome, job_run
 from edc.roles import Role
-from forms import queries as q
 from forms import reminders
+from forms.entry.services import crf_save
 from forms.models import AdverseEvent
-from forms.services import crf_save
+from forms.quality import queries as q
 from forms.tasks import sae_notify
 from tests.factories import SiteFactory, UserFactory, randomized_subject
 from visits import services as visit_services

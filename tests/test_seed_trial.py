@@ -8,13 +8,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
+from edc.management.commands.seed_demo import USERS, demo_password
 
 from edc.management.commands import seed_demo
-from edc.management.commands.seed_demo import USERS, demo_password
 from edc.protocol import ACTIVE, ARMS, PLACEBO
 from forms.models import CRF_MODELS, AdverseEvent, CRFStatus
 from forms.models.base import SDVStatus
-from forms.queries import MessageKind, Query, QueryStatus
+from forms.quality.queries import MessageKind, Query, QueryStatus
 from forms.selectors import expected_forms
 from forms.synthetic import SubjectRun, trial_digest, trial_generate, trial_plan
 from tests.factories import screened_subject

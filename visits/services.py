@@ -232,7 +232,7 @@ def randomization_allocate(
     subject ID and the three kits, and create the visit schedule, Day 1 being the randomization
     date in the site's time zone.
 
-    Eligibility is checked by the caller, ``forms.services.subject_randomize``, which is the
+    Eligibility is checked by the caller, ``forms.entry.services.subject_randomize``, which is the
     only entry point. Randomizations at one site are serialized by a lock on the site's row, so
     two simultaneous randomizations can never draw the same list row.
     """

@@ -1,9 +1,9 @@
 from django.conf import settings
 
 from edc import bounds, protocol
-from edc.exports.views import may_use_exports
 from edc.roles import Action, Role, can
-from forms.audit import may_view_audit
+from exports.views import may_use_exports
+from forms.review.audit import may_view_audit
 
 
 def trial(request) -> dict:

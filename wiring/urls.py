@@ -2,8 +2,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from edc import notification_views, views
-from forms import dashboard_views
+from edc import notification_views
+from edc import views as account_views
+from forms.reports import views as report_views
+from wiring import views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,11 +15,11 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/", views.password_change, name="password_change"),
+    path("accounts/password/", account_views.password_change, name="password_change"),
     path("notifications/", notification_views.notifications, name="notifications"),
-    path("dashboard/", dashboard_views.dashboard, name="dashboard"),
+    path("dashboard/", report_views.dashboard, name="dashboard"),
     path("screening/", include("visits.urls")),
     path("casebook/", include("forms.urls")),
-    path("exports/", include("edc.exports.urls")),
+    path("exports/", include("exports.urls")),
     path("admin/", admin.site.urls),
 ]

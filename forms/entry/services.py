@@ -20,10 +20,7 @@ from edc.audit import chain_batch
 from edc.models import User
 from edc.roles import Action, can
 from edc.validation import changed_fields, field_values, validate_constraints_over
-from forms import eligibility as eligibility_rules
-from forms.checks import VISIT
-from forms.checks.runner import CheckRun, reconciled_queries
-from forms.locks import SubjectLocks, locks_over, refuse_if_locked
+from forms.entry import eligibility as eligibility_rules
 from forms.models import (
     CRF,
     ConcomitantMedication,
@@ -35,26 +32,20 @@ from forms.models import (
     Missing,
     StrokeEvent,
 )
-from forms.models.base import SDVStatus
+from forms.models.base import EditConflict, SDVStatus
 from forms.models.labs import reference_ranges
 from forms.models.nihss import NIHSS
 from forms.models.scales import MRS
-from forms.reminders import sae_saved
-from forms.signatures import signatures_break, signatures_covering
+from forms.quality.checks import VISIT
+from forms.quality.checks.runner import CheckRun, reconciled_queries
+from forms.review.locks import SubjectLocks, locks_over, refuse_if_locked
+from forms.review.signatures import signatures_break, signatures_covering
+from forms.tasks import sae_saved
 from visits import schedule
 from visits import services as visit_services
 from visits.models import Subject, SubjectIdentity, SubjectStatus, Visit
 from visits.randomization import stratum_for_nihss
 from visits.services import randomization_allocate
-
-
-class EditConflict(Exception):
-    """Someone else saved the form after it was opened: the save is refused, nothing typed is
-    lost (the view shows the input again with the other person's change)."""
-
-    def __init__(self, current: CRF):
-        super().__init__(_("This form was changed by someone else while you were editing it."))
-        self.current = current
 
 
 def _is_blank(value: Any) -> bool:
@@ -320,7 +311,7 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
             {"reason": _("This form was complete: give the reason for the change.")}
         )
     if changed and (crf.sdv_status == SDVStatus.VERIFIED or crf.verified_fields):
-        crf.sdv_status = SDVStatus.CHANGED  # forms.sdv: verified data changed
+        crf.sdv_status = SDVStatus.CHANGED  # forms.quality.sdv: verified data changed
     crf.status = CRFStatus.COMPLETE if complete else CRFStatus.IN_PROGRESS
     crf.ever_completed = crf.ever_completed or complete
     crf.version += 1

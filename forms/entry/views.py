@@ -1,9 +1,8 @@
 """Data entry, the subject casebook, the site matrix, eligibility and randomization pages.
 
-Views parse input and render; every write goes through ``forms.services``.
+Views parse input and render; every write goes through ``forms.entry.services``.
 """
 
-import csv
 import datetime as dt
 
 from django import forms
@@ -23,14 +22,13 @@ from django.utils.translation import gettext_lazy
 from edc import bounds, protocol
 from edc.roles import Action, can
 from edc.web import apply_errors
-from forms import eligibility as eligibility_rules
-from forms import services
-from forms.checks import ALL_CHECKS, VISIT
-from forms.entry import crf_form_class, initial_for
-from forms.locks import active_lock
+from forms.entry import eligibility as eligibility_rules
+from forms.entry import services
+from forms.entry.crf_forms import crf_form_class, initial_for
 from forms.models import CRF_MODELS, CRFStatus
-from forms.queries import queries_for_target
-from forms.sdv import SDVProgress
+from forms.quality.queries import queries_for_target
+from forms.quality.sdv import SDVProgress
+from forms.review.locks import active_lock
 from forms.selectors import (
     LOG_FORM_CODES,
     MatrixRow,
@@ -100,7 +98,7 @@ def casebook(request: HttpRequest, subject_pk: int) -> HttpResponse:
     subject = subject_for_page(request, subject_pk)
     logs = log_entries(subject)
     forms = subject_forms(subject)
-    return render(request, "forms/casebook.html", {
+    return render(request, "forms/entry/casebook.html", {
         "subject": subject,
         "visit_rows": casebook_rows(subject, forms=forms),
         "log_forms": [(code, protocol.crf(code).label, logs[code]) for code in LOG_FORM_CODES],
@@ -213,7 +211,7 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
             saved_value = getattr(conflict, name)
             if form.cleaned_data.get(name) != saved_value:
                 differing[name] = saved_value
-    return render(request, "forms/crf_form.html", {
+    return render(request, "forms/entry/crf_form.html", {
         "subject": subject, "visit": visit, "crf": crf, "form": form,
         "crf_label": protocol.crf(crf_code).label, "crf_code": crf_code,
         "slot_label": slot_label(crf_code, slot or ""),
@@ -253,7 +251,7 @@ def matrix(request: HttpRequest) -> HttpResponse:
     shown = site_matrix(request.user, site_code=site_code, visit_status=visit_status,
                         search=search, page=bounds.int_param(request.GET.get("page"), minimum=1))
     labels = {status: str(status.label) for status in VisitStatus}
-    return render(request, "forms/matrix.html", {
+    return render(request, "forms/entry/matrix.html", {
         "rows": shown.rows,
         "table": [(row, matrix_cells(row, labels)) for row in shown.rows],
         "page": shown.page,
@@ -323,7 +321,7 @@ def eligibility(request: HttpRequest, subject_pk: int) -> HttpResponse:
                      timezone.localtime(checklist.planned_first_infusion_at, subject.site.zone)
                      .strftime("%Y-%m-%dT%H:%M")
                      if checklist and checklist.planned_first_infusion_at else "")
-    return render(request, "forms/eligibility.html", {
+    return render(request, "forms/entry/eligibility.html", {
         "subject": subject, "checklist": checklist, "rows": rows, "verdict": verdict,
         "can_enter": can_enter, "errors": errors, "planned_value": planned_value,
         "version": checklist.version if checklist else 0,
@@ -348,7 +346,7 @@ def randomize(request: HttpRequest, subject_pk: int) -> HttpResponse:
                 "%(subject)s randomized: randomization number %(number)s.") % {
                 "subject": subject.subject_id, "number": subject.randomization_number})
             return redirect(reverse("forms:casebook", kwargs={"subject_pk": subject.pk}))
-    return render(request, "forms/randomize.html", {
+    return render(request, "forms/entry/randomize.html", {
         "subject": subject, "checklist": checklist, "verdict": verdict, "error": error,
         "confirmed": bool(checklist and checklist.confirmed_by_id),
         "complete": bool(checklist and checklist.status == CRFStatus.COMPLETE),
@@ -401,30 +399,7 @@ def visit_update(request: HttpRequest, subject_pk: int, visit_pk: int) -> HttpRe
         else:
             messages.success(request, _("%(visit)s updated.") % {"visit": visit.label})
             return redirect("forms:casebook", subject_pk=subject.pk)
-    return render(request, "forms/visit_update.html", {
+    return render(request, "forms/entry/visit_update.html", {
         "subject": subject, "visit": visit, "form": form, "can_enter": can_enter,
         **query_context(request.user, subject, visit, "visit"),
     }, status=400 if form.errors else 200)
-
-
-@login_required
-def edit_checks(request: HttpRequest) -> HttpResponse:
-    """The edit-check specification, generated from the check library (page or CSV)."""
-    rows = [{
-        "code": check.code,
-        "form": (_("Visit") if check.form == VISIT else _("Every form") if check.form == "*"
-                 else protocol.crf(check.form).label),
-        "fields": ", ".join(check.fields) or str(check.description),
-        "severity": check.severity,
-        "message": check.message,
-    } for check in ALL_CHECKS]
-    if request.GET.get("format") == "csv":
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="edit-checks.csv"'
-        writer = csv.writer(response, lineterminator="\n")
-        writer.writerow(["code", "form", "fields", "severity", "message"])
-        for row in rows:
-            writer.writerow([str(row[key]) for key in
-                             ("code", "form", "fields", "severity", "message")])
-        return response
-    return render(request, "forms/edit_checks.html", {"rows": rows})

@@ -18,8 +18,7 @@ from edc.audit import AuditAction, audit_event
 from edc.models import Site, User
 from edc.roles import Action, can, scope_to_user
 from forms.models import CRF, CRF_MODELS, CRFStatus
-from forms.models.base import SDVStatus
-from forms.services import EditConflict
+from forms.models.base import EditConflict, SDVStatus
 from visits.models import Subject
 
 
@@ -28,7 +27,7 @@ def crf_verify(*, crf: CRF, user: User, fields: list[str] | None = None) -> CRF:
     """Mark the whole form (``fields`` None) or the given items verified against source.
 
     The form must not have been saved since ``crf`` was read (the monitor verifies what they
-    saw): otherwise :class:`forms.services.EditConflict`.
+    saw): otherwise :class:`forms.entry.services.EditConflict`.
     """
     model = type(crf)
     subject = Subject.objects.select_related("site").get(pk=crf.subject_id)

@@ -1,6 +1,8 @@
 """Queries and source data verification: raising, answering, re-querying, closing and
 cancelling queries, the query list, and marking forms verified."""
 
+import csv
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -15,11 +17,11 @@ from edc import bounds, protocol
 from edc.models import Site
 from edc.roles import Action, can, scope_to_user
 from edc.web import next_url
-from forms import queries as query_services
-from forms import sdv
-from forms.checks import ALL_CHECKS
 from forms.models import CRF_MODELS
-from forms.queries import QUERY_AGE_BANDS, QueryStatus, query_age_band_counts
+from forms.quality import queries as query_services
+from forms.quality import sdv
+from forms.quality.checks import ALL_CHECKS, VISIT
+from forms.quality.queries import QUERY_AGE_BANDS, QueryStatus, query_age_band_counts
 from visits.models import Visit
 from visits.selectors import subjects_for_user
 
@@ -96,7 +98,7 @@ def _status_counts(queries) -> list[tuple[str, int]]:
 
 def _ageing(queries, now) -> list[tuple[str, int]]:
     """One query: queries in progress by whole days since raised
-    (``forms.queries.query_age_days``), in the age bands."""
+    (``forms.quality.queries.query_age_days``), in the age bands."""
     counts = queries.filter(status__in=[QueryStatus.OPEN, QueryStatus.ANSWERED]).aggregate(
         **query_age_band_counts(now))
     return [(f"{low}–{high}" if high is not None else f"> {low - 1}", counts[f"band_{index}"])
@@ -145,7 +147,7 @@ def query_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(shown.order_by("raised_at", "pk").values_list("pk", flat=True),
                      QUERY_PAGE_SIZE).get_page(bounds.int_param(request.GET.get("page"), minimum=1))
     rows = [(q, query_services.query_age_days(q, now)) for q in page_queries(page.object_list)]
-    return render(request, "forms/query_list.html", {
+    return render(request, "forms/quality/query_list.html", {
         "rows": rows,
         "page": page,
         "counts": _status_counts(all_queries),
@@ -179,6 +181,29 @@ def crf_verify(request: HttpRequest, subject_pk: int, crf_code: str, pk: int) ->
 def sdv_progress(request: HttpRequest) -> HttpResponse:
     if not can(request.user, Action.VIEW_SUBJECTS):
         raise PermissionDenied
-    return render(request, "forms/sdv_progress.html", {
+    return render(request, "forms/quality/sdv_progress.html", {
         "by_site": sdv.sdv_progress_by_site(request.user),
     })
+
+
+@login_required
+def edit_checks(request: HttpRequest) -> HttpResponse:
+    """The edit-check specification, generated from the check library (page or CSV)."""
+    rows = [{
+        "code": check.code,
+        "form": (_("Visit") if check.form == VISIT else _("Every form") if check.form == "*"
+                 else protocol.crf(check.form).label),
+        "fields": ", ".join(check.fields) or str(check.description),
+        "severity": check.severity,
+        "message": check.message,
+    } for check in ALL_CHECKS]
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="edit-checks.csv"'
+        writer = csv.writer(response, lineterminator="\n")
+        writer.writerow(["code", "form", "fields", "severity", "message"])
+        for row in rows:
+            writer.writerow([str(row[key]) for key in
+                             ("code", "form", "fields", "severity", "message")])
+        return response
+    return render(request, "forms/quality/edit_checks.html", {"rows": rows})

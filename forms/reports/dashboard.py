@@ -32,7 +32,7 @@ from edc import protocol
 from edc.models import Site, User
 from edc.roles import scope_to_user
 from forms.models import CRF_MODELS, AdverseEvent, CRFStatus
-from forms.queries import ACTIVE_STATUSES, QUERY_AGE_BANDS, Query, query_age_band_counts
+from forms.quality.queries import ACTIVE_STATUSES, QUERY_AGE_BANDS, Query, query_age_band_counts
 from forms.selectors import (
     VISIT_FORM_CODES,
     expected_forms,

@@ -1,6 +1,6 @@
-"""The trial dashboard page: the numbers of ``forms.dashboard`` drawn by ``forms.charts``, each
-chart with its caption and a table of the exact numbers. Monitors see their sites, data
-managers all sites; nothing on the page is split by arm."""
+"""The trial dashboard page: the numbers of ``forms.reports.dashboard`` drawn by
+``forms.reports.charts``, each chart with its caption and a table of the exact numbers.
+Monitors see their sites, data managers all sites; nothing on the page is split by arm."""
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -11,8 +11,8 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from edc.roles import Action, can
-from forms import charts
-from forms.dashboard import Dashboard, trial_dashboard
+from forms.reports import charts
+from forms.reports.dashboard import Dashboard, trial_dashboard
 
 # Colours with a meaning: good outcomes green, problems orange/red, missing grey.
 ON_TIME, OUT_OF_WINDOW, OVERDUE, MISSED = "#009E73", "#E69F00", "#D55E00", "#8a94a6"
@@ -146,7 +146,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     data = trial_dashboard(request.user, now=timezone.now())
     enrolment = data.enrolment
-    return render(request, "forms/dashboard.html", {
+    return render(request, "forms/reports/dashboard.html", {
         "data": data,
         "enrolment_rows": [
             (month_label(month), [values[i] for values in enrolment.by_site.values()],

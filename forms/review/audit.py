@@ -34,9 +34,8 @@ from django.utils.translation import gettext_lazy as _
 from edc import protocol
 from edc.models import User
 from edc.roles import Action, can, scope_to_user
-from forms.models import CRF_MODELS
+from forms.models import CRF_MODELS, Query, QueryMessage
 from forms.models.signoff import Lock, Signature
-from forms.queries import Query, QueryMessage
 from visits.models import (
     KitAssignment,
     RandomizationSlot,

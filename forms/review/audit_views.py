@@ -1,5 +1,5 @@
 """The audit trail page and its CSV export (issue 6, item 5). The rows come from
-``forms.audit.audit_rows``, which decides what each user may see."""
+``forms.review.audit.audit_rows``, which decides what each user may see."""
 
 import csv
 import datetime as dt
@@ -18,7 +18,7 @@ from edc import bounds
 from edc.audit import audit_event
 from edc.models import AuditAction, User
 from edc.roles import scope_to_user
-from forms import audit
+from forms.review import audit
 from visits.models import Subject
 
 ROWS_PER_PAGE = 200
@@ -78,7 +78,7 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
             "rows": len(rows), "sha256": hashlib.sha256(response.content).hexdigest()})
         return response
     page = Paginator(rows, ROWS_PER_PAGE).get_page(params.get("page"))
-    return render(request, "audit/audit_trail.html", {
+    return render(request, "forms/review/audit_trail.html", {
         "page": page,
         "subject": subject,
         "filters": filters,

@@ -17,11 +17,11 @@ from edc.audit import audit_event
 from edc.models import AuditAction, Site
 from edc.roles import Action, can, scope_to_user
 from edc.web import next_url
-from forms import locks, signatures
-from forms.audit import audit_rows
-from forms.casebook_pdf import casebook_pdf as render_casebook_pdf
 from forms.models import CRF_MODELS
 from forms.models.signoff import Lock, LockScope
+from forms.review import locks, signatures
+from forms.review.audit import audit_rows
+from forms.review.casebook_pdf import casebook_pdf as render_casebook_pdf
 from visits.selectors import subject_for_page, subjects_for_user
 
 
@@ -43,7 +43,7 @@ def sign(request: HttpRequest, subject_pk: int, visit_pk: int | None = None) -> 
         else:
             messages.success(request, _("Signed."))
             return redirect("forms:casebook", subject_pk=subject.pk)
-    return render(request, "forms/sign.html", {
+    return render(request, "forms/review/sign.html", {
         "subject": subject, "visit": visit, "meaning": signatures.MEANING,
         "now": timezone.now(), "incomplete": signatures.incomplete_forms(subject, visit),
         "error": error,
@@ -106,7 +106,7 @@ def locks_page(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Unlocked."))
             return redirect("forms:locks")
-    return render(request, "forms/locks.html", {
+    return render(request, "forms/review/locks.html", {
         "active": Lock.objects.filter(unlocked_at__isnull=True).select_related(
             "site", "subject", "visit", "locked_by"),
         "released": Lock.objects.filter(unlocked_at__isnull=False).select_related(

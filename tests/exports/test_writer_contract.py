@@ -31,13 +31,13 @@ from lxml import etree
 from pypdf import PdfReader
 
 from edc import protocol
-from edc.exports import package
-from edc.exports.datasets import subject_key
-from edc.exports.dictionary import Profile, datasets
 from edc.roles import Role
-from forms import queries
+from exports import package
+from exports.datasets import subject_key
+from exports.dictionary import Profile, datasets
 from forms.models import CRF_MODELS
-from forms.queries import Query, QueryMessage
+from forms.quality import queries
+from forms.quality.queries import Query, QueryMessage
 from tests.exports.xport import read_xport
 from tests.factories import UserFactory, randomized_subject
 

@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from forms.checks import ALL_CHECKS, KITS, SOFT, VISIT, Check, SubjectData
-from forms.checks.runner import checks_for_change, checks_rerun, load_subject_data
 from forms.models import CRF_MODELS
+from forms.quality.checks import ALL_CHECKS, KITS, SOFT, VISIT, Check, SubjectData
+from forms.quality.checks.runner import checks_for_change, checks_rerun, load_subject_data
 from forms.synthetic import trial_generate
 from visits.models import Subject
 

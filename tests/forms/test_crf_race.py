@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from edc.roles import Role
-from forms import services
+from forms.entry import services
 from forms.models import VitalSigns
 from tests.factories import UserFactory, randomized_subject
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from edc import protocol
 from edc.roles import Role
-from forms import services
+from forms.entry import services
 from forms.models import CRF_MODELS, NIHSS, CRFStatus, LabPanel, LabReferenceRange, VitalSigns
 from forms.models.screening import Demographics
 from tests.eligible import NIHSS_12, lab_ranges, save

@@ -7,8 +7,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from edc.roles import Role
-from forms import queries, services
+from forms.entry import services
 from forms.models import VitalSigns
+from forms.quality import queries
 from tests.eligible import save
 from tests.factories import UserFactory, randomized_subject
 
@@ -77,7 +78,7 @@ def test_visit_window_query_shows_on_the_visit_page(client, monitor, vitals, nur
 
 
 def test_sdv_progress_page(client, monitor, vitals):
-    from forms import sdv
+    from forms.quality import sdv
 
     client.force_login(monitor)
     assert client.get(reverse("forms:sdv_progress")).context["by_site"][vitals.subject.site] \

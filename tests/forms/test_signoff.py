@@ -10,11 +10,13 @@ from django.utils import timezone
 
 from edc.protocol import visit_def
 from edc.roles import Role
-from forms import locks, queries, services, signatures
+from forms.entry import services
 from forms.models import CRF_MODELS, VitalSigns
 from forms.models.adverse_events import AdverseEvent
 from forms.models.signoff import LockScope
-from forms.queries import Query
+from forms.quality import queries
+from forms.quality.queries import Query
+from forms.review import locks, signatures
 from tests.factories import PASSWORD, UserFactory, randomized_subject
 
 
@@ -150,7 +152,7 @@ def test_locked_page_refuses_the_save_with_a_message(client, subject, nurse, dat
 
 
 def test_locked_forms_take_no_new_system_queries(subject, nurse, data_manager):
-    from forms.checks.runner import checks_rerun
+    from forms.quality.checks.runner import checks_rerun
 
     visit = subject.visits.get(code="D2")
     vitals = VitalSigns.objects.create(subject=subject, visit=visit, heart_rate=150,

@@ -27,9 +27,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
-from edc.exports import package
-from edc.exports.dictionary import Profile
 from edc.models import User
+from exports import package
+from exports.dictionary import Profile
 
 
 def parse_as_of(value: str) -> dt.datetime:

@@ -2,8 +2,8 @@
 explicitly (no auto-discovery). Codes are stable: they appear in queries, the edit-check
 specification and the tests."""
 
-from forms.checks import dates, events, labs, nihss, treatment, vitals
-from forms.checks.base import HARD, KITS, SOFT, VISIT, Check, SubjectData
+from forms.quality.checks import dates, events, labs, nihss, treatment, vitals
+from forms.quality.checks.base import HARD, KITS, SOFT, VISIT, Check, SubjectData
 
 ALL_CHECKS: tuple[Check, ...] = (
     *vitals.CHECKS, *labs.CHECKS, *nihss.CHECKS, *events.CHECKS, *treatment.CHECKS,

@@ -5,7 +5,7 @@ import datetime as dt
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from forms.checks.base import SOFT, VISIT, Check, SubjectData
+from forms.quality.checks.base import SOFT, VISIT, Check, SubjectData
 from visits import schedule
 
 # Dates that legitimately precede consent: the stroke itself, medication already being taken.

@@ -2,7 +2,7 @@
 
 from django.utils.translation import gettext_lazy as _
 
-from forms.checks.base import HARD, SOFT, Check, SubjectData
+from forms.quality.checks.base import HARD, SOFT, Check, SubjectData
 
 
 def end_before_start(record, data: SubjectData) -> list[str]:

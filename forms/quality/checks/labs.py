@@ -5,7 +5,7 @@ from decimal import Decimal
 from django.utils.translation import gettext_lazy as _
 
 from edc.protocol import MAX_TIMES_ULN
-from forms.checks.base import SOFT, Check, SubjectData
+from forms.quality.checks.base import SOFT, Check, SubjectData
 from visits import schedule
 
 

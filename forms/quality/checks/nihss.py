@@ -5,8 +5,8 @@ from django.utils.translation import gettext_lazy as _
 
 from edc.protocol import MAX_NIHSS, MIN_NIHSS, SCREENING_VISIT
 from forms import derivations
-from forms.checks.base import SOFT, Check, SubjectData
 from forms.models.nihss import FIELD_TO_ITEM
+from forms.quality.checks.base import SOFT, Check, SubjectData
 
 ITEM_FIELD = {code: field for field, code in FIELD_TO_ITEM.items()}
 WORSENING = 4

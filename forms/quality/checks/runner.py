@@ -13,16 +13,16 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from forms.checks import ALL_CHECKS, HARD, KITS, SOFT, VISIT, Check, SubjectData
-from forms.locks import SubjectLocks
 from forms.models import CRF_MODELS
-from forms.queries import (
+from forms.quality.checks import ALL_CHECKS, HARD, KITS, SOFT, VISIT, Check, SubjectData
+from forms.quality.queries import (
     ACTIVE_STATUSES,
     Query,
     Resolution,
     query_close_system,
     query_open_system,
 )
+from forms.review.locks import SubjectLocks
 from visits.models import Subject
 
 
@@ -156,7 +156,7 @@ class Report:
 def reconciled_queries(subject_id) -> QuerySet:
     """The system queries of a subject that a check run looks at: those in progress, and
     those a monitor or data manager closed (settled). ``subject_id`` may be an ``OuterRef``
-    (``forms.services`` asks whether any exists with its read of the form saved)."""
+    (``forms.entry.services`` asks whether any exists with its read of the form saved)."""
     return Query.objects.filter(subject_id=subject_id).exclude(check_code="").filter(
         Q(status__in=ACTIVE_STATUSES) | Q(resolution=Resolution.CLOSED_BY_RAISER))
 

@@ -3,8 +3,8 @@
 from django.utils.translation import gettext_lazy as _
 
 from edc.protocol import MAX_PREDNISONE_MG_PER_DAY
-from forms.checks.base import KITS, SOFT, Check, SubjectData
 from forms.derivations import to_decimal
+from forms.quality.checks.base import KITS, SOFT, Check, SubjectData
 from visits import schedule
 
 

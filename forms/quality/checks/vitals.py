@@ -8,9 +8,9 @@ from decimal import Decimal
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from forms.checks.base import SOFT, Check, SubjectData
 from forms.models.infusion import PERI_INFUSION_VITALS, VITAL_TIMEPOINTS
 from forms.models.vitals import SOFT_LIMITS, VITAL_UNITS
+from forms.quality.checks.base import SOFT, Check, SubjectData
 from visits import schedule
 
 FEVER = Decimal("38.0")
