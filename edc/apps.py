@@ -11,8 +11,10 @@ class EdcConfig(AppConfig):
         # migrate, a hash-chain link for every history row, login and account events.
         from django.contrib.auth.signals import user_logged_in
 
-        from edc import audit, sessions
+        from edc import audit, history, sessions
 
         audit.connect(self)
+        # A history row without an author fails loudly where AUDIT_REQUIRE_AUTHOR is set.
+        history.connect()
         # A sign-in is the session's first renewal (edc.middleware.SessionRenewalMiddleware).
         user_logged_in.connect(sessions.renewed_at_login, dispatch_uid="edc.sessions.login")

@@ -81,6 +81,10 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# A history row without an author (a save that did not go through edc.history.audited_save)
+# raises instead of leaving an anonymous change in the audit trail. The tests set it.
+AUDIT_REQUIRE_AUTHOR = env_bool("AUDIT_REQUIRE_AUTHOR", False)
+
 ROOT_URLCONF = "wiring.urls"
 WSGI_APPLICATION = "edc.wsgi.application"
 ASGI_APPLICATION = "edc.asgi.application"

@@ -9,6 +9,7 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
 from edc.celery import app
+from edc.history import system_writes
 from edc.models import JobRun
 from edc.services import last_heartbeat
 from edc.tasks import heartbeat
@@ -48,8 +49,9 @@ def test_edit_check_rerun_through_a_real_worker_opens_queries(site, nurse):
     subject = randomized_subject(site=site, user=nurse)
     # A value saved before a check existed: written directly, as data loaded by an older
     # version would be, so only the re-run can find it.
-    VitalSigns.objects.create(subject=subject, visit=subject.visits.get(code="D2"),
-                              status="complete", heart_rate=150)
+    with system_writes():  # test data written directly
+        VitalSigns.objects.create(subject=subject, visit=subject.visits.get(code="D2"),
+                                  status="complete", heart_rate=150)
     with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
         counts = edit_checks_rerun.delay().get(timeout=60)
     assert counts["opened"] >= 1
@@ -85,14 +87,16 @@ def test_reminder_jobs_through_a_real_worker_send_the_mails_once(site, nurse, se
 
     settings.SPONSOR_CONTACT_EMAIL = "safety@sponsor.example"
     nurse.email = "nurse@site.example"
-    nurse.save()
+    with system_writes():  # test data written directly
+        nurse.save()
     monitor = UserFactory(username="monitor", role=Role.MONITOR, sites=[site])
     UserFactory(username="dm", role=Role.DATA_MANAGER, email="dm@trial.example")
     start = dt.datetime(2026, 3, 2, 4, tzinfo=dt.UTC)
     with time_machine.travel(start, tick=False):
         subject = randomized_subject(site=site, user=nurse, randomized_at=start)
-        AdverseEvent.objects.create(subject=subject, term="Pulmonary embolism",
-                                    is_serious=True, site_aware_at=start)
+        with system_writes():  # test data written directly
+            AdverseEvent.objects.create(subject=subject, term="Pulmonary embolism",
+                                        is_serious=True, site_aware_at=start)
         queries.query_raise(target=subject.visits.get(code="D1"), field_name="actual_date",
                             text="Please enter the visit date", user=monitor)
     with (time_machine.travel(start + dt.timedelta(days=8), tick=False),

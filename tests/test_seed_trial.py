@@ -8,9 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
-from edc.management.commands.seed_demo import USERS, demo_password
 
-from edc.management.commands import seed_demo
 from edc.protocol import ACTIVE, ARMS, PLACEBO
 from forms.models import CRF_MODELS, AdverseEvent, CRFStatus
 from forms.models.base import SDVStatus
@@ -19,6 +17,8 @@ from forms.selectors import expected_forms
 from forms.synthetic import SubjectRun, trial_digest, trial_generate, trial_plan
 from tests.factories import screened_subject
 from visits.models import KitAssignment, RandomizationSlot, Subject, Visit
+from wiring.management.commands import seed_demo
+from wiring.management.commands.seed_demo import USERS, demo_password
 
 AS_OF = "2026-06-30"
 

@@ -17,9 +17,10 @@ from django.utils.translation import gettext as _
 
 from edc import bounds, protocol
 from edc.audit import chain_batch
+from edc.history import audited_save
 from edc.models import User
 from edc.roles import Action, can
-from edc.validation import changed_fields, field_values, validate_constraints_over
+from edc.validation import changed_fields, field_values
 from forms.entry import eligibility as eligibility_rules
 from forms.models import (
     CRF,
@@ -75,7 +76,7 @@ def _date_errors(crf: CRF, subject: Subject) -> dict[str, list[str]]:
     return errors
 
 
-def _save_or_conflict(crf: CRF, *, is_new: bool) -> None:
+def _save_or_conflict(crf: CRF, *, is_new: bool, **save) -> None:
     """Save; a first save that loses the race to another first save of the same form (both
     opened it empty) is an edit conflict, like a later save on a stale version.
 
@@ -83,8 +84,7 @@ def _save_or_conflict(crf: CRF, *, is_new: bool) -> None:
     one-per-visit (or one-per-subject) constraint; the savepoint keeps this transaction usable
     to read the row that won, which the view shows beside the user's input."""
     try:
-        with transaction.atomic():
-            crf.save()
+        audited_save(crf, savepoint=True, **save)
     except IntegrityError:
         current = _saved_twin(crf) if is_new else None
         if current is None:
@@ -321,27 +321,28 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
     # The constraints over the items changed (all of them on a first save). A second entry
     # of a one-per-subject log (a death report) is refused here; the twin of a visit's form
     # was looked for above, and a race is caught by the insert.
-    crf.full_clean(exclude=["subject", "visit"], validate_constraints=False)
-    validate_constraints_over(
-        crf, None if stored is None else changed_fields(crf, stored),
-        unique=stored is None and protocol.crf(model.crf_code).is_log)
-    crf._history_user = user
-    if reason.strip():
-        crf._change_reason = reason.strip()
-    if before is None:
-        # Its own savepoint: a first save that lost the race leaves nothing written.
-        _save_or_conflict(crf, is_new=True)
-    # From the first write on, a failure dooms the whole transaction (no savepoint): nothing
-    # half-saved is ever committed, even by a caller that goes on after an error. The
-    # history rows written from here (the form's, a broken signature's, the queries') are
-    # linked in the audit chain together at the end (``chain_batch``).
-    with transaction.atomic(savepoint=False), chain_batch():
-        if before is not None:
-            crf.save()  # the row is locked and no key of it changes: no race to catch
+    save = {"user": user, "reason": reason, "exclude": ["subject", "visit"],
+            "constraints": "all" if stored is None else changed_fields(crf, stored),
+            "unique": stored is None and protocol.crf(model.crf_code).is_log}
+
+    def after_save() -> None:
         sae_saved(crf)
         if (before is None or changed) and _guard(crf, SIGNED):
             signatures_break(crf=crf, user=user)
         checks.apply(crf, queried=_guard(crf, QUERIED))
+
+    # From the first write on, a failure dooms the whole transaction (no savepoint): nothing
+    # half-saved is ever committed, even by a caller that goes on after an error. The
+    # history rows written from here (the form's, a broken signature's, the queries') are
+    # linked in the audit chain together at the end (``chain_batch``).
+    if before is None:
+        # Its own savepoint: a first save that lost the race leaves nothing written.
+        _save_or_conflict(crf, is_new=True, **save)
+        with transaction.atomic(savepoint=False), chain_batch():
+            after_save()
+    else:
+        # The row is locked and no key of it changes: no race to catch.
+        audited_save(crf, **save, then=after_save)
     return crf
 
 
@@ -490,9 +491,8 @@ def eligibility_confirm(
         # Saved by someone who may not confirm: it awaits an investigator again.
         checklist.confirmed_by = None
         checklist.confirmed_at = None
-    checklist._history_user = user
-    checklist._change_reason = _("Eligibility derived from entered data")
-    checklist.save()
+    audited_save(checklist, user=user, reason=_("Eligibility derived from entered data"),
+                 clean=False)
     return checklist
 
 

@@ -18,9 +18,10 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from edc.audit import AuditAction, audit_event
+from edc.history import SYSTEM, audited_save
 from edc.models import User
 from edc.roles import Action, can, scope_to_user
-from edc.validation import changed_fields, field_values, validate_constraints_over
+from edc.validation import field_values
 from forms.models.base import CRF
 
 # The one item of a visit record a manual query may concern.
@@ -33,6 +34,7 @@ from forms.models.queries import (
     QueryStatus,
     Resolution,
 )
+from forms.review.locks import refuse_if_locked
 from visits.models import Subject, Visit
 
 # --- Services ----------------------------------------------------------------------------------
@@ -72,27 +74,8 @@ def _message(query: Query, kind: str, text: str, author: User | None, at: dt.dat
     message = QueryMessage(query=query, kind=kind, text=text, author=author, at=at)
     # The query was just saved or read locked, the author is the signed-in user: their rows
     # exist and are not read again.
-    message.full_clean(exclude=["query", "author"])
-    message._history_user = author
-    message.save()
+    audited_save(message, user=author or SYSTEM, exclude=["query", "author"])
     return message
-
-
-def _save(query: Query, user: User | None, kind: str,
-          stored: dict[str, object] | None = None) -> None:
-    """Validate and save ``query``. ``stored``: its values as read locked in this transaction
-    (``field_values``), when it changes only its own state (status, resolution, times, who
-    closed it): its links (subject, form, visit, raiser) are the stored row's, not read again,
-    and only the constraints over the fields changed are judged (``validate_constraints_over``)."""
-    if stored is None:
-        query.full_clean()
-    else:
-        query.full_clean(exclude=["subject", "content_type", "visit", "raised_by"],
-                         validate_constraints=False)
-        validate_constraints_over(query, changed_fields(query, stored))
-    query._history_user = user
-    query._change_reason = str(MessageKind(kind).label)
-    query.save()
 
 
 def _locked(query: Query) -> Query:
@@ -116,9 +99,6 @@ def query_raise(*, target: CRF | Visit, field_name: str, text: str, user: User) 
         raise PermissionDenied(gettext("Your role does not allow raising queries at this site."))
     _check_field(target, field_name, system=False)
     text = _required_text(text)
-    # Imported here: the lock rules build on the CRF models, which register this module.
-    from forms.review.locks import refuse_if_locked
-
     refuse_if_locked(subject=subject, visit=visit,
                      record=None if isinstance(target, Visit) else target)
     now = timezone.now()
@@ -127,7 +107,7 @@ def query_raise(*, target: CRF | Visit, field_name: str, text: str, user: User) 
         object_id=target.pk, field_name=field_name, crf_code=crf_code, visit=visit,
         text=text, raised_by=user, raised_at=now,
     )
-    _save(query, user, MessageKind.RAISED)
+    audited_save(query, user=user, reason=str(MessageKind.RAISED.label))
     _message(query, MessageKind.RAISED, text, user, now)
     audit_event(action=AuditAction.QUERY_RAISED, user=user, obj=query, subject=subject,
                 detail={"form": crf_code, "item": field_name})
@@ -147,7 +127,7 @@ def query_answer(*, query: Query, text: str, user: User) -> Query:
     now = timezone.now()
     query.status = QueryStatus.ANSWERED
     query.answered_at = now
-    _save(query, user, MessageKind.ANSWERED)
+    audited_save(query, user=user, reason=str(MessageKind.ANSWERED.label))
     _message(query, MessageKind.ANSWERED, text, user, now)
     audit_event(action=AuditAction.QUERY_ANSWERED, user=user, obj=query, subject=query.subject)
     return query
@@ -162,7 +142,7 @@ def query_requery(*, query: Query, text: str, user: User) -> Query:
     _require_status(query, (QueryStatus.ANSWERED,), gettext("re-queried"))
     text = _required_text(text)
     query.status = QueryStatus.OPEN
-    _save(query, user, MessageKind.REQUERIED)
+    audited_save(query, user=user, reason=str(MessageKind.REQUERIED.label))
     _message(query, MessageKind.REQUERIED, text, user, timezone.now())
     audit_event(action=AuditAction.QUERY_REQUERIED, user=user, obj=query, subject=query.subject)
     return query
@@ -175,7 +155,8 @@ def _end(query: Query, *, status: str, resolution: str, kind: str, text: str,
     query.resolution = resolution
     query.closed_at = now
     query.closed_by = user
-    _save(query, user, kind, stored)
+    audited_save(query, user=user or SYSTEM, reason=str(MessageKind(kind).label),
+                 stored=stored)
     _message(query, kind, text, user, now)
     return query
 
@@ -248,12 +229,10 @@ def query_open_system(
     )
     # The unique constraint is left to the insert: only the database sees a concurrent run.
     # The subject, content type and visit are the saved target's own: not read again.
-    query.full_clean(exclude=["subject", "content_type", "visit"], validate_constraints=False)
-    query._history_user = None
-    query._change_reason = str(MessageKind.RAISED.label)
     try:
-        with transaction.atomic():
-            query.save()
+        audited_save(query, user=SYSTEM, reason=str(MessageKind.RAISED.label),
+                     exclude=["subject", "content_type", "visit"], constraints="database",
+                     savepoint=True)
     except IntegrityError:
         # Another run opened it between our look-up and our insert.
         return _active_system_query(target, field_name, check_code), False
@@ -319,6 +298,13 @@ def queries_for_target(target: CRF | Visit) -> models.QuerySet:
 # Age of a query in progress in whole days (``query_age_days``): low and high bounds,
 # inclusive; None is open-ended. The query list and the dashboard show the same bands.
 QUERY_AGE_BANDS: tuple[tuple[int, int | None], ...] = ((0, 7), (8, 14), (15, 30), (31, None))
+
+
+def query_age_band_label(low: int, high: int | None) -> str:
+    """How a band of ``QUERY_AGE_BANDS`` is named on every page (query list, dashboard)."""
+    if high is None:
+        return gettext("%(low)s days or more") % {"low": low}
+    return gettext("%(low)s–%(high)s days") % {"low": low, "high": high}
 
 
 def query_age_band_counts(now: dt.datetime) -> dict[str, Count]:

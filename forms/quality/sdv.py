@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from edc.audit import AuditAction, audit_event
+from edc.history import audited_save
 from edc.models import Site, User
 from edc.roles import Action, can, scope_to_user
 from forms.models import CRF, CRF_MODELS, CRFStatus
@@ -53,10 +54,7 @@ def crf_verify(*, crf: CRF, user: User, fields: list[str] | None = None) -> CRF:
             )
         stamp = {"by": user.pk, "at": now.isoformat()}
         current.verified_fields = current.verified_fields | dict.fromkeys(fields, stamp)
-    current.full_clean()
-    current._history_user = user
-    current._change_reason = _("Source data verified")
-    current.save()
+    audited_save(current, user=user, reason=_("Source data verified"))
     audit_event(action=AuditAction.SOURCE_VERIFIED, user=user, obj=current, subject=subject,
                 detail={"form": model.crf_code, "items": fields})
     return current

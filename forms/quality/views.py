@@ -21,7 +21,12 @@ from forms.models import CRF_MODELS
 from forms.quality import queries as query_services
 from forms.quality import sdv
 from forms.quality.checks import ALL_CHECKS, VISIT
-from forms.quality.queries import QUERY_AGE_BANDS, QueryStatus, query_age_band_counts
+from forms.quality.queries import (
+    QUERY_AGE_BANDS,
+    QueryStatus,
+    query_age_band_counts,
+    query_age_band_label,
+)
 from visits.models import Visit
 from visits.selectors import subjects_for_user
 
@@ -101,7 +106,7 @@ def _ageing(queries, now) -> list[tuple[str, int]]:
     (``forms.quality.queries.query_age_days``), in the age bands."""
     counts = queries.filter(status__in=[QueryStatus.OPEN, QueryStatus.ANSWERED]).aggregate(
         **query_age_band_counts(now))
-    return [(f"{low}–{high}" if high is not None else f"> {low - 1}", counts[f"band_{index}"])
+    return [(query_age_band_label(low, high), counts[f"band_{index}"])
             for index, (low, high) in enumerate(QUERY_AGE_BANDS)]
 
 

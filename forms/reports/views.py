@@ -11,6 +11,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from edc.roles import Action, can
+from forms.quality.queries import query_age_band_label
 from forms.reports import charts
 from forms.reports.dashboard import Dashboard, trial_dashboard
 
@@ -23,12 +24,6 @@ AGE_COLOURS = ("#56B4E9", "#0072B2", "#E69F00", "#D55E00")
 
 def month_label(month) -> str:
     return date_format(month, "Y-m")
-
-
-def age_band_label(low: int, high: int | None) -> str:
-    if high is None:
-        return _("%(low)s days or more") % {"low": low}
-    return _("%(low)s–%(high)s days") % {"low": low, "high": high}
 
 
 def _listing(pairs) -> str:
@@ -90,7 +85,7 @@ def visit_compliance_chart(data: Dashboard):
 
 def open_queries_chart(data: Dashboard):
     rows = data.open_queries
-    bands = [age_band_label(low, high) for low, high in data.query_age_bands]
+    bands = [query_age_band_label(low, high) for low, high in data.query_age_bands]
     series = [charts.Series(label, [counts[i] for counts in rows.values()], colour)
               for i, (label, colour) in enumerate(zip(bands, AGE_COLOURS, strict=True))]
     return charts.stacked_bar_chart(
@@ -153,7 +148,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
              enrolment.total[i])
             for i, month in enumerate(enrolment.months)
         ],
-        "age_bands": [age_band_label(low, high) for low, high in data.query_age_bands],
+        "age_bands": [query_age_band_label(low, high) for low, high in data.query_age_bands],
         "open_query_rows": [(code, counts, sum(counts))
                             for code, counts in data.open_queries.items()],
         "open_query_total": sum(sum(counts) for counts in data.open_queries.values()),

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from edc.audit import audit_event
+from edc.history import audited_save
 from edc.models import AuditAction, User
 from edc.roles import Action, can
 from forms.models.signoff import Lock, LockScope
@@ -116,10 +117,7 @@ def lock_create(*, user: User, scope: str, target=None, reason: str = "") -> Loc
         lock.subject, lock.site = target, site
     elif scope == LockScope.SITE:
         lock.site = target
-    lock.full_clean()
-    lock._history_user = user
-    lock._change_reason = _("Locked")
-    lock.save()
+    audited_save(lock, user=user, reason=_("Locked"))
     audit_event(action=AuditAction.LOCKED, user=user, obj=lock, site=site,
                 detail={"scope": scope, "lock": str(lock)})
     return lock
@@ -137,10 +135,7 @@ def lock_release(*, lock: Lock, user: User, reason: str) -> Lock:
     lock.unlocked_by = user
     lock.unlocked_at = timezone.now()
     lock.unlock_reason = reason.strip()
-    lock.full_clean()
-    lock._history_user = user
-    lock._change_reason = reason.strip()
-    lock.save()
+    audited_save(lock, user=user, reason=reason)
     audit_event(action=AuditAction.UNLOCKED, user=user, obj=lock, site=lock.site,
                 detail={"scope": lock.scope, "lock": str(lock), "reason": reason.strip()})
     return lock

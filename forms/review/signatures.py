@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy
 
 from edc import protocol
 from edc.audit import audit_event
+from edc.history import audited_save
 from edc.models import AuditAction, User
 from edc.roles import Action, can
 from edc.services import Prompt, password_confirms
@@ -94,10 +95,7 @@ def _signature_record(*, subject: Subject, visit: Visit | None, user: User) -> S
         meaning=str(MEANING), signed_at=timezone.now(),
         fingerprint=fingerprint(signed_records(subject, visit)),
     )
-    signature.full_clean()
-    signature._history_user = user
-    signature._change_reason = _("Signed")
-    signature.save()
+    audited_save(signature, user=user, reason=_("Signed"))
     audit_event(action=AuditAction.SIGNED, user=user, obj=signature,
                 detail={"scope": visit.code if visit else "casebook",
                         "fingerprint": signature.fingerprint})
@@ -124,9 +122,8 @@ def signatures_break(*, crf: CRF, user: User) -> list[Signature]:
         signature.broken_at = now
         signature.broken_reason = _("%(form)s changed by %(user)s") % {
             "form": crf._meta.verbose_name, "user": user.printed_name}
-        signature._history_user = user
-        signature._change_reason = _("Signature broken by a change to signed data")
-        signature.save()
+        audited_save(signature, user=user, clean=False,
+                     reason=_("Signature broken by a change to signed data"))
         # The form's subject (read by the save, same subject) gives the event its site.
         audit_event(action=AuditAction.SIGNATURE_BROKEN, user=user, obj=signature,
                     subject=crf.subject, detail={"changed": f"{crf.crf_code}:{crf.pk}"})

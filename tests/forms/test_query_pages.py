@@ -49,7 +49,7 @@ def test_query_list_filters_and_counts(client, monitor, vitals, nurse):
     assert listed(status="closed") == {"Oxygen given?"}
     response = client.get(url)
     assert dict(response.context["counts"])["Closed"] == 1
-    assert dict(response.context["ageing"])["0–7"] == 1
+    assert dict(response.context["ageing"])["0–7 days"] == 1
 
 
 def test_staff_of_another_site_see_no_queries(client, other_site, vitals):

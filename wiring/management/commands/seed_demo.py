@@ -15,6 +15,7 @@ from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
+from edc.history import SYSTEM, audited_save, system_writes
 from edc.models import Site, User
 from edc.roles import Role
 from forms import synthetic
@@ -58,6 +59,12 @@ class Command(BaseCommand):
             "subjects entered by them up to yesterday.")
 
     def handle(self, *args, **options) -> None:
+        # The seeding is the system's work: the demo's sites and accounts have no author, and
+        # the synthetic trial's own set-up writes are made in system_writes().
+        with system_writes():
+            self._seed()
+
+    def _seed(self) -> None:
         with transaction.atomic():
             sites = {code: self._site(code, name, tz) for code, name, tz in SITES}
             users = {}
@@ -93,9 +100,7 @@ class Command(BaseCommand):
         site = Site.objects.filter(code=code).first()
         if site is None:
             site = Site(code=code, name=name, time_zone=time_zone)
-            site.full_clean()
-            site._change_reason = "Demo seed"
-            site.save()
+            audited_save(site, user=SYSTEM, reason="Demo seed")
         return site
 
     def _user(self, username, role, sites, first, last) -> User:
@@ -112,8 +117,7 @@ class Command(BaseCommand):
             is_superuser=role == Role.ADMINISTRATOR,
         )
         user.set_password(demo_password(username))
-        user._change_reason = "Demo seed"
-        user.save()
+        audited_save(user, user=SYSTEM, reason="Demo seed", clean=False)
         user.sites.set(sites)
         return user
 
