@@ -13,8 +13,9 @@ class EdcConfig(AppConfig):
 
         from edc import audit, history, sessions
 
-        audit.connect(self)
-        # A history row without an author fails loudly where AUDIT_REQUIRE_AUTHOR is set.
+        # First, where Django stamped last_login: a history row without an author fails
+        # loudly where AUDIT_REQUIRE_AUTHOR is set, and the sign-in time is an audited save.
         history.connect()
+        audit.connect(self)
         # A sign-in is the session's first renewal (edc.middleware.SessionRenewalMiddleware).
         user_logged_in.connect(sessions.renewed_at_login, dispatch_uid="edc.sessions.login")

@@ -14,7 +14,9 @@ from contextvars import ContextVar
 from typing import Literal
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_in
 from django.db import models, transaction
+from django.utils import timezone
 from simple_history.signals import pre_create_historical_record
 
 from edc import bounds
@@ -135,6 +137,15 @@ def _refuse_without_author(sender, instance, history_instance, **kwargs) -> None
     )
 
 
+def _last_login(sender, user, **kwargs) -> None:
+    """Django's ``update_last_login``, through the one audited save: whoever signs in is the
+    author of their own sign-in time (also when a test signs in without a request)."""
+    user.last_login = timezone.now()
+    audited_save(user, user=user, clean=False, update_fields=["last_login"])
+
+
 def connect() -> None:
     pre_create_historical_record.connect(_refuse_without_author,
                                          dispatch_uid="edc.history.author_required")
+    if user_logged_in.disconnect(dispatch_uid="update_last_login"):
+        user_logged_in.connect(_last_login, dispatch_uid="edc.history.last_login")

@@ -349,13 +349,8 @@ _TRAIL_COLUMNS = ("time", "user", "action", "record_type", "record_id", "record"
 def _audit_trail(dataset: Dataset, context: ExportContext):
     """(subject, row) of the audit trail: the rows are tuples in the dataset's order already
     (its hundreds of thousands of rows skip the record dictionary of the other datasets)."""
-    from forms.review.audit import (
-        ALLOCATION,
-        CLINICAL,
-        SOURCES,
-        audit_rows_by_record,
-        may_view_audit,
-    )
+    from forms.review.audit_sources import ALLOCATION, CLINICAL, SOURCES, may_view_audit
+    from forms.review.audit_stream import audit_rows_by_record
 
     # Direct identifiers never leave in an export; the allocation's history only in an
     # unblinded one.

@@ -66,8 +66,8 @@ AUDIT_LABELS = {
 
 def audit_scope(user, profile: "Profile") -> AuditScope:
     """What ``user``'s export with ``profile`` holds in its audit-trail dataset (the same
-    rules as ``exports.datasets._audit_trail`` and ``forms.review.audit.sources_for``)."""
-    from forms.review.audit import ALLOCATION, CLINICAL, may_view_audit, sources_for
+    rules as ``exports.datasets._audit_trail`` and ``forms.review.audit_sources.sources_for``)."""
+    from forms.review.audit_sources import ALLOCATION, CLINICAL, may_view_audit, sources_for
 
     if not may_view_audit(user):
         return AuditScope.NONE

@@ -15,12 +15,12 @@ row into one text (CRLF ends), so Python only writes texts: a few thousand fetch
 instead of a Python object per cell. The cells of the history row (time, user, record, …) are
 computed once per row, not once per changed field.
 
-The rows other formats read stay Python's (:func:`forms.review.audit.audit_rows_by_record`): the
-same query returning typed rows cost PostgreSQL more than it saved Python, whose time there is
+The rows other formats read stay Python's (:func:`forms.review.audit_stream.audit_rows_by_record`):
+the same query returning typed rows cost PostgreSQL more than it saved Python, whose time there is
 loading the values, not diffing them (measured at 60 subjects).
 
 The rows, their order and every cell are those of the Python path
-(:func:`exports.datasets.rows` over :func:`forms.review.audit.audit_rows_by_record`), which
+(:func:`exports.datasets.rows` over :func:`forms.review.audit_stream.audit_rows_by_record`), which
 SQLite uses; ``tests/exports/test_sql_csv.py`` checks that both give the same bytes.
 """
 
@@ -61,14 +61,15 @@ def _queries(dataset: Dataset, context: ExportContext) -> Iterator[str]:
     """The trail's query for each audited model the exporter may read, its values bound."""
     from psycopg import ClientCursor
 
-    from forms.review import audit
+    from forms.review import audit_sources as audit
+    from forms.review.audit_stream import _Lookup
 
     if not audit.may_view_audit(context.user):
         return
     gates = ({audit.CLINICAL, audit.ALLOCATION} if context.profile == Profile.UNBLINDED
              else {audit.CLINICAL})
     subject_ids = list(context.subject_pks.values_list("pk", flat=True))
-    lookup = audit._Lookup(subject_ids)
+    lookup = _Lookup(subject_ids)
     until = context.as_of + dt.timedelta(microseconds=1) if context.as_of else None
     maps = _Maps(lookup)
     if connection.in_atomic_block:
@@ -106,7 +107,7 @@ def _subjects(source, context: ExportContext, lookup) -> dict[int, tuple]:
     """Subject id → (label, zone, screening number, subject ID, key, site, study-day
     reference) of the subjects whose rows of ``source`` the export carries: in the export (as
     of its cut), in view, at a site whose gate the exporter passes."""
-    from forms.review import audit
+    from forms.review import audit_sources as audit
 
     result = {}
     for pk, info in context.subjects.items():
@@ -135,7 +136,8 @@ def _csv_cell(sql: str) -> str:
 
 
 def _empty(sql: str, f: models.Field) -> str:
-    """SQL: is the value empty as :func:`forms.review.audit._empty` says (None, "", [], {})?"""
+    """SQL: is the value empty as :func:`forms.review.audit_sources._empty` says (None, "", [],
+    {})?"""
     if isinstance(f, models.JSONField):
         return (f"({sql} IS NULL OR {sql} IN ('[]'::jsonb, '{{}}'::jsonb, '\"\"'::jsonb, "
                 f"'null'::jsonb))")
@@ -166,11 +168,11 @@ def _json_text(sql: str) -> str:
 
 
 def _display(sql: str, f: models.Field, params: _Params, maps: _Maps) -> str:
-    """SQL: the cell of the value ``sql`` of ``f`` (``forms.review.audit._displayer``), NULL when
-    empty."""
+    """SQL: the cell of the value ``sql`` of ``f`` (``forms.review.audit_stream._displayer``),
+    NULL when empty."""
     from edc import protocol
     from edc.models import User
-    from forms.review.audit import _choice_labels
+    from forms.review.audit_sources import _choice_labels
 
     if f.is_relation:
         model = f.related_model
@@ -281,7 +283,7 @@ def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids
     (labels, subjects, times) is a parameter."""
     from exports.dictionary import INTEGER
     from forms.quality.queries import Query
-    from forms.review.audit import ALLOCATION, _fields, _text
+    from forms.review.audit_sources import ALLOCATION, _fields, _text
 
     quote = connection.ops.quote_name
     params = _Params()

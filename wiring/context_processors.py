@@ -3,7 +3,7 @@ from django.conf import settings
 from edc import bounds, protocol
 from edc.roles import Action, Role, can
 from exports.views import may_use_exports
-from forms.review.audit import may_view_audit
+from forms.review.audit_sources import may_view_audit
 
 
 def trial(request) -> dict:

@@ -18,7 +18,7 @@ from edc import bounds
 from edc.audit import audit_event
 from edc.models import AuditAction, User
 from edc.roles import scope_to_user
-from forms.review import audit
+from forms.review import audit, audit_sources
 from visits.models import Subject
 
 ROWS_PER_PAGE = 200
@@ -33,13 +33,13 @@ def _start_of(day: dt.date) -> dt.datetime:
 @login_required
 def audit_trail(request: HttpRequest) -> HttpResponse:
     user = request.user
-    if not audit.may_view_audit(user):
+    if not audit_sources.may_view_audit(user):
         raise PermissionDenied
     params = request.GET
     filters = {name: bounds.text_param(params.get(name))
                for name in ("subject", "form", "record", "field", "user", "date_from",
                             "date_to")}
-    choices = audit.source_choices(user)
+    choices = audit_sources.source_choices(user)
     errors = []
     subject = author = None
     if filters["subject"]:
@@ -88,14 +88,14 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _csv(rows: list[audit.AuditRow], subject: Subject | None) -> HttpResponse:
+def _csv(rows: list[audit_sources.AuditRow], subject: Subject | None) -> HttpResponse:
     """UTF-8 with a byte-order mark, so that Excel reads Chinese text correctly; times in UTC."""
     name = f"audit-trail-{subject.screening_number}" if subject else "audit-trail"
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     response.write("\ufeff")
     writer = csv.writer(response, lineterminator="\r\n")
-    writer.writerow(audit.CSV_COLUMNS)
+    writer.writerow(audit_sources.CSV_COLUMNS)
     for row in rows:
-        writer.writerow(audit.csv_cells(row))
+        writer.writerow(audit_sources.csv_cells(row))
     return response
