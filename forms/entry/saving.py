@@ -5,7 +5,8 @@
 that consent exists, that nobody saved the form since it was opened (optimistic locking), the
 hard checks, the required items when completing, and that a change to a form once complete
 gives a reason; it then derives the computed items and saves with the author and reason on
-the history row, all in one transaction.
+the history row, and counts a form's new status in its visit's form counts (``forms.tally``,
+read by the dashboard), all in one transaction.
 """
 
 import datetime as dt
@@ -35,6 +36,7 @@ from forms.quality.checks import VISIT
 from forms.quality.checks.runner import CheckRun, reconciled_queries
 from forms.review.locks import SubjectLocks, locks_over
 from forms.review.signatures import signatures_break, signatures_covering
+from forms.tally import tally_form_saved
 from forms.tasks import sae_saved
 from visits import schedule
 from visits import services as visit_services
@@ -264,6 +266,7 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
     locks.refuse(crf)
     crf.subject = subject
     before = _snapshot(crf) if crf.pk else None
+    status_before = crf.status if crf.pk else None
     stored = field_values(crf) if crf.pk else None
     checks = CheckRun.for_change(subject, model.crf_code, locks=locks)
 
@@ -318,6 +321,7 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
             "unique": stored is None and protocol.crf(model.crf_code).is_log}
 
     def after_save() -> None:
+        tally_form_saved(crf, was=status_before)
         sae_saved(crf)
         if (before is None or changed) and _guard(crf, SIGNED):
             signatures_break(crf=crf, user=user)

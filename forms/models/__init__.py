@@ -15,6 +15,7 @@ from forms.models.scales import MRS, Barthel
 from forms.models.screening import Demographics, MedicalHistory, StrokeEvent
 from forms.models.signoff import Lock, LockScope, Signature
 from forms.models.study_end import Death, EarlyTermination, EndOfStudy
+from forms.models.tally import VisitFormTally
 from forms.models.vitals import VitalSigns
 
 CRF_MODELS: dict[str, type[CRF]] = {
@@ -53,5 +54,6 @@ __all__ = [
     "QueryMessage",
     "Signature",
     "StrokeEvent",
+    "VisitFormTally",
     "VitalSigns",
 ]

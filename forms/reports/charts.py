@@ -63,11 +63,18 @@ def _text_width(text: str, size: int = FONT_SIZE) -> float:
     return sum(size * (1.0 if ord(ch) > 0x2E80 else 0.6) for ch in text)
 
 
-def _truncate(text: str, width: float) -> str:
-    if _text_width(text) <= width:
+def _truncate(text: str, width: float, size: int = FONT_SIZE) -> str:
+    """``text`` if it fits in ``width``, else its longest beginning that fits with "…" after
+    it: one pass over the characters (a label is cut once, not measured again after each
+    character dropped)."""
+    if _text_width(text, size) <= width:
         return text
-    while text and _text_width(text + "…") > width:
-        text = text[:-1]
+    room = width - _text_width("…", size)
+    used = 0.0
+    for index, ch in enumerate(text):
+        used += size * (1.0 if ord(ch) > 0x2E80 else 0.6)
+        if used > room:
+            return text[:index].rstrip() + "…"
     return text.rstrip() + "…"
 
 

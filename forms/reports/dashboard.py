@@ -12,29 +12,26 @@ and the reminders show, and its rows are a handful per site, not one per visit.
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.core.exceptions import EmptyResultSet
-from django.db import connections
 from django.db.models import (
     BooleanField,
     Case,
     Count,
     F,
-    IntegerField,
     Q,
+    Sum,
     TextField,
     Value,
     When,
 )
-from django.db.models.functions import Cast, TruncMonth
+from django.db.models.functions import Cast, Coalesce, TruncMonth
 from django.utils import timezone
 
 from edc import protocol
 from edc.models import Site, User
 from edc.roles import scope_to_user
-from forms.models import CRF_MODELS, AdverseEvent, CRFStatus
+from forms.models import AdverseEvent
 from forms.quality.queries import ACTIVE_STATUSES, QUERY_AGE_BANDS, Query, query_age_band_counts
 from forms.selectors import (
-    VISIT_FORM_CODES,
     expected_forms,
     today_by_site,
     visit_status_expression,
@@ -226,7 +223,10 @@ def _expected_at(visit_code: str) -> tuple[tuple[str, str], ...]:
 
 def _visit_groups(user: User, today: dict[int, dt.date]):
     """One query: visits counted by site, code and status (on each site's date), done ones
-    split by whether their date fell inside the window."""
+    split by whether their date fell inside the window, with the sums of their form counts
+    (``VisitFormTally``, kept by ``crf_save``: the forms the protocol expects at the visit,
+    complete and in progress). It reads the visits, their subjects and the counts, never a
+    form table: its cost follows the visits, not the forms (about five to a visit)."""
     return (
         scope_to_user(Visit.objects.all(), user, site_field="subject__site")
         .annotate(
@@ -236,17 +236,20 @@ def _visit_groups(user: User, today: dict[int, dt.date]):
                         default=Value(False), output_field=BooleanField()),
         )
         .values("subject__site_id", "code", "visit_status", "inside")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("pk"),
+                  forms_complete=Coalesce(Sum("form_tally__complete"), 0),
+                  forms_in_progress=Coalesce(Sum("form_tally__in_progress"), 0))
         .order_by()
     )
 
 
-def visit_compliance_and_expected_forms(
+def visit_compliance_and_crf_completion(
     user: User, sites: list[Site], *, now: dt.datetime
 ) -> tuple[dict[str, VisitCompliance], dict[str, CRFCompletion]]:
     """Scheduled visits by outcome at each site: on time (visit date inside the window), out
     of window (outside it: VIS-001), overdue (window passed, no date) and missed. And the
-    number of forms expected at each site: those of the visits done, due or overdue."""
+    forms of the visits done, due or overdue at each site: those the protocol expects there,
+    and how many of them are saved complete and in progress."""
     today = today_by_site(sites, now)
     code_by_pk = {site.pk: site.code for site in sites}
     compliance = {site.code: VisitCompliance() for site in sites}
@@ -261,10 +264,13 @@ def visit_compliance_and_expected_forms(
         if status in _FORMS_EXPECTED:
             code = row["code"]
             expected = expected_at.setdefault(code, _expected_at(code))
-            completion[site_code].expected += n * len(expected)
+            crfs = completion[site_code]
+            crfs.expected += n * len(expected)
+            crfs.complete += row["forms_complete"]
+            crfs.in_progress += row["forms_in_progress"]
             if any(form == "consent" for form, _slot in expected):
                 # Consent lives on the subject; a screening visit exists only once it is signed.
-                completion[site_code].complete += n
+                crfs.complete += n
         if row["code"] == protocol.UNSCHEDULED_VISIT_CODE:
             continue
         counts = compliance[site_code]
@@ -278,96 +284,6 @@ def visit_compliance_and_expected_forms(
         elif status == schedule.VisitStatus.MISSED:
             counts.missed += n
     return compliance, completion
-
-
-def _visits_with_status(user: User, today: dict[int, dt.date]):
-    """The user's visits: their id, code, site and status on the site's date. Not filtered by
-    status in SQL: the planner cannot estimate how many visits a status filter keeps, and
-    grouping by the status instead lets it count the joined forms with a hash."""
-    return (
-        scope_to_user(Visit.objects.all(), user, site_field="subject__site")
-        .annotate(visit_status=visit_status_expression(today),
-                  dashboard_site=F("subject__site_id"))
-        .values("id", "code", "dashboard_site", "visit_status")
-        .order_by()
-    )
-
-
-def _visit_forms():
-    """Every visit form, narrow: its visit id, status, CRF (its index in ``VISIT_FORM_CODES``,
-    a number being quicker to count by than a text) and slot, one ``UNION ALL`` over the
-    visit-form tables, joining nothing."""
-    parts = []
-    for index, crf_code in enumerate(VISIT_FORM_CODES):
-        slot_item = CRF_MODELS[crf_code].slot_item
-        parts.append(
-            CRF_MODELS[crf_code].objects.filter(visit__isnull=False)
-            .annotate(crf_index=Value(index, output_field=IntegerField()),
-                      crf_slot=F(slot_item) if slot_item else Value(""))
-            .values_list("visit_id", "status", "crf_index", "crf_slot")
-            .order_by()
-        )
-    return parts[0].union(*parts[1:], all=True)
-
-
-def _fence(connection) -> str:
-    """Keeps PostgreSQL from pulling the visits subquery up into the join (``OFFSET 0``): the
-    visits are then joined to their subjects and given their status once per visit, and the
-    forms are counted against that, instead of the subject join and the status expression
-    being evaluated once per form (a trial has about five forms per visit). Measured at 600
-    subjects: a quarter less time for this statement (``benchmarks``, issue 15)."""
-    return " OFFSET 0" if connection.vendor == "postgresql" else ""
-
-
-def crf_completion(
-    user: User, sites: list[Site], completion: dict[str, CRFCompletion], *, now: dt.datetime
-) -> dict[str, CRFCompletion]:
-    """Adds the saved forms to ``completion`` (expected counts from
-    :func:`visit_compliance_and_expected_forms`), in one statement: the narrow rows of every
-    visit-form table (``UNION ALL``) joined once to the user's visits and counted by site,
-    visit code, visit status, CRF and time point (complete ones beside all). Only the visits
-    whose forms are expected (done, due or overdue) count, and only the forms the protocol
-    expects there.
-
-    Both halves are compiled by the ORM from the models, so the visit status is that of
-    :func:`visit_status_expression` and the site scope that of ``scope_to_user``; only the join
-    around them is written here, since the ORM cannot join a ``UNION`` as a table. A form is
-    counted at its visit's subject's site: the service layer files every form under its
-    visit's subject."""
-    today = today_by_site(sites, now)
-    code_by_pk = {site.pk: site.code for site in sites}
-    visits = _visits_with_status(user, today)
-    forms = _visit_forms()
-    try:
-        visits_sql, visits_params = visits.query.sql_with_params()
-    except EmptyResultSet:
-        return completion  # a user without sites: no visit, no form
-    forms_sql, forms_params = forms.query.sql_with_params()
-    connection = connections[visits.db]
-    # Both halves are SQL compiled by the ORM, every value in them a parameter.
-    # Complete forms are counted beside all forms of a group, rather than grouping by the form
-    # status too: one key fewer to hash for every form.
-    statement = (
-        "SELECT v.dashboard_site, v.code, v.visit_status, f.crf_index, f.crf_slot,"  # noqa: S608
-        " SUM(CASE WHEN f.status = %s THEN 1 ELSE 0 END), COUNT(*)"
-        f" FROM ({visits_sql}{_fence(connection)}) v"
-        f" INNER JOIN ({forms_sql}) f ON f.visit_id = v.id"
-        " GROUP BY v.dashboard_site, v.code, v.visit_status, f.crf_index, f.crf_slot"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, (CRFStatus.COMPLETE.value, *visits_params, *forms_params))
-        rows = cursor.fetchall()
-    expected_at: dict[str, tuple] = {}
-    for site_pk, code, visit_status, crf_index, crf_slot, complete, n in rows:
-        site_code = code_by_pk.get(site_pk)
-        if site_code is None or visit_status not in _FORMS_EXPECTED:
-            continue
-        expected = expected_at.setdefault(code, _expected_at(code))
-        if (VISIT_FORM_CODES[crf_index], crf_slot) not in expected:
-            continue
-        completion[site_code].complete += complete
-        completion[site_code].in_progress += n - complete
-    return completion
 
 
 def open_queries(user: User, sites: list[Site], *, now: dt.datetime) -> dict[str, list[int]]:
@@ -416,13 +332,13 @@ def trial_dashboard(user: User, *, now: dt.datetime | None = None) -> Dashboard:
     ``Action.VIEW_DASHBOARD``)."""
     now = now or timezone.now()
     sites = list(scope_to_user(Site.objects.order_by("code"), user, site_field="pk"))
-    compliance, completion = visit_compliance_and_expected_forms(user, sites, now=now)
+    compliance, completion = visit_compliance_and_crf_completion(user, sites, now=now)
     return Dashboard(
         sites=sites,
         enrolment=enrolment(user, sites, now=now),
         screen_failures=screen_failures(user),
         visit_compliance=compliance,
         open_queries=open_queries(user, sites, now=now),
-        crf_completion=crf_completion(user, sites, completion, now=now),
+        crf_completion=completion,
         adverse_events=adverse_events(user, now=now),
     )

@@ -212,11 +212,12 @@ def test_a_first_save_opening_a_query(signed_in, subject):
     url = reverse("forms:visit_crf", args=[subject.pk, visit.pk, "vital_signs"])
     data = posted(vitals(systolic_bp=200)) | {"version": 0, "action": "complete"}
     # The request (5); subject, visits, the form looked for (3); the locks (1); SAVEPOINT,
-    # INSERT, history row, RELEASE (4); the signatures (1); the system queries (1); the new
-    # query: SAVEPOINT of the insert, INSERT, history row, RELEASE, its first message and
-    # that message's history row, the audit event (7): 22, and the chain's statements for
-    # the three history rows and the audit event.
-    with statements(REQUEST + 17):
+    # INSERT, history row, RELEASE (4); the visit's form counts (``forms.tally``: 1); the
+    # signatures (1); the system queries (1); the new query: SAVEPOINT of the insert, INSERT,
+    # history row, RELEASE, its first message and that message's history row, the audit
+    # event (7): 23, and the chain's statements for the three history rows and the audit
+    # event.
+    with statements(REQUEST + 18):
         response = signed_in.post(url, data)
     assert response.status_code == 302
     [query] = Query.objects.filter(check_code="VS-001", status="open")
