@@ -19,5 +19,6 @@ urlpatterns = [
     path("screening/", include("visits.urls")),
     path("casebook/", include("forms.urls")),
     path("exports/", include("edc.exports.urls")),
+    path("", include("api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -26,6 +26,7 @@ from edc.audit import AuditAction, audit_event
 from edc.bounds import bounded_text, length_checks
 from edc.models import User
 from edc.roles import Action, can, scope_to_user
+from edc.sources import SourcedHistory
 from edc.validation import changed_fields, field_values, validate_constraints_over
 from forms.models.base import CRF
 from visits.models import Subject, Visit
@@ -103,7 +104,7 @@ class Query(models.Model):
         _("resolution"), max_length=30, choices=Resolution.choices, blank=True
     )
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(bases=[SourcedHistory])
 
     class Meta:
         ordering = ["-raised_at", "-pk"]
@@ -167,7 +168,7 @@ class QueryMessage(models.Model):
     kind = models.CharField(_("kind"), max_length=20, choices=MessageKind.choices)
     text = bounded_text(_("text"), bounds.DESCRIPTION, blank=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(bases=[SourcedHistory])
 
     class Meta:
         ordering = ["at", "pk"]

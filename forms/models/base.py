@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from edc import bounds
+from edc.sources import SourcedHistory
 from visits.models import Subject, Visit
 
 
@@ -97,7 +98,7 @@ class CRF(models.Model):
                     "one by one."),
     )
 
-    history = HistoricalRecords(inherit=True)
+    history = HistoricalRecords(inherit=True, bases=[SourcedHistory])
 
     class Meta:
         abstract = True
