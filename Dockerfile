@@ -8,6 +8,7 @@ COPY pyproject.toml ./
 COPY edc ./edc
 COPY visits ./visits
 COPY forms ./forms
+COPY api ./api
 RUN pip install .
 
 COPY . .
