@@ -90,11 +90,14 @@ def parse_rows(data: str, fmt: str) -> list[dict]:
             raise ValueError("The data must be a JSON array of objects, one per row.")
         return [{str(k): "" if v is None else str(v) for k, v in r.items()} for r in parsed]
     if fmt == "csv":
-        reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff")))
+        reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff")), strict=True)
         rows = []
-        for row in reader:
-            if None in row:
-                raise ValueError(f"Row {reader.line_num}: more cells than column names.")
-            rows.append({k.strip(): (v or "") for k, v in row.items() if k is not None})
+        try:
+            for row in reader:
+                if None in row:
+                    raise ValueError(f"Row {reader.line_num}: more cells than column names.")
+                rows.append({k.strip(): (v or "") for k, v in row.items() if k is not None})
+        except csv.Error as error:
+            raise ValueError(f"Line {reader.line_num}: not readable as CSV ({error}).") from None
         return rows
     raise ValueError("Records are imported as json or csv.")

@@ -246,7 +246,15 @@ def _messages(error: ValidationError, inst: redcap.Instrument) -> list[str]:
 
 def _write_row(*, user: User, subject: Subject, inst: redcap.Instrument, result: RowResult,
                given: dict[str, str], overwrite: bool, reason: str) -> None:
-    timezone.activate(subject.site.zone)
+    with timezone.override(subject.site.zone):
+        _write_in_site_zone(user=user, subject=subject, inst=inst, result=result,
+                            given=given, overwrite=overwrite, reason=reason)
+
+
+def _write_in_site_zone(*, user: User, subject: Subject, inst: redcap.Instrument,
+                        result: RowResult, given: dict[str, str], overwrite: bool,
+                        reason: str) -> None:
+    """Times typed without a zone are the site's, as on the entry page."""
     try:
         crf = _target(subject, inst, result.event, result.instance)
         data, items, errors = _form_data(crf, inst, given, overwrite=overwrite,
@@ -284,8 +292,6 @@ def _write_row(*, user: User, subject: Subject, inst: redcap.Instrument, result:
     except services.EditConflict:
         result.outcome = REFUSE
         result.messages = ["The form was changed by someone else during the import."]
-    finally:
-        timezone.deactivate()
 
 
 def records_import(*, user: User, rows: list[dict[str, str]], overwrite: bool = False,

@@ -226,6 +226,8 @@ def _record_import(caller: Caller, post, fmt):
         parsed = formats.parse_rows(data, data_format)
     except ValueError as error:
         raise ApiError(str(error)) from None
+    if not parsed:
+        raise ApiError("The data hold no rows.")
     if len(parsed) > settings.API_IMPORT_MAX_ROWS:
         raise ApiError(f"At most {settings.API_IMPORT_MAX_ROWS} rows per import.", 413)
     reason = post.get("reason", "")

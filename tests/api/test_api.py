@@ -268,3 +268,10 @@ def vitals_values():
             "diastolic_bp": 80, "heart_rate": 70, "temperature": Decimal("36.6"),
             "respiratory_rate": 16, "spo2": 98, "weight": Decimal("70.0")}
 
+
+
+@pytest.mark.parametrize("data", ["a,b\n\x00,1\n", 'a,"b\n', "screening_number\n" + "x" * 10])
+def test_unreadable_csv_is_a_400(client, token, data):
+    response = call(client, token, content="record", data=data, format="csv",
+                    returnFormat="json")
+    assert 400 <= response.status_code < 500 and "error" in response.json()

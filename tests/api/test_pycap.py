@@ -16,8 +16,8 @@ from edc.sources import Source
 from forms.models import VitalSigns
 from forms.queries import Query
 from tests.eligible import save
-from tests.test_blinding import arm_leaks
 from tests.factories import SiteFactory, UserFactory, randomized_subject
+from tests.test_blinding import arm_leaks
 from visits.models import RandomizationSlot
 
 
