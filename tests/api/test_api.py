@@ -19,6 +19,7 @@ from api.tokens import token_create
 from edc.models import AuditAction, AuditEvent
 from edc.roles import Role
 from edc.sources import Source
+from forms import services
 from forms.models import PKPDSample, VitalSigns
 from forms.models.signoff import Lock, LockScope
 from tests.eligible import save
@@ -172,13 +173,16 @@ def test_export_reads_a_fixed_number_of_statements_per_chunk(client, site, nurse
 
 def test_log_forms_and_pkpd_repeat(client, subject, nurse, token):
     day1 = subject.visits.get(code="D1")
-    save(PKPDSample, subject, nurse, {"collected": False, "not_collected_reason": "refused"},
-         visit=day1)
-    rows = call(client, token, content="record").json()
+    crf = services.crf_instance(model=PKPDSample, subject=subject, visit=day1,
+                                slot="post_dose_1h")
+    services.crf_save(crf=crf, values={"collected": False, "not_collected_reason": "refused"},
+                      user=nurse, expected_version=0)
+    response = call(client, token, content="record")
+    rows = json.loads(b"".join(response.streaming_content))
     pkpd = [r for r in rows if r["redcap_repeat_instrument"] == "pkpd"]
     assert [(r["redcap_event_name"], r["redcap_repeat_instance"]) for r in pkpd] == [
-        ("d1_arm_1", "1")]
-    assert pkpd[0]["timepoint"] == "pre_dose"
+        ("d1_arm_1", "2")]
+    assert pkpd[0]["timepoint"] == "post_dose_1h"
 
 
 # --- Import -------------------------------------------------------------------------------
@@ -214,10 +218,11 @@ def test_log_entries_are_created_by_instance_and_a_second_load_changes_nothing(
     row = {"screening_number": subject.screening_number, "redcap_event_name": "logs_arm_1",
            "redcap_repeat_instrument": "concomitant_medication", "redcap_repeat_instance": "1",
            "medication": "Aspirin", "indication": "Secondary prevention", "dose": "100",
-           "doses_per_day": "1", "route": "oral", "start_date": start.isoformat(),
-           "ongoing": "1"}
-    assert import_rows(client, token, [row], returnContent="ids").json() == [
-        subject.screening_number]
+           "doses_per_day": "1", "route": "oral",
+           "concomitant_medication_start_date": start.isoformat(),
+           "concomitant_medication_ongoing": "1"}
+    created = import_rows(client, token, [row], returnContent="ids")
+    assert created.json() == [subject.screening_number], created.content
     assert import_rows(client, token, [row]).json() == {"count": 0}
     gap = import_rows(client, token, [row | {"redcap_repeat_instance": "3"}])
     assert gap.status_code == 400 and "next new one is 2" in gap.json()["error"]
