@@ -184,16 +184,21 @@ def _record_export(caller: Caller, post, fmt):
     counted = {"rows": 0}
 
     def counting():
-        for row in rows(caller.user, query):
-            counted["rows"] += 1
-            yield row
-        # The call's audit event names how many rows went out, once they have.
-        with audit_source(Source.API):
-            _audit(caller, "record", {"action": "export", "format": fmt, "rows": counted["rows"],
-                                      "records": list(query.records)[:100],
-                                      "fields": list(query.fields)[:100],
-                                      "forms": list(query.forms),
-                                      "events": list(query.events)})
+        complete = False
+        try:
+            for row in rows(caller.user, query):
+                counted["rows"] += 1
+                yield row
+            complete = True
+        finally:
+            # The call's audit event names how many rows went out, once they have (and how
+            # many, if the client stopped reading before the end).
+            with audit_source(Source.API):
+                _audit(caller, "record", {
+                    "action": "export", "format": fmt, "rows": counted["rows"],
+                    "complete": complete, "records": list(query.records)[:100],
+                    "fields": list(query.fields)[:100], "forms": list(query.forms),
+                    "events": list(query.events)})
 
     response = formats.rows_response(counting(), columns(query), fmt, stream=True)
     return response, None
