@@ -110,8 +110,12 @@ def _client(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
+def bad_token_key(address: str) -> str:
+    return f"api:bad-token:{address}"
+
+
 def _bad_key(request: HttpRequest) -> str:
-    return f"api:bad-token:{_client(request)}"
+    return bad_token_key(_client(request))
 
 
 def address_locked(request: HttpRequest) -> bool:

@@ -280,3 +280,14 @@ def test_unreadable_csv_is_a_400(client, token, data):
     response = call(client, token, content="record", data=data, format="csv",
                     returnFormat="json")
     assert 400 <= response.status_code < 500 and "error" in response.json()
+
+
+def test_an_administrator_revokes_any_token_in_django_admin(client, nurse):
+    token, _plain = token_create(user=nurse, name="lost laptop")
+    admin_user = UserFactory(role=Role.ADMINISTRATOR, is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+    changelist = reverse("admin:api_apitoken_changelist")
+    assert "lost laptop" in client.get(changelist).content.decode()
+    client.post(changelist, {"action": "revoke", "_selected_action": [token.pk]})
+    token.refresh_from_db()
+    assert token.revoked_by == admin_user
