@@ -22,8 +22,8 @@ from django.utils import timezone
 from api import redcap
 from edc.models import User
 from edc.roles import scope_to_user
-from forms import services
-from forms.entry import MISSING_PREFIX, crf_form_class, initial_for
+from forms.entry import services
+from forms.entry.crf_forms import MISSING_PREFIX, crf_form_class, initial_for
 from forms.models import CRFStatus
 from visits.models import Subject
 

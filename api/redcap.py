@@ -26,7 +26,7 @@ from functools import cache
 from django.db import models
 
 from edc import protocol
-from edc.exports.dictionary import (
+from exports.dictionary import (
     BOOLEAN,
     DATE,
     DATETIME,

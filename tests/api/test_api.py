@@ -19,7 +19,7 @@ from api.tokens import token_create
 from edc.models import AuditAction, AuditEvent
 from edc.roles import Role
 from edc.sources import Source
-from forms import services
+from forms.entry import services
 from forms.models import PKPDSample, VitalSigns
 from forms.models.signoff import Lock, LockScope
 from tests.eligible import save
@@ -203,7 +203,7 @@ def test_a_change_to_a_complete_form_needs_a_reason(client, subject, nurse, toke
 
 def test_locked_forms_are_refused(client, subject, nurse, token):
     dm = UserFactory(role=Role.DATA_MANAGER)
-    from forms.locks import lock_create
+    from forms.review.locks import lock_create
 
     lock_create(scope=LockScope.SUBJECT, target=subject, user=dm, reason="Clean")
     response = import_rows(client, token, [vitals_row(subject)])

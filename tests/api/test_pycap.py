@@ -13,8 +13,7 @@ from api.tokens import token_create, token_revoke
 from edc.models import AuditAction, AuditEvent
 from edc.roles import Role
 from edc.sources import Source
-from forms.models import VitalSigns
-from forms.queries import Query
+from forms.models import Query, VitalSigns
 from tests.eligible import save
 from tests.factories import SiteFactory, UserFactory, randomized_subject
 from tests.test_blinding import arm_leaks
