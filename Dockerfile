@@ -10,6 +10,7 @@ COPY visits ./visits
 COPY forms ./forms
 COPY exports ./exports
 COPY wiring ./wiring
+COPY api ./api
 RUN pip install .
 
 COPY . .

@@ -76,6 +76,7 @@ from simple_history.models import HistoricalChanges, HistoricalRecords
 from simple_history.signals import (
     post_create_historical_m2m_records,
     post_create_historical_record,
+    pre_create_historical_record,
 )
 
 from edc.models import (
@@ -89,6 +90,7 @@ from edc.models import (
     User,
 )
 from edc.roles import administrator_rights
+from edc.sources import current_source
 
 __all__ = ["AuditAction", "AuditReport", "ChainBreak", "audit_event", "audit_install",
            "audit_verify", "chain_append", "chain_batch"]
@@ -408,6 +410,7 @@ def audit_event(
         site_id=site_id,
         detail=detail,
         ip_address=_ip_address(request or _current_request()),
+        source=current_source(),
     )
     event.full_clean(validate_constraints=False, validate_unique=False,
                      exclude=["user", "subject", "site"])
@@ -491,6 +494,12 @@ def _user_history_events(history) -> None:
 # --- Signal receivers (infrastructure: connected in EdcConfig.ready) ----------------------------
 
 
+def _on_history_row_created(sender, history_instance, **kwargs) -> None:
+    """Every history row records where its change came from (ER-07, ``edc.sources``)."""
+    if hasattr(history_instance, "history_source"):
+        history_instance.history_source = current_source()
+
+
 def _on_history_row(sender, history_instance, **kwargs) -> None:
     chain_append(sender, history_instance.pk, using=history_instance._state.db or DEFAULT_DB_ALIAS)
     # The history model's own ``instance_type``: ``User.history`` would build a manager
@@ -565,6 +574,8 @@ def _on_post_migrate(sender, using=DEFAULT_DB_ALIAS, **kwargs) -> None:
 def connect(app_config) -> None:
     pre_migrate.connect(_on_pre_migrate, sender=app_config, dispatch_uid="edc.audit.uninstall")
     post_migrate.connect(_on_post_migrate, sender=app_config, dispatch_uid="edc.audit.install")
+    pre_create_historical_record.connect(_on_history_row_created,
+                                         dispatch_uid="edc.audit.source")
     post_create_historical_record.connect(_on_history_row, dispatch_uid="edc.audit.chain")
     post_create_historical_m2m_records.connect(_on_history_m2m_rows,
                                                dispatch_uid="edc.audit.chain_m2m")

@@ -18,6 +18,7 @@ from simple_history.models import HistoricalRecords
 from edc import bounds
 from edc.bounds import bounded_text, length_checks
 from edc.roles import UNBLINDED_ROLES, Role
+from edc.sources import SOURCE_LENGTH, Source, SourcedHistory
 
 
 def validate_time_zone(value: str) -> None:
@@ -42,7 +43,7 @@ class Site(models.Model):
     )
     is_active = models.BooleanField(_("active"), default=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(bases=[SourcedHistory])
 
     class Meta:
         ordering = ["code"]
@@ -78,7 +79,7 @@ class User(AbstractUser):
         _("password chosen by the account holder"), default=False, editable=False)
 
     history = HistoricalRecords(
-        excluded_fields=["password", "last_login"], m2m_fields=[sites]
+        excluded_fields=["password", "last_login"], m2m_fields=[sites], bases=[SourcedHistory]
     )
 
     def check_password(self, raw_password) -> bool:
@@ -355,6 +356,11 @@ class AuditAction(models.TextChoices):
     UNLOCKED = "unlocked", _("Data unlocked")
     EXPORTED = "exported", _("Data exported")
     EXPORT_DOWNLOADED = "export_downloaded", _("Data export downloaded")
+    API_TOKEN_CREATED = "api_token_created", _("API token created")
+    API_TOKEN_REVOKED = "api_token_revoked", _("API token revoked")
+    API_TOKEN_REFUSED = "api_token_refused", _("API call refused: bad token")
+    API_CALL = "api_call", _("API call")
+    DATA_IMPORTED = "data_imported", _("Data imported from a file")
 
 
 class AuditEvent(models.Model):
@@ -383,6 +389,9 @@ class AuditEvent(models.Model):
     )
     detail = models.JSONField(_("detail"), default=dict, blank=True)
     ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    # Where the event came from (``edc.sources``); empty on events recorded before sources were.
+    source = models.CharField(_("source"), max_length=SOURCE_LENGTH, choices=Source.choices,
+                              default="", blank=True)
 
     class Meta:
         ordering = ["-at", "-pk"]

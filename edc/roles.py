@@ -47,6 +47,8 @@ class Action(StrEnum):
     LOAD_RANDOMIZATION_LIST = "load_randomization_list"
     MANAGE_USERS = "manage_users"
     VIEW_DASHBOARD = "view_dashboard"
+    # Load a file of data (a central laboratory's results) through the import page or the API.
+    IMPORT_DATA = "import_data"
 
 
 _SITE_DATA_ENTRY = frozenset(
@@ -89,6 +91,7 @@ PERMISSIONS: dict[str, frozenset[Action]] = {
             Action.UNLOCK_DATA,
             Action.EXPORT_BLINDED,
             Action.VIEW_DASHBOARD,
+            Action.IMPORT_DATA,
         }
     ),
     # Prepares the infusion bag: needs the subjects of their sites and the allocation, nothing

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "forms",
     "exports",
     "wiring",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -171,6 +172,15 @@ SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "edc.accounts.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
+# API tokens (api.tokens): how long a new token lasts by default and at most, and how many
+# bad tokens one address may send before it is refused for the login cool-off time.
+API_TOKEN_DAYS = int(os.environ.get("API_TOKEN_DAYS", "90"))
+API_TOKEN_MAX_DAYS = int(os.environ.get("API_TOKEN_MAX_DAYS", "365"))
+API_BAD_TOKEN_LIMIT = int(os.environ.get("API_BAD_TOKEN_LIMIT", "10"))
+API_BAD_TOKEN_COOLOFF = AXES_COOLOFF_TIME
+# The largest record import (API or import page): bytes of data and rows.
+API_IMPORT_MAX_BYTES = int(os.environ.get("API_IMPORT_MAX_BYTES", str(2 * 1024 * 1024)))
+API_IMPORT_MAX_ROWS = int(os.environ.get("API_IMPORT_MAX_ROWS", "5000"))
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

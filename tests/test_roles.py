@@ -23,7 +23,8 @@ SITE = {  # roles working at their assigned sites
 }
 TRIAL_WIDE = {  # roles working across all sites
     Role.DATA_MANAGER: {A.VIEW_SUBJECTS, A.RAISE_QUERY, A.CLOSE_QUERY, A.VIEW_AUDIT,
-                        A.LOCK_DATA, A.UNLOCK_DATA, A.EXPORT_BLINDED, A.VIEW_DASHBOARD},
+                        A.LOCK_DATA, A.UNLOCK_DATA, A.EXPORT_BLINDED, A.VIEW_DASHBOARD,
+                        A.IMPORT_DATA},
     Role.UNBLINDED_STATISTICIAN: {A.VIEW_ALLOCATION, A.LOAD_RANDOMIZATION_LIST, A.EXPORT_BLINDED,
                                   A.EXPORT_UNBLINDED},
     Role.ADMINISTRATOR: {A.MANAGE_USERS},

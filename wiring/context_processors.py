@@ -24,6 +24,7 @@ def trial(request) -> dict:
         "nav_audit": signed_in and may_view_audit(user),
         "nav_dashboard": signed_in and can(user, Action.VIEW_DASHBOARD),
         "nav_exports": signed_in and may_use_exports(user),
+        "nav_import": signed_in and can(user, Action.IMPORT_DATA),
         "nav_notifications": signed_in,
         "nav_pharmacy": signed_in and can(user, Action.VIEW_ALLOCATION)
         and can(user, Action.VIEW_SUBJECTS),

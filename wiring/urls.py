@@ -21,5 +21,6 @@ urlpatterns = [
     path("screening/", include("visits.urls")),
     path("casebook/", include("forms.urls")),
     path("exports/", include("exports.urls")),
+    path("", include("api.urls")),
     path("admin/", admin.site.urls),
 ]

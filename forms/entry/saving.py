@@ -224,21 +224,26 @@ def crf_save(
     not_done_reason: str = "",
     reason: str = "",
     locked: bool = False,
+    imported: bool = False,
 ) -> CRF:
     """``locked``: the caller read ``crf`` with ``crf_instance(for_update=True)`` in the
-    transaction this save runs in (the view), so it is current and needs no second read."""
+    transaction this save runs in (the view), so it is current and needs no second read.
+    ``imported``: the values come from a file or the API (``api.imports``), which a user who
+    may import data (a data manager) writes as well as one who enters data."""
     with visit_services.current_transaction():
         return _crf_save(crf=crf, values=values, user=user, expected_version=expected_version,
                          complete=complete, missing_items=missing_items,
                          not_done_reason=not_done_reason, reason=reason,
-                         locked=locked and transaction.get_connection().in_atomic_block)
+                         locked=locked and transaction.get_connection().in_atomic_block,
+                         imported=imported)
 
 
 def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version: int,
               complete: bool, missing_items: dict[str, str] | None, not_done_reason: str,
-              reason: str, locked: bool) -> CRF:
+              reason: str, locked: bool, imported: bool = False) -> CRF:
     subject = _subject_of(crf, locked=locked)
-    if not can(user, Action.ENTER_DATA, subject.site):
+    if not (can(user, Action.ENTER_DATA, subject.site)
+            or (imported and can(user, Action.IMPORT_DATA, subject.site))):
         raise PermissionDenied(_("Your role does not allow data entry at this site."))
     reason = bounds.text_input(reason, limit=bounds.REASON, field="reason")
     if not subject.has_consented:

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from edc import bounds
+from edc.sources import SourcedHistory
 from visits.models import Subject, Visit
 
 
@@ -98,7 +99,7 @@ class CRF(models.Model):
                     "one by one."),
     )
 
-    history = HistoricalRecords(inherit=True)
+    history = HistoricalRecords(inherit=True, bases=[SourcedHistory])
 
     class Meta:
         abstract = True

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from edc.models import Site
+from edc.sources import SourcedHistory
 from forms import derivations
 from forms.models.base import CRF, one_per_visit
 
@@ -65,7 +66,7 @@ class LabReferenceRange(models.Model):
     effective_from = models.DateField(_("effective from"))
     effective_to = models.DateField(_("effective until"), null=True, blank=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(bases=[SourcedHistory])
 
     class Meta:
         ordering = ["site", "analyte", "sex", "-effective_from"]

@@ -13,6 +13,7 @@ from simple_history.models import HistoricalRecords
 
 from edc import bounds
 from edc.bounds import bounded_text, length_checks
+from edc.sources import SourcedHistory
 from visits.models import Subject, Visit
 
 # The one item of a visit record a manual query may concern.
@@ -88,7 +89,7 @@ class Query(models.Model):
         _("resolution"), max_length=30, choices=Resolution.choices, blank=True
     )
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(bases=[SourcedHistory])
 
     class Meta:
         ordering = ["-raised_at", "-pk"]
@@ -152,7 +153,7 @@ class QueryMessage(models.Model):
     kind = models.CharField(_("kind"), max_length=20, choices=MessageKind.choices)
     text = bounded_text(_("text"), bounds.DESCRIPTION, blank=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(bases=[SourcedHistory])
 
     class Meta:
         ordering = ["at", "pk"]

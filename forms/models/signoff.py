@@ -13,6 +13,7 @@ from simple_history.models import HistoricalRecords
 from edc import bounds
 from edc.bounds import bounded_text, length_checks
 from edc.models import Site
+from edc.sources import SourcedHistory
 from visits.models import Subject, Visit
 
 
@@ -33,7 +34,7 @@ class Signature(models.Model):
     broken_reason = bounded_text(gettext_lazy("why the signature was broken"), bounds.REASON,
                                  blank=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(bases=[SourcedHistory])
 
     class Meta:
         ordering = ["-signed_at"]
@@ -80,7 +81,7 @@ class Lock(models.Model):
     unlock_reason = bounded_text(gettext_lazy("reason for unlocking"), bounds.REASON,
                                  blank=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(bases=[SourcedHistory])
 
     class Meta:
         ordering = ["-locked_at"]
