@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('forms', '0007_clinical_precision_and_pkpd_timepoints'),
+        ('forms', '0008_visit_form_tally'),
     ]
 
     operations = [
