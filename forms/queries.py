@@ -222,18 +222,20 @@ def _message(query: Query, kind: str, text: str, author: User | None, at: dt.dat
     return message
 
 
+# The links of a query: the subject (read with its site in this transaction), the form's
+# content type, its visit (the form's own), the raiser and the closer (the user acting, or
+# the stored row's): their rows exist and are not read again to validate the query.
+_LINKS = ["subject", "content_type", "visit", "raised_by", "closed_by"]
+
+
 def _save(query: Query, user: User | None, kind: str,
           stored: dict[str, object] | None = None) -> None:
-    """Validate and save ``query``. ``stored``: its values as read locked in this transaction
-    (``field_values``), when it changes only its own state (status, resolution, times, who
-    closed it): its links (subject, form, visit, raiser) are the stored row's, not read again,
-    and only the constraints over the fields changed are judged (``validate_constraints_over``)."""
-    if stored is None:
-        query.full_clean()
-    else:
-        query.full_clean(exclude=["subject", "content_type", "visit", "raised_by"],
-                         validate_constraints=False)
-        validate_constraints_over(query, changed_fields(query, stored))
+    """Validate and save ``query``: its links are not read again (``_LINKS``). ``stored``: its
+    values as read locked in this transaction (``field_values``), when it changes only its
+    own state (status, resolution, times, who closed it): only the constraints over the
+    fields changed are judged (``validate_constraints_over``); a new query's, all of them."""
+    query.full_clean(exclude=_LINKS, validate_constraints=False)
+    validate_constraints_over(query, None if stored is None else changed_fields(query, stored))
     query._history_user = user
     query._change_reason = str(MessageKind(kind).label)
     query.save()
@@ -283,6 +285,7 @@ def query_answer(*, query: Query, text: str, user: User) -> Query:
     """The site's answer (any correction of the data goes through ``crf_save`` with a
     reason)."""
     query = _locked(query)
+    stored = field_values(query)
     if not can(user, Action.ANSWER_QUERY, query.subject.site):
         raise PermissionDenied(gettext("Your role does not allow answering queries at this "
                                        "site."))
@@ -291,7 +294,7 @@ def query_answer(*, query: Query, text: str, user: User) -> Query:
     now = timezone.now()
     query.status = QueryStatus.ANSWERED
     query.answered_at = now
-    _save(query, user, MessageKind.ANSWERED)
+    _save(query, user, MessageKind.ANSWERED, stored)
     _message(query, MessageKind.ANSWERED, text, user, now)
     audit_event(action=AuditAction.QUERY_ANSWERED, user=user, obj=query, subject=query.subject)
     return query
@@ -301,12 +304,13 @@ def query_answer(*, query: Query, text: str, user: User) -> Query:
 def query_requery(*, query: Query, text: str, user: User) -> Query:
     """The answer does not settle it: the query is open again, with a new question."""
     query = _locked(query)
+    stored = field_values(query)
     if not can(user, Action.RAISE_QUERY, query.subject.site):
         raise PermissionDenied(gettext("Your role does not allow re-querying at this site."))
     _require_status(query, (QueryStatus.ANSWERED,), gettext("re-queried"))
     text = _required_text(text)
     query.status = QueryStatus.OPEN
-    _save(query, user, MessageKind.REQUERIED)
+    _save(query, user, MessageKind.REQUERIED, stored)
     _message(query, MessageKind.REQUERIED, text, user, timezone.now())
     audit_event(action=AuditAction.QUERY_REQUERIED, user=user, obj=query, subject=query.subject)
     return query
@@ -331,7 +335,8 @@ def query_close(*, query: Query, user: User, text: str = "") -> Query:
         raise PermissionDenied(gettext("Your role does not allow closing queries at this site."))
     _require_status(query, ACTIVE_STATUSES, gettext("closed"))
     query = _end(query, status=QueryStatus.CLOSED, resolution=Resolution.CLOSED_BY_RAISER,
-                 kind=MessageKind.CLOSED, text=(text or "").strip(), user=user)
+                 kind=MessageKind.CLOSED, text=(text or "").strip(), user=user,
+                 stored=field_values(query))
     audit_event(action=AuditAction.QUERY_CLOSED, user=user, obj=query, subject=query.subject)
     return query
 
@@ -347,7 +352,7 @@ def query_cancel(*, query: Query, user: User, text: str) -> Query:
     _require_status(query, ACTIVE_STATUSES, gettext("cancelled"))
     text = _required_text(text)
     query = _end(query, status=QueryStatus.CANCELLED, resolution=Resolution.CANCELLED,
-                 kind=MessageKind.CANCELLED, text=text, user=user)
+                 kind=MessageKind.CANCELLED, text=text, user=user, stored=field_values(query))
     audit_event(action=AuditAction.QUERY_CANCELLED, user=user, obj=query, subject=query.subject)
     return query
 

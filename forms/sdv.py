@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from edc.audit import AuditAction, audit_event
 from edc.models import Site, User
 from edc.roles import Action, can, scope_to_user
+from edc.validation import changed_fields, field_values, validate_constraints_over
 from forms.models import CRF, CRF_MODELS, CRFStatus
 from forms.models.base import SDVStatus
 from forms.services import EditConflict
@@ -35,6 +36,7 @@ def crf_verify(*, crf: CRF, user: User, fields: list[str] | None = None) -> CRF:
     if not can(user, Action.VERIFY_SOURCE, subject.site):
         raise PermissionDenied(_("Only the site's monitor may verify source data."))
     current = model.objects.select_for_update().get(pk=crf.pk)
+    stored = field_values(current)
     if current.version != crf.version:
         raise EditConflict(current)
     if current.status != CRFStatus.COMPLETE:
@@ -54,7 +56,13 @@ def crf_verify(*, crf: CRF, user: User, fields: list[str] | None = None) -> CRF:
             )
         stamp = {"by": user.pk, "at": now.isoformat()}
         current.verified_fields = current.verified_fields | dict.fromkeys(fields, stamp)
-    current.full_clean()
+    # Only the verification changes: the form's other links and items are the stored row's,
+    # validated when they were saved; the verifier is the user acting.
+    changed = changed_fields(current, stored)
+    current.full_clean(exclude=[f.name for f in model._meta.concrete_fields
+                                if f.is_relation and f.name not in changed] + ["verified_by"],
+                       validate_constraints=False)
+    validate_constraints_over(current, changed)
     current._history_user = user
     current._change_reason = _("Source data verified")
     current.save()
