@@ -33,14 +33,14 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth.hashers import make_password
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models.signals import post_save
 from django.test.utils import override_settings
 
@@ -482,6 +482,8 @@ class SubjectRun:
         self.now = plan.screened_at - dt.timedelta(minutes=1)
         self.subject: Subject | None = None
         self.visits: dict[str, Visit] = {}
+        # The subject's visits in the order the page reads them (``_share_visits``).
+        self.visit_list: list[Visit] = []
         self.last_query_pk = 0
         # Set when a query of this subject is created (post_save): only then does
         # _watch_queries read the new queries, instead of once after every action.
@@ -569,13 +571,38 @@ class SubjectRun:
 
     # -- writes, all through the services --
 
+    def _visits_read(self) -> None:
+        """The subject's visits, read when the schedule made them (consent, randomization)."""
+        self.visit_list = list(self.subject.visits.all())
+        self.visits = {v.code: v for v in self.visit_list}
+
+    def _visit_saved(self, visit: Visit) -> None:
+        """A visit changed through the services takes the place of the one read before."""
+        self.visit_list = [visit if v.pk == visit.pk else v for v in self.visit_list]
+        self.visits[visit.code] = visit
+        getattr(self.subject, "_prefetched_objects_cache", {}).pop("visits", None)
+
+    def _share_visits(self) -> None:
+        """The subject as the data-entry page reads it: with its visits (prefetched), which
+        the edit checks then use instead of reading them again; they are current, since
+        every change of a visit goes through ``_visit_saved``."""
+        cache = getattr(self.subject, "_prefetched_objects_cache", None)
+        if cache is None:
+            cache = self.subject._prefetched_objects_cache = {}
+        if "visits" not in cache and self.visit_list:
+            visits = self.subject.visits.all()
+            visits._result_cache = list(self.visit_list)
+            visits._prefetch_done = True
+            cache["visits"] = visits
+
     def save(self, model: type[CRF], values: dict[str, Any], *, visit: str | None = None,
              pk: int | None = None, user: User | None = None, reason: str = "",
              missing: dict[str, str] | None = None, slot: str = "") -> CRF:
-        # As the data-entry page does: the subject (with its site) was read in this
-        # transaction, and a saved form is read locked; crf_save(locked=True) then reads
-        # neither again. Every service that changes the subject returns it: self.subject is
-        # the current row.
+        # As the data-entry page does: the subject (with its site and visits) was read in
+        # this transaction, and a saved form is read locked; crf_save(locked=True) then
+        # reads neither again. Every service that changes the subject returns it:
+        # self.subject is the current row.
+        self._share_visits()
         if pk is None:
             # Each visit form is entered once, so it opens empty (crf_instance would look).
             crf = model(subject=self.subject, visit=self.visits.get(visit) if visit else None,
@@ -750,14 +777,22 @@ class SubjectRun:
             subject=self.subject, consented_at=self.now,
             signed_by=ConsentSigner.GUARDIAN if guardian else ConsentSigner.SUBJECT,
             form_version=version, user=self.staff.nurse)
-        self.visits = {v.code: v for v in self.subject.visits.all()}
+        self._visits_read()
         self.at(self.now + dt.timedelta(minutes=10), self.record_visit,
                 protocol.SCREENING_VISIT.code)
         self.at(self.now + dt.timedelta(minutes=self.rng.randint(25, 40)), self.screening_forms)
 
+    def _visit_of_subject(self, code: str) -> Visit:
+        """The visit with the current subject (read with its visits, as the page does)."""
+        self._share_visits()
+        visit = self.visits[code]
+        visit.subject = self.subject
+        return visit
+
     def record_visit(self, code: str) -> None:
-        form_services.visit_record(visit=self.visits[code], actual_date=self.today(),
-                                   user=self.staff.nurse)
+        self._visit_saved(form_services.visit_record(
+            visit=self._visit_of_subject(code), actual_date=self.today(),
+            user=self.staff.nurse))
 
     def screening_forms(self) -> None:
         """Demographics, history, the stroke, NIHSS, pre-stroke mRS, vital signs, labs and
@@ -897,7 +932,7 @@ class SubjectRun:
     def randomize(self) -> None:
         self.subject = form_services.subject_randomize(subject=self.subject,
                                                        user=self.staff.investigator)
-        self.visits = {v.code: v for v in self.subject.visits.all()}
+        self._visits_read()
         self.day1 = self.subject.day1
         self.kits = dict(KitAssignment.objects.filter(subject=self.subject)
                          .values_list("infusion_number", "kit_number"))
@@ -949,8 +984,8 @@ class SubjectRun:
         return visit.planned_date
 
     def miss_visit(self, code: str, reason: str) -> None:
-        form_services.visit_missed(visit=self.visits[code], reason=reason,
-                                   user=self.staff.nurse)
+        self._visit_saved(form_services.visit_missed(
+            visit=self._visit_of_subject(code), reason=reason, user=self.staff.nurse))
         self.deviation("missed_assessment", self.visits[code],
                        f"{code} visit not done: {reason}.")
 
@@ -1571,7 +1606,7 @@ def trial_generate(*, subjects: int, seed: int, as_of: dt.date, site_count: int 
     # Django's debug cursor (DEBUG is on in development, as for ``make demo``) formats and
     # keeps every statement for the debug page; the trial runs tens of thousands and no page
     # shows them.
-    with override_settings(DEBUG=False), Clock(opened) as clock:
+    with override_settings(DEBUG=False), Clock(opened) as clock, _unflushed_commits():
         with transaction.atomic():
             sites, staff, data_manager = _setup(site_codes, plans, seed, password)
         trial = Trial(seed=seed, snapshot=snapshot, clock=clock, sites=sites, staff=staff,
@@ -1591,6 +1626,26 @@ def trial_generate(*, subjects: int, seed: int, as_of: dt.date, site_count: int 
         summary.accounts.append(
             f"{user.username} ({user.get_role_display()}, {codes or 'all sites'})")
     return summary
+
+
+@contextmanager
+def _unflushed_commits():
+    """On PostgreSQL, this session's commits return before their WAL is flushed to disk
+    (``synchronous_commit = off``) while the trial is generated: each subject's transaction
+    stops waiting for an fsync. A crash of the server may lose the last transactions
+    committed (never corrupts one, nor commits half of one); the generator is then run
+    again into a fresh database. Other sessions keep the server's setting."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
 
 
 # --- Fingerprint ------------------------------------------------------------------------------
