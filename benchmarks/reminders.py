@@ -107,8 +107,8 @@ def build_clock() -> dt.datetime | None:
 def run_jobs(now: dt.datetime) -> dict:
     from django.core import mail
 
-    from edc.management.commands.run_job import JOBS
     from edc.notifications import job_run
+    from wiring.management.commands.run_job import JOBS
 
     timings = {}
     for name, job in JOBS.items():

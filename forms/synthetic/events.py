@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 from edc import protocol
-from forms.locks import lock_create
 from forms.models import (
     NIHSS,
     AdverseEvent,
@@ -18,8 +17,9 @@ from forms.models import (
 )
 from forms.models.base import SDVStatus
 from forms.models.signoff import LockScope
-from forms.sdv import crf_verify
-from forms.signatures import casebook_sign
+from forms.quality.sdv import crf_verify
+from forms.review.locks import lock_create
+from forms.review.signatures import casebook_sign
 from forms.synthetic.plan import LOCK_EVERY, SAE_CRITERIA_FORGOTTEN_RATE, SIGN_EVERY, STEROID_SHARE
 from forms.synthetic.values import (
     AE_CATALOG,

@@ -13,14 +13,14 @@ from django.db import models
 from django.db.models.signals import post_save
 
 from edc.models import User
-from forms import services as form_services
+from forms.entry import services as form_services
 from forms.models import (
     CRF,
     Death,
     EarlyTermination,
     ProtocolDeviation,
 )
-from forms.queries import (
+from forms.quality.queries import (
     ACTIVE_STATUSES,
     Query,
     QueryStatus,

@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from edc import protocol
-from forms import services as form_services
+from forms.entry import services as form_services
 from forms.models import (
     CRF,
     MRS,

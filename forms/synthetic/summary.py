@@ -19,7 +19,7 @@ from forms.models import (
 )
 from forms.models.base import SDVStatus
 from forms.models.signoff import Lock, LockScope, Signature
-from forms.queries import (
+from forms.quality.queries import (
     MessageKind,
     Query,
     QueryMessage,
