@@ -273,6 +273,18 @@ def _compare(lookup: str, left, right) -> bool | None:
     return _COMPARE[lookup](left, right)
 
 
+def links_in_hand(instance: models.Model) -> list[str]:
+    """The foreign keys of ``instance`` set from a saved object the caller holds (the subject
+    it read, the site, the user acting): their rows exist, since nothing linked is ever
+    deleted (every link protects its target, and the database checks the key at the save
+    anyway), so validation need not read them again. A one-to-one link is left to validation
+    (a second row for the same target is refused with a message)."""
+    return [field.name for field in instance._meta.concrete_fields
+            if field.is_relation and not field.unique and field.is_cached(instance)
+            and (target := getattr(instance, field.name)) is not None
+            and target.pk is not None and target.pk == getattr(instance, field.attname)]
+
+
 def field_values(instance: models.Model) -> dict[str, object]:
     """Every concrete field's value, by field name (to tell later which changed)."""
     return {field.name: getattr(instance, field.attname)
