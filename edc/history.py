@@ -22,7 +22,7 @@ from simple_history.signals import pre_create_historical_record
 from edc import bounds
 from edc.audit import chain_batch
 from edc.models import User
-from edc.validation import changed_fields, validate_constraints_over
+from edc.validation import changed_fields, links_in_hand, validate_constraints_over
 
 
 class _System:
@@ -72,7 +72,8 @@ def audited_save(
     then: Callable[[], None] | None = None,
 ) -> None:
     """Validate ``instance`` (``full_clean``, without the fields in ``exclude``: links set by
-    code whose rows exist), set its author and reason, and save it.
+    code whose rows exist, and the links set from saved objects in hand,
+    ``edc.validation.links_in_hand``), set its author and reason, and save it.
 
     ``constraints`` says how the database constraints are judged (see :data:`Constraints`);
     ``unique=False`` leaves the unique ones to the caller. ``stored``: the row's values as read
@@ -93,6 +94,7 @@ def audited_save(
     """
     reason = bounds.text_input(reason, limit=bounds.REASON + bounds.TERM, field="reason")
     exclude = list(exclude)
+    exclude += [name for name in links_in_hand(instance) if name not in exclude]
     if stored is not None:
         constraints = changed_fields(instance, stored)
         exclude += [field.name for field in instance._meta.concrete_fields

@@ -203,6 +203,29 @@ def _guard(crf: CRF, name: str) -> bool:
     return getattr(crf, name, True) if crf.pk is not None else True
 
 
+def _guards(crf: CRF, subject: Subject) -> dict[str, bool]:
+    """The guards of ``_with_guards`` for this save: those read with the saved form, or, for
+    a new form, all three asked in one statement (instead of reading the locks, the
+    signatures and the system queries, mostly to find none)."""
+    if crf.pk is not None:
+        return {name: _guard(crf, name) for name in (LOCKED, SIGNED, QUERIED)}
+    return _subject_guards(subject, crf.visit_id)
+
+
+def _subject_guards(subject: Subject, visit_id: int | None, *, signed: bool = True
+                    ) -> dict[str, bool]:
+    """Whether a lock is in force over the subject's data, a valid signature covers its
+    ``visit_id`` (or its logs: None) and the subject has system queries to reconcile, in one
+    statement (the subject's own row carries the answers)."""
+    guards = {LOCKED: models.Exists(locks_over(subject)),
+              QUERIED: models.Exists(reconciled_queries(subject.pk))}
+    if signed:
+        guards[SIGNED] = models.Exists(signatures_covering(subject.pk, visit_id))
+    names = list(guards)
+    found = Subject.objects.filter(pk=subject.pk).annotate(**guards).values_list(*names).get()
+    return dict(zip(names, found, strict=True))
+
+
 def _relock(crf: CRF, subject: Subject) -> CRF:
     """The saved row read again, locked until the transaction ends (its subject and visit
     objects kept: a save changes neither), with its guards (``_with_guards``)."""
@@ -266,8 +289,9 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
         # validation instead: it duplicates a record, it does not race one.)
         raise EditConflict(twin)
     # The guards came with the saved form's locked read (``_with_guards``); a new form's
-    # locks are read here.
-    locks = SubjectLocks.of(subject) if _guard(crf, LOCKED) else SubjectLocks.none(subject)
+    # are asked here; the locks are read only when one is in force.
+    guards = _guards(crf, subject)
+    locks = SubjectLocks.of(subject) if guards[LOCKED] else SubjectLocks.none(subject)
     locks.refuse(crf)
     crf.subject = subject
     before = _snapshot(crf) if crf.pk else None
@@ -328,9 +352,9 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
     def after_save() -> None:
         tally_form_saved(crf, was=status_before)
         sae_saved(crf)
-        if (before is None or changed) and _guard(crf, SIGNED):
+        if (before is None or changed) and guards[SIGNED]:
             signatures_break(crf=crf, user=user)
-        checks.apply(crf, queried=_guard(crf, QUERIED))
+        checks.apply(crf, queried=guards[QUERIED])
 
     # From the first write on, a failure dooms the whole transaction (no savepoint): nothing
     # half-saved is ever committed, even by a caller that goes on after an error. The
@@ -354,12 +378,14 @@ def _visit_change(visit: Visit, change, written: tuple[str, ...]) -> Visit:
     subject = visit.subject
     if not _cached(subject, "site"):
         subject = Subject.objects.select_related("site").get(pk=subject.pk)
-    locks = SubjectLocks.of(subject)
+    guards = _subject_guards(subject, visit.pk, signed=False)
+    locks = SubjectLocks.of(subject) if guards[LOCKED] else SubjectLocks.none(subject)
     locks.refuse(visit)
     saved = change()
     # After the write: an error dooms the transaction (no savepoint), as in crf_save.
     with transaction.atomic(savepoint=False):
-        CheckRun.for_change(subject, VISIT, visit_fields=written, locks=locks).apply(saved)
+        CheckRun.for_change(subject, VISIT, visit_fields=written, locks=locks).apply(
+            saved, queried=guards[QUERIED])
     return saved
 
 

@@ -78,6 +78,12 @@ def _message(query: Query, kind: str, text: str, author: User | None, at: dt.dat
     return message
 
 
+# The links of a query: the subject (read with its site in this transaction), the form's
+# content type, its visit (the form's own), the raiser and the closer (the user acting, or
+# the stored row's): their rows exist and are not read again to validate the query.
+_LINKS = ["subject", "content_type", "visit", "raised_by", "closed_by"]
+
+
 def _locked(query: Query) -> Query:
     return (Query.objects.select_for_update(of=("self",)).select_related("subject__site")
             .get(pk=query.pk))
@@ -107,7 +113,8 @@ def query_raise(*, target: CRF | Visit, field_name: str, text: str, user: User) 
         object_id=target.pk, field_name=field_name, crf_code=crf_code, visit=visit,
         text=text, raised_by=user, raised_at=now,
     )
-    audited_save(query, user=user, reason=str(MessageKind.RAISED.label))
+    audited_save(query, user=user, reason=str(MessageKind.RAISED.label), exclude=_LINKS,
+                 constraints="all")
     _message(query, MessageKind.RAISED, text, user, now)
     audit_event(action=AuditAction.QUERY_RAISED, user=user, obj=query, subject=subject,
                 detail={"form": crf_code, "item": field_name})
@@ -119,6 +126,7 @@ def query_answer(*, query: Query, text: str, user: User) -> Query:
     """The site's answer (any correction of the data goes through ``crf_save`` with a
     reason)."""
     query = _locked(query)
+    stored = field_values(query)
     if not can(user, Action.ANSWER_QUERY, query.subject.site):
         raise PermissionDenied(gettext("Your role does not allow answering queries at this "
                                        "site."))
@@ -127,7 +135,8 @@ def query_answer(*, query: Query, text: str, user: User) -> Query:
     now = timezone.now()
     query.status = QueryStatus.ANSWERED
     query.answered_at = now
-    audited_save(query, user=user, reason=str(MessageKind.ANSWERED.label))
+    audited_save(query, user=user, reason=str(MessageKind.ANSWERED.label), exclude=_LINKS,
+                 stored=stored)
     _message(query, MessageKind.ANSWERED, text, user, now)
     audit_event(action=AuditAction.QUERY_ANSWERED, user=user, obj=query, subject=query.subject)
     return query
@@ -137,12 +146,14 @@ def query_answer(*, query: Query, text: str, user: User) -> Query:
 def query_requery(*, query: Query, text: str, user: User) -> Query:
     """The answer does not settle it: the query is open again, with a new question."""
     query = _locked(query)
+    stored = field_values(query)
     if not can(user, Action.RAISE_QUERY, query.subject.site):
         raise PermissionDenied(gettext("Your role does not allow re-querying at this site."))
     _require_status(query, (QueryStatus.ANSWERED,), gettext("re-queried"))
     text = _required_text(text)
     query.status = QueryStatus.OPEN
-    audited_save(query, user=user, reason=str(MessageKind.REQUERIED.label))
+    audited_save(query, user=user, reason=str(MessageKind.REQUERIED.label), exclude=_LINKS,
+                 stored=stored)
     _message(query, MessageKind.REQUERIED, text, user, timezone.now())
     audit_event(action=AuditAction.QUERY_REQUERIED, user=user, obj=query, subject=query.subject)
     return query
@@ -156,7 +167,7 @@ def _end(query: Query, *, status: str, resolution: str, kind: str, text: str,
     query.closed_at = now
     query.closed_by = user
     audited_save(query, user=user or SYSTEM, reason=str(MessageKind(kind).label),
-                 stored=stored)
+                 exclude=_LINKS, stored=stored)
     _message(query, kind, text, user, now)
     return query
 
@@ -168,7 +179,8 @@ def query_close(*, query: Query, user: User, text: str = "") -> Query:
         raise PermissionDenied(gettext("Your role does not allow closing queries at this site."))
     _require_status(query, ACTIVE_STATUSES, gettext("closed"))
     query = _end(query, status=QueryStatus.CLOSED, resolution=Resolution.CLOSED_BY_RAISER,
-                 kind=MessageKind.CLOSED, text=(text or "").strip(), user=user)
+                 kind=MessageKind.CLOSED, text=(text or "").strip(), user=user,
+                 stored=field_values(query))
     audit_event(action=AuditAction.QUERY_CLOSED, user=user, obj=query, subject=query.subject)
     return query
 
@@ -184,7 +196,7 @@ def query_cancel(*, query: Query, user: User, text: str) -> Query:
     _require_status(query, ACTIVE_STATUSES, gettext("cancelled"))
     text = _required_text(text)
     query = _end(query, status=QueryStatus.CANCELLED, resolution=Resolution.CANCELLED,
-                 kind=MessageKind.CANCELLED, text=text, user=user)
+                 kind=MessageKind.CANCELLED, text=text, user=user, stored=field_values(query))
     audit_event(action=AuditAction.QUERY_CANCELLED, user=user, obj=query, subject=query.subject)
     return query
 

@@ -18,6 +18,7 @@ from edc.audit import AuditAction, audit_event
 from edc.history import audited_save
 from edc.models import Site, User
 from edc.roles import Action, can, scope_to_user
+from edc.validation import field_values
 from forms.models import CRF, CRF_MODELS, CRFStatus
 from forms.models.base import EditConflict, SDVStatus
 from visits.models import Subject
@@ -35,6 +36,7 @@ def crf_verify(*, crf: CRF, user: User, fields: list[str] | None = None) -> CRF:
     if not can(user, Action.VERIFY_SOURCE, subject.site):
         raise PermissionDenied(_("Only the site's monitor may verify source data."))
     current = model.objects.select_for_update().get(pk=crf.pk)
+    stored = field_values(current)
     if current.version != crf.version:
         raise EditConflict(current)
     if current.status != CRFStatus.COMPLETE:
@@ -54,7 +56,10 @@ def crf_verify(*, crf: CRF, user: User, fields: list[str] | None = None) -> CRF:
             )
         stamp = {"by": user.pk, "at": now.isoformat()}
         current.verified_fields = current.verified_fields | dict.fromkeys(fields, stamp)
-    audited_save(current, user=user, reason=_("Source data verified"))
+    # Only the verification changes: the form's other links and items are the stored row's,
+    # validated when they were saved; the verifier is the user acting.
+    audited_save(current, user=user, reason=_("Source data verified"), stored=stored,
+                 exclude=["verified_by"])
     audit_event(action=AuditAction.SOURCE_VERIFIED, user=user, obj=current, subject=subject,
                 detail={"form": model.crf_code, "items": fields})
     return current

@@ -193,11 +193,11 @@ def test_an_edit_that_closes_a_query(signed_in, subject, nurse):
     data = posted(vitals(systolic_bp=120)) | {"version": crf.version, "action": "complete",
                                               "reason": "Typing error"}
     # The hot path (10); the subject's system queries (1); the query read again FOR UPDATE
-    # (1); the constraints over the fields its closing changes, in one SELECT (SAVEPOINT,
-    # SELECT, RELEASE: 3); its UPDATE and history row (2); its message and that message's
-    # history row (2); the audit event (1): 20, and the chain's statements for three history
-    # rows and the event.
-    with statements(REQUEST + 15) as seen:
+    # (1); its UPDATE and history row (2); its message and that message's history row (2);
+    # the audit event (1): 17, and the chain's statements for three history rows and the
+    # event. (The constraints over the fields its closing changes are judged in Python:
+    # edc.validation.condition_holds.)
+    with statements(REQUEST + 12) as seen:
         response = signed_in.post(url, data)
     assert response.status_code == 302
     assert (seen.chained_rows, seen.chain) == (4, 5), seen.listing  # 4 tables, 1 INSERT
@@ -211,13 +211,13 @@ def test_a_first_save_opening_a_query(signed_in, subject):
     visit = at(subject, "D1")
     url = reverse("forms:visit_crf", args=[subject.pk, visit.pk, "vital_signs"])
     data = posted(vitals(systolic_bp=200)) | {"version": 0, "action": "complete"}
-    # The request (5); subject, visits, the form looked for (3); the locks (1); SAVEPOINT,
-    # INSERT, history row, RELEASE (4); the visit's form counts (``forms.tally``: 1); the
-    # signatures (1); the system queries (1); the new query: SAVEPOINT of the insert, INSERT,
-    # history row, RELEASE, its first message and that message's history row, the audit
-    # event (7): 23, and the chain's statements for the three history rows and the audit
-    # event.
-    with statements(REQUEST + 18):
+    # The request (5); subject, visits, the form looked for (3); whether a lock, a signature
+    # or a system query concerns the new form, in one statement (none: their tables are not
+    # read) (1); SAVEPOINT, INSERT, history row, RELEASE (4); the visit's form counts
+    # (``forms.tally``: 1); the new query: SAVEPOINT of the insert, INSERT, history row,
+    # RELEASE, its first message and that message's history row, the audit event (7): 21,
+    # and the chain's statements for the three history rows and the audit event.
+    with statements(REQUEST + 16):
         response = signed_in.post(url, data)
     assert response.status_code == 302
     [query] = Query.objects.filter(check_code="VS-001", status="open")
@@ -253,13 +253,14 @@ def test_recording_a_visit_date(signed_in, subject):
     visit = at(subject, "D1")  # planned on Day 1, today or before: inside its window
     url = reverse("forms:visit_update", args=[subject.pk, visit.pk])
     day = visit.planned_date
-    # The request (5); subject and visits (2); the locks over the subject's data (1); the
-    # visit FOR UPDATE (1); the check constraint over the fields written (SAVEPOINT, SELECT,
-    # RELEASE: 3); UPDATE and history row (2); the forms whose checks read visit dates: labs,
-    # infusions (2; no fever at an infusion: INF-008 reads no adverse event); the system
-    # queries (1): 17, and the chain's statements for the history row. No savepoint of the
-    # services' own: a refusal comes before the first write (see the test below).
-    with statements(REQUEST + 12) as seen:
+    # The request (5); subject and visits (2); whether a lock or a system query concerns the
+    # subject's data, in one statement (none: neither table is read) (1); the visit FOR
+    # UPDATE (1); UPDATE and history row (2); the forms whose checks read visit dates: labs,
+    # infusions (2; no fever at an infusion: INF-008 reads no adverse event): 13, and the
+    # chain's statements for the history row. The check constraint over the fields written
+    # is judged in Python (edc.validation.condition_holds). No savepoint of the services'
+    # own: a refusal comes before the first write (see the test below).
+    with statements(REQUEST + 8) as seen:
         response = signed_in.post(url, {"actual_date": day.isoformat(), "reason": ""})
     assert response.status_code == 302, response.content.decode()[:2000]
     assert seen.total <= SAVE_LIMIT, seen.listing
