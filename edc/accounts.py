@@ -32,6 +32,22 @@ class LockoutBackend(AxesStandaloneBackend):
         )
 
 
+def lockout_username(request: HttpRequest | None, credentials: dict | None) -> str:
+    """The name django-axes counts failed attempts under (``AXES_USERNAME_CALLABLE``): the
+    account's stored username whatever the letter case typed, so "Nurse" and "nurse" feed
+    one lockout; an unknown name in lower case, for the same reason."""
+    from edc.models import User
+
+    typed = (credentials or {}).get("username")
+    if typed is None and request is not None:
+        typed = getattr(request, "POST", {}).get("username")
+    typed = str(typed or "")
+    if not typed:
+        return typed
+    stored = User.objects.by_username(typed).values_list("username", flat=True).first()
+    return stored if stored is not None else typed.lower()
+
+
 def lockout_response(
     request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None
 ) -> HttpResponse:

@@ -6,10 +6,11 @@ import zoneinfo
 from functools import cached_property
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -59,6 +60,18 @@ class Site(models.Model):
 _UNBLINDED_ROLE_VALUES = sorted(role.value for role in UNBLINDED_ROLES)
 
 
+class AccountManager(UserManager):
+    """Finds an account by its username whatever the letter case typed ("Nurse" is "nurse"),
+    folded by the database exactly as the unique index on ``Lower(username)`` folds it."""
+
+    def by_username(self, username: str):
+        return self.alias(username_folded=Lower("username")).filter(
+            username_folded=Lower(Value(username)))
+
+    def get_by_natural_key(self, username):
+        return self.by_username(username).get()
+
+
 class User(AbstractUser):
     """A person using the EDC. Deactivated, never deleted, so every record keeps its author."""
 
@@ -80,11 +93,20 @@ class User(AbstractUser):
         excluded_fields=["password", "last_login"], m2m_fields=[sites]
     )
 
+    objects = AccountManager()
+
     class Meta:
         ordering = ["username"]
         verbose_name = _("user")
         verbose_name_plural = _("users")
         constraints = [
+            # A username names one person whatever its letter case (21 CFR 11.100(a), 11.300(a):
+            # "Zhang.Wei" and "zhang.wei" are never two accounts).
+            models.UniqueConstraint(
+                Lower("username"), name="user_username_unique_ignoring_case",
+                violation_error_message=_("A user with that username already exists "
+                                          "(usernames ignore letter case)."),
+            ),
             # Separation of duties: whoever can change accounts never sees the allocation.
             models.CheckConstraint(
                 condition=~Q(role__in=_UNBLINDED_ROLE_VALUES)

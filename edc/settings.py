@@ -158,6 +158,9 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = dt.timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "30")))
 AXES_LOCKOUT_PARAMETERS = ["username"]
+# Counted under the account's stored username whatever the letter case typed (usernames are
+# unique ignoring case, edc.models.User).
+AXES_USERNAME_CALLABLE = "edc.accounts.lockout_username"
 # axes warns when the IP is not a lockout parameter. Counting per username already counts every
 # attempt whatever the address or browser; spraying one password over many usernames from one
 # address is for the reverse proxy's rate limit, not for a lock that would shut out a ward.
