@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from edc.audit import audit_event
 from edc.models import AuditAction, JobRun, RoleGrantRequest, RoleGrantStatus, User
+from edc.ratelimit import rate_limit_hit
 from edc.roles import UNBLINDED_ROLES, Action, Role, administrator_rights, can
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,9 @@ def password_confirms(user: User, password: str, request: HttpRequest | None = N
             "password_confirms must run outside any transaction: a rollback would erase "
             "the failed attempt and the lockout counter."
         )
+    if request is not None:
+        # A person at a prompt, not a service signing for a script (seed_trial).
+        rate_limit_hit(scope="reauthentication", key=f"user:{user.pk}")
     request = request if request is not None else HttpRequest()
     user_id_wrong = username is not None and not (
         User.objects.by_username(username).filter(pk=user.pk).exists())

@@ -75,6 +75,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "edc.middleware.SiteTimezoneMiddleware",
+    # Counts API requests; answers any rate limit reached below it with HTTP 429 (edc.ratelimit).
+    "edc.ratelimit.RateLimitMiddleware",
     # Last, as django-axes asks: turns a lockout into the "account locked" page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -168,6 +170,19 @@ SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "edc.accounts.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
+# Rate limits (edc.ratelimit): "count/seconds" per login address, per account at password
+# prompts (signing, unblinding, password change), per API token or account; empty: no limit.
+# Counted in the shared cache (Redis with REDIS_URL). A ward behind one address shares the
+# login limit, so it is generous; the lockout above guards each account.
+RATE_LIMITS = {
+    "login": os.environ.get("LOGIN_RATE_LIMIT", "30/300"),
+    "reauthentication": os.environ.get("REAUTH_RATE_LIMIT", "30/300"),
+    "api": os.environ.get("API_RATE_LIMIT", "300/60"),
+}
+RATE_LIMITED_PATHS = ["/api/"]
+RATE_LIMIT_KEY_PREFIX = os.environ.get("RATE_LIMIT_KEY_PREFIX", "edc-rate")
+# Behind the TLS proxy the client's address is the last X-Forwarded-For entry.
+RATE_LIMIT_CLIENT_FROM_FORWARDED_FOR = env_bool("BEHIND_TLS_PROXY", default=False)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -3,15 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from edc import notification_views, views
+from edc.accounts import LoginView
 from forms import dashboard_views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", views.password_change, name="password_change"),
     path("notifications/", notification_views.notifications, name="notifications"),

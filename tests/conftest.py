@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 
 from edc.roles import Role
@@ -33,3 +35,10 @@ def users(site, nurse):
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness protects real accounts; tests create hundreds of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limit_counters(settings):
+    # Rate-limit counters live in the cache, which outlives a test's database; each test
+    # counts from zero under its own prefix (edc.ratelimit).
+    settings.RATE_LIMIT_KEY_PREFIX = f"edc-rate-test-{uuid.uuid4().hex}"
