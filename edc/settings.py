@@ -314,6 +314,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=30, hour=int(os.environ.get("QUERY_REMINDER_HOUR_UTC", "0"))),
     },
 }
+# The audit chains' tips, appended to a file outside the database (edc.audit_tips); keep it on
+# another volume or host, append-only.
+AUDIT_TIPS_FILE = Path(os.environ.get("AUDIT_TIPS_FILE", BASE_DIR / "var" / "audit-tips.jsonl"))
+CELERY_BEAT_SCHEDULE["audit-tips"] = {
+    "task": "edc.tasks.audit_tips",
+    "schedule": float(os.environ.get("AUDIT_TIPS_SECONDS", "900")),
+}
 # A heartbeat older than this is shown as a warning: reminders are not being sent.
 HEARTBEAT_STALE_AFTER_SECONDS = int(os.environ.get("HEARTBEAT_STALE_AFTER_SECONDS", "900"))
 

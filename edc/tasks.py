@@ -19,3 +19,14 @@ def export_run(run_pk: int) -> str:
     from edc.exports.services import export_execute
 
     return export_execute(run_pk).status
+
+
+@shared_task(name="edc.tasks.audit_tips")
+def audit_tips() -> int:
+    """Append every audit chain's tip to the tips file outside the database
+    (``edc.audit_tips``); returns the number of chains."""
+    from django.conf import settings
+
+    from edc.audit_tips import tips_record
+
+    return len(tips_record(path=settings.AUDIT_TIPS_FILE)["tips"])
