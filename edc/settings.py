@@ -317,6 +317,8 @@ CELERY_BEAT_SCHEDULE = {
 # The audit chains' tips, appended to a file outside the database (edc.audit_tips); keep it on
 # another volume or host, append-only.
 AUDIT_TIPS_FILE = Path(os.environ.get("AUDIT_TIPS_FILE", BASE_DIR / "var" / "audit-tips.jsonl"))
+# Where manage.py backup writes (edc.backup); docker-compose mounts a volume here.
+BACKUP_DIR = Path(os.environ.get("BACKUP_DIR", BASE_DIR / "var" / "backups"))
 CELERY_BEAT_SCHEDULE["audit-tips"] = {
     "task": "edc.tasks.audit_tips",
     "schedule": float(os.environ.get("AUDIT_TIPS_SECONDS", "900")),
