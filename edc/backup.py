@@ -137,7 +137,7 @@ class RestoreReport:
         return found
 
 
-def _connection_alias(database_url: str) -> str:
+def connection_alias_for(database_url: str) -> str:
     """A connection to ``database_url`` under a new alias, with Django's defaults."""
     alias = "edc_restore_" + hashlib.sha256(database_url.encode()).hexdigest()[:12]
     if alias not in connections.settings:
@@ -159,7 +159,7 @@ def backup_restore(*, directory: str | Path, database_url: str) -> RestoreReport
         if not (directory / name).exists() or _sha256(directory / name) != digest:
             raise BackupError(f"{directory / name}: missing or not the file backed up "
                               f"(SHA-256 differs from the manifest)")
-    alias = _connection_alias(database_url)
+    alias = connection_alias_for(database_url)
     connection = connections[alias]
     if connection.vendor != manifest["engine"]:
         raise BackupError(f"a {manifest['engine']} backup restores into {manifest['engine']}, "

@@ -115,6 +115,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# PostgreSQL with split roles (edc.db_roles, manage.py db_roles): the application connects as
+# DATABASE_APP_ROLE, which owns nothing; migrate runs as the owner and grants it its privileges.
+DATABASE_APP_ROLE = os.environ.get("DATABASE_APP_ROLE", "")
 # Each request is one transaction: a failure half-way leaves no partial clinical record.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
