@@ -55,6 +55,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "simple_history",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "edc",
     "visits",
     "forms",
@@ -70,11 +73,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "edc.middleware.NoStoreForAuthenticatedMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "edc.middleware.SiteTimezoneMiddleware",
+    # After the password, the second factor for the roles that need it (edc.two_factor).
+    "edc.two_factor.TwoFactorRequiredMiddleware",
     # Counts API requests; answers any rate limit reached below it with HTTP 429 (edc.ratelimit).
     "edc.ratelimit.RateLimitMiddleware",
     # Last, as django-axes asks: turns a lockout into the "account locked" page.
@@ -186,6 +192,11 @@ RATE_LIMITED_PATHS = ["/api/"]
 RATE_LIMIT_KEY_PREFIX = os.environ.get("RATE_LIMIT_KEY_PREFIX", "edc-rate")
 # Behind the TLS proxy the client's address is the last X-Forwarded-For entry.
 RATE_LIMIT_CLIENT_FROM_FORWARDED_FOR = env_bool("BEHIND_TLS_PROXY", default=False)
+# Two-factor login (edc.two_factor): the roles that need a code after the password, "all" or
+# role values (site_staff,investigator,...); default every role in production, none in the
+# demo (DEBUG on).
+TWO_FACTOR_ROLES = env_list("TWO_FACTOR_ROLES", "" if DEBUG else "all")
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Trial EDC")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from edc import notification_views, views
+from edc import notification_views, two_factor_views, views
 from edc.accounts import LoginView
 from forms import dashboard_views
 
@@ -11,6 +11,8 @@ urlpatterns = [
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", views.password_change, name="password_change"),
+    path("accounts/two-factor/enrol/", two_factor_views.enrol, name="two_factor_enrol"),
+    path("accounts/two-factor/verify/", two_factor_views.verify, name="two_factor_verify"),
     path("notifications/", notification_views.notifications, name="notifications"),
     path("dashboard/", dashboard_views.dashboard, name="dashboard"),
     path("screening/", include("visits.urls")),
