@@ -33,10 +33,12 @@ system-tools:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "Installing chromium with apt-get (browser tests)"; $(call APT_INSTALL,chromium); }
 
-## Lint, check migrations are complete, run the whole test suite.
+## Lint, check migrations are complete, check the import layers (pyproject.toml), run the whole
+## test suite.
 test: install system-tools
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## Benchmarks on PostgreSQL (its own edc_bench_* databases): synthetic trials of 60 and 600

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from edc.audit import audit_event
+from edc.history import audited_save
 from edc.models import AuditAction, JobRun, RoleGrantRequest, RoleGrantStatus, User
 from edc.ratelimit import rate_limit_hit
 from edc.roles import UNBLINDED_ROLES, Action, Role, administrator_rights, can
@@ -133,8 +134,8 @@ def user_password_set(*, user: User, password: str, actor: User) -> None:
     own = actor.pk == user.pk
     user.set_password(password)
     user.password_chosen_by_holder = own
-    user._history_user = actor
-    user.save(update_fields=["password", "password_chosen_by_holder"])
+    audited_save(user, user=actor, clean=False,
+                 update_fields=["password", "password_chosen_by_holder"])
     audit_event(action=AuditAction.PASSWORD_CHANGED, user=actor, obj=user,
                 detail={"username": user.get_username(), "own": own})
 
@@ -247,9 +248,7 @@ def user_save(*, actor: User, user: User, sites=None, groups=None) -> RoleGrantR
     requested_role = None
     if user.role in UNBLINDED_ROLES and user.role != current_role:
         requested_role, user.role = user.role, current_role
-    user.full_clean(exclude=["password"])
-    user._history_user = actor
-    user.save()
+    audited_save(user, user=actor, exclude=["password"])
     if sites is not None:
         user.sites.set(sites)
     if groups is not None:
@@ -318,9 +317,7 @@ def role_grant_decide(*, grant: RoleGrantRequest, approver: User,
             raise ValidationError(_("%(user)s is an administrator account, which is never "
                                     "given an unblinded role.") % {"user": user.get_username()})
         user.role = grant.role
-        user.full_clean(exclude=["password"])
-        user._history_user = approver
-        user.save()
+        audited_save(user, user=approver, exclude=["password"])
     grant.status = RoleGrantStatus.APPROVED if approve else RoleGrantStatus.REFUSED
     grant.decided_by = approver
     grant.decided_at = timezone.now()

@@ -13,14 +13,6 @@ def heartbeat() -> int:
     return job_heartbeat(worker=worker).pk
 
 
-@shared_task(name="edc.tasks.export_run")
-def export_run(run_pk: int) -> str:
-    """Run one queued dataset export; returns its final status."""
-    from edc.exports.services import export_execute
-
-    return export_execute(run_pk).status
-
-
 @shared_task(name="edc.tasks.audit_tips")
 def audit_tips() -> int:
     """Append every audit chain's tip to the tips file outside the database

@@ -12,8 +12,10 @@ from pypdf import PdfReader
 
 from edc import protocol
 from edc.roles import Role
-from forms import queries, services, signatures
+from forms.entry import services
 from forms.models import CRF_MODELS, VitalSigns
+from forms.quality import queries
+from forms.review import signatures
 from tests.factories import PASSWORD, UserFactory, randomized_subject
 
 
