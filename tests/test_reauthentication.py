@@ -203,7 +203,7 @@ def test_a_signature_waits_for_a_save_in_progress_and_fingerprints_its_result(
 
     from django.db import connection
 
-    from forms import services
+    from forms.entry import services
     from forms.models import VitalSigns
 
     if connection.vendor != "postgresql":
