@@ -162,6 +162,9 @@ def server_environment(database_url: str, work: Path) -> dict[str, str]:
         "SECURE_SSL_REDIRECT": "0",
         "SECURE_COOKIES": "0",
         "LOG_LEVEL": "WARNING",
+        # The simulated nurses log in with the password alone: production asks every role for
+        # a TOTP code too (edc.two_factor), which a script has no phone for.
+        "TWO_FACTOR_ROLES": "",
     }
     return env
 

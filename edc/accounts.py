@@ -8,6 +8,7 @@ from difflib import SequenceMatcher
 
 from axes.backends import AxesStandaloneBackend
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.password_validation import UserAttributeSimilarityValidator
 from django.core.exceptions import ValidationError
@@ -30,6 +31,35 @@ class LockoutBackend(AxesStandaloneBackend):
         return super().authenticate(
             request if request is not None else HttpRequest(), username, password, **kwargs
         )
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page, its attempts rate-limited per client address (``RATE_LIMITS``)
+    before any password is checked."""
+
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        from edc.ratelimit import client_address, rate_limit_hit
+
+        rate_limit_hit(scope="login", key=client_address(request))
+        return super().post(request, *args, **kwargs)
+
+
+def lockout_username(request: HttpRequest | None, credentials: dict | None) -> str:
+    """The name django-axes counts failed attempts under (``AXES_USERNAME_CALLABLE``): the
+    account's stored username whatever the letter case typed, so "Nurse" and "nurse" feed
+    one lockout; an unknown name in lower case, for the same reason."""
+    from edc.models import User
+
+    typed = (credentials or {}).get("username")
+    if typed is None and request is not None:
+        typed = getattr(request, "POST", {}).get("username")
+    typed = str(typed or "")
+    if not typed:
+        return typed
+    stored = User.objects.by_username(typed).values_list("username", flat=True).first()
+    return stored if stored is not None else typed.lower()
 
 
 def lockout_response(

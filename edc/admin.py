@@ -10,11 +10,19 @@ from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from edc import services
 from edc.admin_history import HistoryAdmin
 from edc.audit import audit_event
 from edc.models import AuditAction, JobRun, RoleGrantRequest, RoleGrantStatus, Site, User
+
+# Two-factor devices are changed only by their holder's enrolment and by the audited reset
+# action on the user list (edc.two_factor), not edited here.
+for _device_model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
 
 admin.site.site_header = _("Trial EDC administration")
 admin.site.site_title = _("Trial EDC administration")
@@ -89,7 +97,7 @@ class UserAdmin(HistoryAdmin, BaseUserAdmin):
         ),
     )
     readonly_fields = ["last_login", "date_joined"]
-    actions = ["unlock"]
+    actions = ["unlock", "two_factor_reset"]
     change_password_form = AccountPasswordForm
 
     def user_change_password(self, request, id, form_url=""):
@@ -171,6 +179,24 @@ class UserAdmin(HistoryAdmin, BaseUserAdmin):
             ngettext("%d account unlocked.", "%d accounts unlocked.", count) % count,
             messages.SUCCESS,
         )
+
+    @admin.action(description=_("Reset two-factor login (lost phone)"))
+    def two_factor_reset(self, request, queryset) -> None:
+        from edc.two_factor import two_factor_reset
+
+        done = 0
+        for user in queryset:
+            try:
+                two_factor_reset(user=user, actor=request.user)
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, ngettext(
+                "Two-factor login reset for %d account: it sets up a new one at its next login.",
+                "Two-factor login reset for %d accounts: they set up a new one at their next "
+                "login.", done) % done, messages.SUCCESS)
 
 
 @admin.register(RoleGrantRequest)

@@ -522,9 +522,13 @@ def _on_login_failed(sender, credentials, request=None, **kwargs) -> None:
     unblinding, password change: ``credentials["prompt"]``, the user is the session's)."""
     prompt = str(credentials.get("prompt") or "")
     user = getattr(request, "user", None) if prompt else None
+    detail = {"prompt": prompt} if prompt else {}
+    if "user_id_typed" in credentials:
+        # A signature's user ID that is not the signer's (edc.services.password_confirms).
+        detail["user_id_typed"] = str(credentials["user_id_typed"])[:150]
     audit_event(action=AuditAction.LOGIN_FAILED, request=request, user=user,
                 username_attempted=str(credentials.get("username") or ""),
-                detail={"prompt": prompt} if prompt else None)
+                detail=detail or None)
 
 
 def _on_locked_out(sender, request=None, username=None, **kwargs) -> None:

@@ -7,10 +7,11 @@ from functools import cached_property
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -61,6 +62,18 @@ class Site(models.Model):
 _UNBLINDED_ROLE_VALUES = sorted(role.value for role in UNBLINDED_ROLES)
 
 
+class AccountManager(UserManager):
+    """Finds an account by its username whatever the letter case typed ("Nurse" is "nurse"),
+    folded by the database exactly as the unique index on ``Lower(username)`` folds it."""
+
+    def by_username(self, username: str):
+        return self.alias(username_folded=Lower("username")).filter(
+            username_folded=Lower(Value(username)))
+
+    def get_by_natural_key(self, username):
+        return self.by_username(username).get()
+
+
 class User(AbstractUser):
     """A person using the EDC. Deactivated, never deleted, so every record keeps its author."""
 
@@ -82,6 +95,8 @@ class User(AbstractUser):
         excluded_fields=["password", "last_login"], m2m_fields=[sites], bases=[SourcedHistory]
     )
 
+    objects = AccountManager()
+
     def check_password(self, raw_password) -> bool:
         """Django's check, whose hash upgrade at sign-in (an older hasher) is saved with the
         holder as the author of its history row: they are the one signing in."""
@@ -99,6 +114,13 @@ class User(AbstractUser):
         verbose_name = _("user")
         verbose_name_plural = _("users")
         constraints = [
+            # A username names one person whatever its letter case (21 CFR 11.100(a), 11.300(a):
+            # "Zhang.Wei" and "zhang.wei" are never two accounts).
+            models.UniqueConstraint(
+                Lower("username"), name="user_username_unique_ignoring_case",
+                violation_error_message=_("A user with that username already exists "
+                                          "(usernames ignore letter case)."),
+            ),
             # Separation of duties: whoever can change accounts never sees the allocation.
             models.CheckConstraint(
                 condition=~Q(role__in=_UNBLINDED_ROLE_VALUES)
@@ -330,6 +352,9 @@ class AuditAction(models.TextChoices):
     ACCOUNT_LOCKED = "account_locked", _("Account locked after failed passwords")
     PASSWORD_CHANGED = "password_changed", _("Password changed")
     LOGOUT = "logout", _("Logged out")
+    TWO_FACTOR_ENROLLED = "two_factor_enrolled", _("Two-factor login set up")
+    TWO_FACTOR_VERIFIED = "two_factor_verified", _("Two-factor code accepted")
+    TWO_FACTOR_RESET = "two_factor_reset", _("Two-factor login reset by an administrator")
     USER_CREATED = "user_created", _("Account created")
     USER_CHANGED = "user_changed", _("Account changed")
     ROLE_CHANGED = "role_changed", _("Role changed")

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from edc.audit import audit_event
 from edc.history import audited_save
 from edc.models import AuditAction, JobRun, RoleGrantRequest, RoleGrantStatus, User
+from edc.ratelimit import rate_limit_hit
 from edc.roles import UNBLINDED_ROLES, Action, Role, administrator_rights, can
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def _in_transaction_that_may_roll_back(using: str = DEFAULT_DB_ALIAS) -> bool:
 
 
 def password_confirms(user: User, password: str, request: HttpRequest | None = None, *,
-                      prompt: str = "") -> bool:
+                      prompt: str = "", username: str | None = None) -> bool:
     """Re-authentication for signatures, unblinding and password changes: the password is
     asked again, never taken from the session (21 CFR 11.200).
 
@@ -72,15 +73,29 @@ def password_confirms(user: User, password: str, request: HttpRequest | None = N
     the events must outlive whatever the caller does next, so this refuses to run inside a
     transaction that may roll back: callers check the password first, then open their
     transaction (views that ask for a password are ``non_atomic_requests``).
+
+    ``username`` (the first signature of a session asks for both components, 21 CFR
+    11.200(a)(1)(i)): it must name this account, in any letter case. A user ID that names
+    anyone else is a failed attempt of this account like a wrong password (counted, audited,
+    the password not even tried).
     """
     if _in_transaction_that_may_roll_back():
         raise TransactionManagementError(
             "password_confirms must run outside any transaction: a rollback would erase "
             "the failed attempt and the lockout counter."
         )
+    if request is not None:
+        # A person at a prompt, not a service signing for a script (seed_trial).
+        rate_limit_hit(scope="reauthentication", key=f"user:{user.pk}")
     request = request if request is not None else HttpRequest()
-    confirmed = authenticate(request, username=user.get_username(), password=password,
-                             prompt=prompt) is not None
+    user_id_wrong = username is not None and not (
+        User.objects.by_username(username).filter(pk=user.pk).exists())
+    # authenticate() without a password fails through the same backends and signals as a
+    # wrong one: the lockout counts it, refuses a locked account, and the audit records it.
+    extra = {"user_id_typed": username} if user_id_wrong else {}
+    confirmed = authenticate(request, username=user.get_username(),
+                             password=None if user_id_wrong else password,
+                             prompt=prompt, **extra) is not None
     if confirmed and settings.AXES_RESET_ON_SUCCESS:
         AxesProxyHandler.reset_attempts(username=user.get_username())
     if getattr(request, "axes_locked_out", False) and getattr(request, "session", None):

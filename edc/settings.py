@@ -55,6 +55,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "simple_history",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "edc",
     "visits",
     "forms",
@@ -73,11 +76,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "edc.middleware.NoStoreForAuthenticatedMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "edc.middleware.SiteTimezoneMiddleware",
+    # After the password, the second factor for the roles that need it (edc.two_factor).
+    "edc.two_factor.TwoFactorRequiredMiddleware",
+    # Counts API requests; answers any rate limit reached below it with HTTP 429 (edc.ratelimit).
+    "edc.ratelimit.RateLimitMiddleware",
     # Last, as django-axes asks: turns a lockout into the "account locked" page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -120,6 +128,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# PostgreSQL with split roles (edc.db_roles, manage.py db_roles): the application connects as
+# DATABASE_APP_ROLE, which owns nothing; migrate runs as the owner and grants it its privileges.
+DATABASE_APP_ROLE = os.environ.get("DATABASE_APP_ROLE", "")
 # Each request is one transaction: a failure half-way leaves no partial clinical record.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -165,6 +176,9 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = dt.timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "30")))
 AXES_LOCKOUT_PARAMETERS = ["username"]
+# Counted under the account's stored username whatever the letter case typed (usernames are
+# unique ignoring case, edc.models.User).
+AXES_USERNAME_CALLABLE = "edc.accounts.lockout_username"
 # axes warns when the IP is not a lockout parameter. Counting per username already counts every
 # attempt whatever the address or browser; spraying one password over many usernames from one
 # address is for the reverse proxy's rate limit, not for a lock that would shut out a ward.
@@ -181,6 +195,24 @@ API_BAD_TOKEN_COOLOFF = AXES_COOLOFF_TIME
 # The largest record import (API or import page): bytes of data and rows.
 API_IMPORT_MAX_BYTES = int(os.environ.get("API_IMPORT_MAX_BYTES", str(2 * 1024 * 1024)))
 API_IMPORT_MAX_ROWS = int(os.environ.get("API_IMPORT_MAX_ROWS", "5000"))
+# Rate limits (edc.ratelimit): "count/seconds" per login address, per account at password
+# prompts (signing, unblinding, password change), per API token or account; empty: no limit.
+# Counted in the shared cache (Redis with REDIS_URL). A ward behind one address shares the
+# login limit, so it is generous; the lockout above guards each account.
+RATE_LIMITS = {
+    "login": os.environ.get("LOGIN_RATE_LIMIT", "30/300"),
+    "reauthentication": os.environ.get("REAUTH_RATE_LIMIT", "30/300"),
+    "api": os.environ.get("API_RATE_LIMIT", "300/60"),
+}
+RATE_LIMITED_PATHS = ["/api/"]
+RATE_LIMIT_KEY_PREFIX = os.environ.get("RATE_LIMIT_KEY_PREFIX", "edc-rate")
+# Behind the TLS proxy the client's address is the last X-Forwarded-For entry.
+RATE_LIMIT_CLIENT_FROM_FORWARDED_FOR = env_bool("BEHIND_TLS_PROXY", default=False)
+# Two-factor login (edc.two_factor): the roles that need a code after the password, "all" or
+# role values (site_staff,investigator,...); default every role in production, none in the
+# demo (DEBUG on).
+TWO_FACTOR_ROLES = env_list("TWO_FACTOR_ROLES", "" if DEBUG else "all")
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Trial EDC")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -311,6 +343,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "forms.tasks.query_reminders",
         "schedule": crontab(minute=30, hour=int(os.environ.get("QUERY_REMINDER_HOUR_UTC", "0"))),
     },
+}
+# The audit chains' tips, appended to a file outside the database (edc.audit_tips); keep it on
+# another volume or host, append-only.
+AUDIT_TIPS_FILE = Path(os.environ.get("AUDIT_TIPS_FILE", BASE_DIR / "var" / "audit-tips.jsonl"))
+# Where manage.py backup writes (edc.backup); docker-compose mounts a volume here.
+BACKUP_DIR = Path(os.environ.get("BACKUP_DIR", BASE_DIR / "var" / "backups"))
+CELERY_BEAT_SCHEDULE["audit-tips"] = {
+    "task": "edc.tasks.audit_tips",
+    "schedule": float(os.environ.get("AUDIT_TIPS_SECONDS", "900")),
 }
 # A heartbeat older than this is shown as a warning: reminders are not being sent.
 HEARTBEAT_STALE_AFTER_SECONDS = int(os.environ.get("HEARTBEAT_STALE_AFTER_SECONDS", "900"))

@@ -12,3 +12,13 @@ def heartbeat() -> int:
     worker = "in-process" if request.is_eager else (request.hostname or "unknown worker")
     return job_heartbeat(worker=worker).pk
 
+
+@shared_task(name="edc.tasks.audit_tips")
+def audit_tips() -> int:
+    """Append every audit chain's tip to the tips file outside the database
+    (``edc.audit_tips``); returns the number of chains."""
+    from django.conf import settings
+
+    from edc.audit_tips import tips_record
+
+    return len(tips_record(path=settings.AUDIT_TIPS_FILE)["tips"])

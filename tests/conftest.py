@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 
 from edc.roles import Role
@@ -40,3 +42,28 @@ def _history_rows_need_an_author(settings):
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness protects real accounts; tests create hundreds of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limit_counters(settings):
+    # Rate-limit counters live in the cache, which outlives a test's database; each test
+    # counts from zero under its own prefix (edc.ratelimit).
+    settings.RATE_LIMIT_KEY_PREFIX = f"edc-rate-test-{uuid.uuid4().hex}"
+
+
+def verified_login(client, user) -> None:
+    """Log ``user`` in with both factors done, as ``force_login`` does for the password: for
+    tests that run with two-factor login required (``TWO_FACTOR_ROLES``). The user gets a
+    confirmed authenticator if they have none."""
+    from django.test import RequestFactory
+    from django_otp import login as otp_login
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = (TOTPDevice.objects.filter(user=user, confirmed=True).first()
+              or TOTPDevice.objects.create(user=user, name="test", confirmed=True))
+    client.force_login(user)
+    request = RequestFactory().get("/")
+    request.session = client.session
+    request.user = user
+    otp_login(request, device)
+    request.session.save()

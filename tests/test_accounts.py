@@ -233,6 +233,57 @@ def test_the_admin_refuses_a_username_already_used_in_any_case(client, nurse):
     assert User.objects.count() == 2
 
 
+def test_the_database_refuses_a_username_differing_only_in_letter_case(nurse):
+    """Issue 19 item 3: unique ignoring case in the database itself, behind every form."""
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create_user(username="NURSE", password="another-person-2026")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.bulk_create([User(username="Nurse")])
+    assert list(User.objects.values_list("username", flat=True)) == ["nurse"]
+
+
+def test_the_model_check_names_the_clash_before_the_database_does(nurse):
+    with pytest.raises(ValidationError, match="usernames ignore letter case"):
+        User(username="nUrse", password="x").full_clean()
+
+
+def test_a_login_ignores_the_letter_case_of_the_username(client, nurse):
+    response = post_login(client, "NURSE")
+    assert response.status_code == 302
+    assert client.get(reverse("home")).context["user"] == nurse
+
+
+def test_failed_logins_in_any_letter_case_feed_one_lockout(client, nurse):
+    for typed in ("Nurse", "NURSE", "nurse", "nUrSe", "NuRsE"):
+        post_login(client, typed, "wrong-password-123")
+    assert post_login(client, "nurse").status_code == 429
+    assert post_login(client, "Nurse").status_code == 429
+    assert not is_logged_in(client)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_names_accounts_differing_only_in_case(nurse):
+    """Before the unique index is built, accounts that clash are named, not half-migrated."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    before = "0010_history_source"
+    call_command("migrate", "edc", before, verbosity=0)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {User._meta.db_table} (username, password, is_superuser, "  # noqa: S608
+                "first_name, last_name, email, is_staff, is_active, date_joined, role, "
+                "password_chosen_by_holder) VALUES ('Nurse', '', false, '', '', '', false, "
+                "true, %s, '', false)", [timezone.now()])
+        with pytest.raises(RuntimeError, match="differ only in case: Nurse = nurse"):
+            call_command("migrate", "edc", verbosity=0)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {User._meta.db_table} WHERE username = 'Nurse'")  # noqa: S608
+        call_command("migrate", verbosity=0)
+
+
 def test_the_admin_can_neither_delete_nor_rename_a_user(client, nurse):
     client.force_login(UserFactory(role=Role.ADMINISTRATOR, is_staff=True, is_superuser=True))
     assert client.get(reverse("admin:edc_user_delete", args=[nurse.pk])).status_code == 403

@@ -1,5 +1,6 @@
 """Electronic signatures (21 CFR 11.50, 11.70, 11.200): an investigator signs a visit or the
-whole casebook by re-entering their password. The signature records the printed name, the date
+whole casebook by re-entering their user ID and password (the password alone at later
+signatures of the same session). The signature records the printed name, the date
 and time and its meaning, and a fingerprint of the signed data; any later change to those data
 breaks it, and the casebook asks for a new one."""
 
@@ -38,13 +39,19 @@ def _expected(subject: Subject, visit: Visit | None) -> list[tuple[Visit, str, s
             if code in CRF_MODELS]
 
 
-def signed_records(subject: Subject, visit: Visit | None) -> list[CRF]:
-    """The CRFs a signature covers: a visit's forms, or every form of the subject."""
+def signed_records(subject: Subject, visit: Visit | None, *,
+                   for_update: bool = False) -> list[CRF]:
+    """The CRFs a signature covers: a visit's forms, or every form of the subject.
+    ``for_update`` locks them until the transaction ends: a save in progress finishes first
+    (``crf_save`` reads its form ``FOR UPDATE``), and none starts before the signature is
+    recorded, so a signature never fingerprints data a concurrent save is changing."""
     records: list[CRF] = []
     for model in CRF_MODELS.values():
         queryset = model.objects.filter(subject=subject)
         if visit is not None:
             queryset = queryset.filter(visit=visit)
+        if for_update:
+            queryset = queryset.select_for_update().order_by("pk")
         records.extend(queryset)
     return records
 
@@ -54,9 +61,11 @@ def fingerprint(records: list[CRF]) -> str:
     return hashlib.sha256(json.dumps(content).encode()).hexdigest()
 
 
-def incomplete_forms(subject: Subject, visit: Visit | None) -> list[str]:
+def incomplete_forms(subject: Subject, visit: Visit | None,
+                     records: list[CRF] | None = None) -> list[str]:
     """What still stops signing: expected forms not complete, saved forms in progress."""
-    records = signed_records(subject, visit)
+    if records is None:
+        records = signed_records(subject, visit)
     expected = _expected(subject, visit)
     expected_keys = {(v.pk, code, slot) for v, code, slot in expected}
     done = {(r.visit_id, r.crf_code, r.slot) for r in records
@@ -70,21 +79,44 @@ def incomplete_forms(subject: Subject, visit: Visit | None) -> list[str]:
     return missing
 
 
-def casebook_sign(*, subject: Subject, user: User, password: str,
+# The session key holding who has signed in this session: 21 CFR 11.200(a)(1) asks for both
+# components of the signature (user ID and password) at the first signing of a continuous
+# session of controlled access, and at least the password at each later one.
+SESSION_SIGNER = "edc_signed_in_session"
+
+
+def user_id_needed(request, user: User) -> bool:
+    """Whether this signature is the first of ``user``'s session (no request: no session, so
+    every signature asks for both components)."""
+    session = getattr(request, "session", None)
+    return session is None or session.get(SESSION_SIGNER) != user.pk
+
+
+def casebook_sign(*, subject: Subject, user: User, password: str, username: str | None = None,
                   visit: Visit | None = None, request=None) -> Signature:
-    """Sign a visit's forms or the whole casebook. The password is checked before the
-    signature's transaction opens, so a wrong one counts towards the lockout and stays in the
-    audit trail (``password_confirms``)."""
+    """Sign a visit's forms or the whole casebook. The first signature of a session needs the
+    user ID (``username``) and the password, later ones the password (``user_id_needed``).
+    Both are checked before the signature's transaction opens, so every wrong attempt counts
+    towards the lockout and stays in the audit trail (``password_confirms``)."""
     if not can(user, Action.SIGN_CASEBOOK, subject.site):
         raise PermissionDenied(_("Only an investigator of this site signs casebooks."))
-    if not password_confirms(user, password, request, prompt=Prompt.SIGNATURE):
+    needs_user_id = user_id_needed(request, user)
+    if not password_confirms(user, password, request, prompt=Prompt.SIGNATURE,
+                             username=(username or "") if needs_user_id else None):
+        if needs_user_id:
+            raise ValidationError({"password": _("The user ID or the password is not correct.")})
         raise ValidationError({"password": _("The password is not correct.")})
-    return _signature_record(subject=subject, visit=visit, user=user)
+    signature = _signature_record(subject=subject, visit=visit, user=user)
+    session = getattr(request, "session", None)
+    if session is not None:
+        session[SESSION_SIGNER] = user.pk
+    return signature
 
 
 @transaction.atomic
 def _signature_record(*, subject: Subject, visit: Visit | None, user: User) -> Signature:
-    missing = incomplete_forms(subject, visit)
+    records = signed_records(subject, visit, for_update=True)
+    missing = incomplete_forms(subject, visit, records)
     if missing:
         raise ValidationError(
             _("Signing needs complete forms. Not complete: %(forms)s.")
@@ -93,7 +125,7 @@ def _signature_record(*, subject: Subject, visit: Visit | None, user: User) -> S
     signature = Signature(
         subject=subject, visit=visit, signer=user, printed_name=user.printed_name,
         meaning=str(MEANING), signed_at=timezone.now(),
-        fingerprint=fingerprint(signed_records(subject, visit)),
+        fingerprint=fingerprint(records),
     )
     audited_save(signature, user=user, reason=_("Signed"))
     audit_event(action=AuditAction.SIGNED, user=user, obj=signature,

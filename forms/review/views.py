@@ -37,6 +37,7 @@ def sign(request: HttpRequest, subject_pk: int, visit_pk: int | None = None) -> 
         try:
             signatures.casebook_sign(subject=subject, visit=visit, user=request.user,
                                      password=request.POST.get("password", ""),
+                                     username=request.POST.get("username", ""),
                                      request=request)
         except ValidationError as exc:
             error = " ".join(exc.messages)
@@ -46,7 +47,7 @@ def sign(request: HttpRequest, subject_pk: int, visit_pk: int | None = None) -> 
     return render(request, "forms/review/sign.html", {
         "subject": subject, "visit": visit, "meaning": signatures.MEANING,
         "now": timezone.now(), "incomplete": signatures.incomplete_forms(subject, visit),
-        "error": error,
+        "error": error, "user_id_needed": signatures.user_id_needed(request, request.user),
     }, status=400 if error else 200)
 
 

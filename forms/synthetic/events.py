@@ -243,7 +243,7 @@ class EventActions:
             self.at(max(pending) + dt.timedelta(days=1), self.sign_casebook)
             return
         casebook_sign(subject=self.subject, user=self.staff.investigator,
-                      password=self.trial.password)
+                      username=self.staff.investigator.username, password=self.trial.password)
         if self.trial.next_turn(self.site.code, "lock") % LOCK_EVERY == 0:
             self.at(self.later(self.now, 1, 5), self.lock_casebook)
 

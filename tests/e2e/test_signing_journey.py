@@ -1,6 +1,7 @@
-"""An investigator signs a completed visit, then the whole casebook, with their password in the
-browser; a later change breaks both signatures and the casebook asks for new ones (issues 6
-and 10). The investigator is blinded: no page on the way shows the arm."""
+"""An investigator signs a completed visit (user ID and password: the session's first
+signature), then the whole casebook (the password), in the browser; a later change breaks both
+signatures and the casebook asks for new ones (issues 6, 10 and 19). The investigator is
+blinded: no page on the way shows the arm."""
 
 import datetime as dt
 
@@ -32,9 +33,12 @@ def test_investigator_signs_a_visit_and_the_casebook_with_the_password(page, wat
     page.get_by_role("link", name="Sign visit").first.click()
     page.get_by_text("I confirm that I have reviewed these data").wait_for()
     assert page.get_by_text("Wang Wei").count() >= 1
+    # The first signature of the session: user ID and password (21 CFR 11.200(a)(1)).
+    page.get_by_label("User ID").fill("investigator")
     page.get_by_label("Re-enter your password to sign").fill("not my password")
     page.get_by_role("button", name="Sign").click()
-    page.get_by_text("The password is not correct.").wait_for()
+    page.get_by_text("The user ID or the password is not correct.").wait_for()
+    page.get_by_label("User ID").fill("investigator")
     page.get_by_label("Re-enter your password to sign").fill(PASSWORD)
     page.get_by_role("button", name="Sign").click()
     page.get_by_text("Signed.").wait_for()
@@ -44,6 +48,7 @@ def test_investigator_signs_a_visit_and_the_casebook_with_the_password(page, wat
     page.get_by_role("link", name="Sign the whole casebook").click()
     page.get_by_role("heading", name="Sign the whole casebook").wait_for()
     assert page.get_by_text("I confirm that I have reviewed these data").is_visible()
+    assert page.get_by_label("User ID").count() == 0  # later signatures: the password
     page.get_by_label("Re-enter your password to sign").fill(PASSWORD)
     page.get_by_role("button", name="Sign").click()
     page.get_by_text("Signed.").wait_for()

@@ -47,6 +47,7 @@ def test_casebook_pdf_holds_values_queries_audit_and_signatures(client, site, su
         services.crf_save(crf=crf, values={}, user=nurse, expected_version=crf.version,
                           complete=True, not_done_reason="not_done", reason="Not done")
     signatures.casebook_sign(subject=subject, visit=visit, user=investigator,
+                             username=investigator.username,
                              password=PASSWORD)
 
     client.force_login(investigator)

@@ -53,13 +53,13 @@ def test_signing_needs_the_password_and_complete_forms(subject, nurse, investiga
     visit = subject.visits.get(code="D2")
     with pytest.raises(ValidationError, match="needs complete forms"):
         signatures.casebook_sign(subject=subject, visit=visit, user=investigator,
-                                 password=PASSWORD)
+                                 username="investigator", password=PASSWORD)
     complete_visit(subject, nurse)
     with pytest.raises(ValidationError, match="password"):
         signatures.casebook_sign(subject=subject, visit=visit, user=investigator,
-                                 password="wrong")
+                                 username="investigator", password="wrong")
     signature = signatures.casebook_sign(subject=subject, visit=visit, user=investigator,
-                                         password=PASSWORD)
+                                         username="investigator", password=PASSWORD)
     assert signature.printed_name == "Wang Wei"
     assert "accurate and complete" in signature.meaning
     assert signature.history.first().history_user == investigator
@@ -73,7 +73,7 @@ def test_site_staff_cannot_sign(subject, nurse):
 def test_a_change_to_signed_data_breaks_the_signature(client, subject, nurse, investigator):
     visit = complete_visit(subject, nurse)
     signature = signatures.casebook_sign(subject=subject, visit=visit, user=investigator,
-                                         password=PASSWORD)
+                                         username="investigator", password=PASSWORD)
     vitals = VitalSigns.objects.get(visit=visit)
     services.crf_save(crf=vitals, values={"heart_rate": 70}, user=nurse,
                       expected_version=vitals.version, reason="Measured after all")
@@ -89,7 +89,8 @@ def test_a_new_log_entry_breaks_the_casebook_signature_not_a_visit_signature(
 ):
     visit = complete_visit(subject, nurse)
     visit_signature = signatures.casebook_sign(subject=subject, visit=visit,
-                                               user=investigator, password=PASSWORD)
+                                               user=investigator, username="investigator",
+                                               password=PASSWORD)
     with system_writes():  # test data written directly
         casebook_signature = signatures.Signature.objects.create(
             subject=subject, signer=investigator, printed_name="Wang Wei", meaning="m",
@@ -109,7 +110,7 @@ def test_signing_in_the_page_shows_name_time_and_meaning(client, subject, nurse,
     page = client.get(url).content.decode()
     assert "Wang Wei" in page and "accurate and complete" in page
     assert client.post(url, {"password": "nope"}).status_code == 400
-    assert client.post(url, {"password": PASSWORD}).status_code == 302
+    assert client.post(url, {"username": "investigator", "password": PASSWORD}).status_code == 302
     assert signatures.Signature.objects.filter(subject=subject, visit=visit).exists()
 
 
@@ -171,7 +172,7 @@ def test_signing_locking_and_exports_are_audit_events(client, subject, nurse, in
 
     visit = complete_visit(subject, nurse)
     signatures.casebook_sign(subject=subject, visit=visit, user=investigator,
-                             password=PASSWORD)
+                             username="investigator", password=PASSWORD)
     lock = locks.lock_create(user=data_manager, scope=LockScope.SUBJECT, target=subject)
     locks.lock_release(lock=lock, user=data_manager, reason="Re-opened for a query")
     client.force_login(investigator)
@@ -210,10 +211,10 @@ def test_signing_a_visit_needs_every_pk_pd_time_point(subject, nurse, investigat
         f"{visit.label}: PK/PD sample (1 h post-dose)"]
     with pytest.raises(ValidationError, match="1 h post-dose"):
         signatures.casebook_sign(subject=subject, visit=visit, user=investigator,
-                                 password=PASSWORD)
+                                 username="investigator", password=PASSWORD)
     services.crf_save(crf=services.crf_instance(model=CRF_MODELS["pkpd"], subject=subject,
                                                 visit=visit, slot="post_dose_1h"),
                       values={}, user=nurse, expected_version=0, complete=True,
                       not_done_reason="not_done")
     assert signatures.casebook_sign(subject=subject, visit=visit, user=investigator,
-                                    password=PASSWORD).fingerprint
+                                    username="investigator", password=PASSWORD).fingerprint

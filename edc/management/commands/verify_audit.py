@@ -1,11 +1,13 @@
 """Check the audit trail's tamper evidence: recompute every hash chain from the tables' current
-contents and check that every audit table still refuses UPDATE and DELETE (21 CFR 11.10(e)).
-Exit status 1 when anything is broken."""
+contents and check that every audit table still refuses UPDATE and DELETE (21 CFR 11.10(e));
+with ``--tips FILE``, that every chain tip recorded outside the database is still there
+(``edc.audit_tips``). Exit status 1 when anything is broken."""
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
 from edc.audit import audit_verify
+from edc.audit_tips import tips_check
 
 
 class Command(BaseCommand):
@@ -14,9 +16,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+        parser.add_argument(
+            "--tips", metavar="FILE",
+            help="also check every chain tip recorded in FILE (manage.py audit_tips, the "
+                 "periodic job): a rewritten or cut tail shows there")
 
-    def handle(self, *args, database: str, verbosity: int, **options) -> None:
+    def handle(self, *args, database: str, verbosity: int, tips: str | None = None,
+               **options) -> None:
         report = audit_verify(using=database)
+        if tips:
+            report.breaks.extend(tips_check(path=tips, using=database))
         for broken in report.breaks:
             self.stdout.write(str(broken))
         for table in report.unprotected:
