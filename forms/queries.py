@@ -24,6 +24,7 @@ from simple_history.models import HistoricalRecords
 from edc import bounds
 from edc.audit import AuditAction, audit_event
 from edc.bounds import bounded_text, length_checks
+from edc.i18n import neutral, shown
 from edc.models import User
 from edc.roles import Action, can, scope_to_user
 from edc.validation import changed_fields, field_values, validate_constraints_over
@@ -149,6 +150,12 @@ class Query(models.Model):
         return bool(self.check_code)
 
     @property
+    def shown_text(self) -> str:
+        """The question in the reader's language when an edit check wrote it (stored as the
+        check's message id, ``edc.i18n``); a person's question as they typed it."""
+        return shown(self.text) if self.is_system else self.text
+
+    @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 
@@ -177,6 +184,11 @@ class QueryMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def shown_text(self) -> str:
+        """The text in the reader's language when the system wrote it (no author)."""
+        return shown(self.text) if self.author_id is None else self.text
 
 
 # --- Services ----------------------------------------------------------------------------------
@@ -235,7 +247,7 @@ def _save(query: Query, user: User | None, kind: str,
                          validate_constraints=False)
         validate_constraints_over(query, changed_fields(query, stored))
     query._history_user = user
-    query._change_reason = str(MessageKind(kind).label)
+    query._change_reason = neutral(MessageKind(kind).label)
     query.save()
 
 
@@ -394,7 +406,7 @@ def query_open_system(
     # The subject, content type and visit are the saved target's own: not read again.
     query.full_clean(exclude=["subject", "content_type", "visit"], validate_constraints=False)
     query._history_user = None
-    query._change_reason = str(MessageKind.RAISED.label)
+    query._change_reason = neutral(MessageKind.RAISED.label)
     try:
         with transaction.atomic():
             query.save()
@@ -415,7 +427,7 @@ def query_close_system(*, query: Query) -> Query:
         raise ValidationError(gettext("Only a query raised by an edit check closes itself."))
     _require_status(query, ACTIVE_STATUSES, gettext("closed"))
     query = _end(query, status=QueryStatus.CLOSED, resolution=Resolution.RESOLVED_BY_DATA_CHANGE,
-                 kind=MessageKind.AUTO_CLOSED, text=gettext("Resolved by data change."),
+                 kind=MessageKind.AUTO_CLOSED, text=neutral(_("Resolved by data change.")),
                  user=None, stored=field_values(query))
     audit_event(action=AuditAction.QUERY_AUTO_CLOSED, obj=query, subject=query.subject,
                 detail={"check": query.check_code})
