@@ -151,9 +151,18 @@ class Query(models.Model):
 
     @property
     def shown_text(self) -> str:
-        """The question in the reader's language when an edit check wrote it (stored as the
-        check's message id, ``edc.i18n``); a person's question as they typed it."""
-        return shown(self.text) if self.is_system else self.text
+        """The question in the reader's language when an edit check wrote it (stored
+        language-neutral, ``edc.i18n``): the check's message rendered for the reader while the
+        stored text is still that message; a question the check has since reworded, as
+        stored (or its translation). A person's question as they typed it."""
+        if not self.is_system:
+            return self.text
+        from forms.checks import CHECKS_BY_CODE
+
+        check = CHECKS_BY_CODE.get(self.check_code)
+        if check is not None and neutral(check.message) == self.text:
+            return str(check.message)
+        return shown(self.text)
 
     @property
     def is_active(self) -> bool:
@@ -187,8 +196,13 @@ class QueryMessage(models.Model):
 
     @property
     def shown_text(self) -> str:
-        """The text in the reader's language when the system wrote it (no author)."""
-        return shown(self.text) if self.author_id is None else self.text
+        """The text in the reader's language when the system wrote it (no author): the
+        question an edit check raised reads as its query's (``Query.shown_text``)."""
+        if self.author_id is not None:
+            return self.text
+        if self.kind == MessageKind.RAISED and self.text == self.query.text:
+            return self.query.shown_text
+        return shown(self.text)
 
 
 # --- Services ----------------------------------------------------------------------------------
