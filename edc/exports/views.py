@@ -46,7 +46,7 @@ class ExportForm(forms.Form):
 
     language = forms.ChoiceField(
         label=_("Language of labels and dictionary"), choices=settings.LANGUAGES, initial="en",
-        widget=forms.RadioSelect,
+        widget=forms.RadioSelect, required=False,
         help_text=_("Variable labels, value labels and the data dictionary. English is what "
                     "statisticians and CDISC expect; SAS XPORT files stay English (ASCII)."),
     )
@@ -80,7 +80,7 @@ def exports(request: HttpRequest) -> HttpResponse:
             run = export_start(user=request.user, formats=form.cleaned_data["formats"],
                                profile=Profile(form.cleaned_data["profile"]),
                                as_of=form.cleaned_data["as_of"],
-                               language=form.cleaned_data["language"])
+                               language=form.cleaned_data["language"] or "en")
             return redirect("exports:detail", pk=run.pk)
         status = 400
     runs = ExportRun.objects.filter(requested_by=request.user).readable()[:20]
