@@ -44,11 +44,13 @@ INTERFACE_TEXT = """() => {
 # A code: no lower-case letter (NIHSS, VS-003, D_DIMER), or a digit in it (SZ01, v2, SpO2),
 # or an identifier with an underscore (heart_rate); or a single letter (item 1a's "a").
 CODE = re.compile(r"^(?:[A-Z0-9_]+(?:[-/.][A-Z0-9_]+)*|\w*\d\w*(?:[-/.]\w+)*"
-                  r"|[a-z]+(?:_[a-z0-9]+)+|[A-Za-z])$")
+                  r"|[a-z]+(?:_[a-z0-9]+)+|[a-z_]+\.[a-z0-9_]+|[A-Za-z])$")
 UNITS = {"mmHg", "kg", "cm", "mg", "mL", "ml", "min", "bpm", "mmol", "µmol", "umol", "L", "dL",
          "g", "U", "IU", "h", "d", "ng", "pg", "m²", "kg/m²", "ms", "s", "°C", "x", "mL/min",
          "mRS", "eGFR", "SpO2", "hUC", "MSC", "Excel", "Stata", "XPORT", "v", "vs", "pH",
          "version", "hex"}
+# Proper names of scales, dictionaries and products, kept in Latin letters in Chinese usage.
+NAMES = {"Barthel", "Rankin", "MedDRA", "PAXgene", "SpO", "NIHSS", "CTCAE"}
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:[-/.'][A-Za-z0-9_]+)*")
 
 
@@ -61,7 +63,15 @@ def proper_names() -> set[str]:
     for user in User.objects.all():
         names |= {user.username, user.first_name, user.last_name}
     names |= set(WORD.findall(settings.TRIAL_NAME))
-    return names
+    # What people typed (adverse event terms, medicines, indications) is data, wherever the
+    # interface lists it (a choice of events, a heading naming the record).
+    from forms.models import AdverseEvent, ConcomitantMedication
+
+    for text in [*AdverseEvent.objects.values_list("term", flat=True),
+                 *ConcomitantMedication.objects.values_list("medication", "indication")]:
+        for part in ([text] if isinstance(text, str) else text):
+            names |= set(WORD.findall(part or ""))
+    return names | NAMES
 
 
 def english_words(text: str, allowed: set[str]) -> list[str]:
