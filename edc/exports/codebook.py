@@ -4,6 +4,7 @@ dataset definitions the writers use, as CSV and as an HTML page."""
 from dataclasses import dataclass
 
 from django.template.loader import render_to_string
+from django.utils.translation import gettext
 
 from edc import protocol
 from edc.exports.dictionary import Dataset
@@ -34,7 +35,7 @@ class Entry:
 
 def _visits(dataset: Dataset) -> str:
     if dataset.visits == ("log",):
-        return "log (entered when the event happens)"
+        return gettext("log (entered when the event happens)")
     return " ".join(dataset.visits)
 
 
@@ -61,5 +62,5 @@ def html(datasets: list[Dataset], *, title: str, stylesheet: str = "") -> str:
     return render_to_string("exports/codebook.html", {
         "title": title, "datasets": datasets, "entries": entries(datasets),
         "trial": protocol.TRIAL_REGISTRY_ID, "stylesheet": stylesheet,
-        "escape_rule": TEXT_ESCAPE_RULE, "xpt_rule": XPT_LONG_TEXT_RULE,
+        "escape_rule": gettext(TEXT_ESCAPE_RULE), "xpt_rule": gettext(XPT_LONG_TEXT_RULE),
     })

@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from edc import protocol
 from edc.audit import audit_event
@@ -49,13 +49,13 @@ from edc.models import AuditAction, User
 
 # Format code → label, in the order files are written.
 FORMATS: dict[str, str] = {
-    "csv": "CSV (one file per dataset)",
-    "xlsx": "Excel workbook (a sheet per dataset, and the dictionary)",
-    "xpt": "SAS XPORT version 5 (FDA)",
-    "dta": "Stata (.dta)",
-    "sav": "SPSS (.sav)",
-    "rds": "R (.rds, factors for coded values)",
-    "odm": "CDISC ODM 1.3.2 XML (metadata, data and audit records)",
+    "csv": gettext_lazy("CSV (one file per dataset)"),
+    "xlsx": gettext_lazy("Excel workbook (a sheet per dataset, and the dictionary)"),
+    "xpt": gettext_lazy("SAS XPORT version 5 (FDA)"),
+    "dta": gettext_lazy("Stata (.dta)"),
+    "sav": gettext_lazy("SPSS (.sav)"),
+    "rds": gettext_lazy("R (.rds, factors for coded values)"),
+    "odm": gettext_lazy("CDISC ODM 1.3.2 XML (metadata, data and audit records)"),
 }
 TABLE_FORMATS = ("csv", "xpt", "dta", "sav", "rds")
 
@@ -342,8 +342,8 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
     record("dictionary/data_dictionary.csv",
            csvfiles.write_codebook_csv(work / "dictionary/data_dictionary.csv", entries))
     (work / "dictionary/data_dictionary.html").write_text(
-        codebook.html(chosen, title=f"Data dictionary: {protocol.TRIAL_REGISTRY_ID} "
-                                    f"({PROFILE_LABELS[request.profile]})"),
+        codebook.html(chosen, title=gettext("Data dictionary: %(trial)s (%(profile)s)") % {
+            "trial": protocol.TRIAL_REGISTRY_ID, "profile": PROFILE_LABELS[request.profile]}),
         encoding="utf-8")
     record("dictionary/data_dictionary.html", len(entries))
     return files
