@@ -51,6 +51,8 @@ UNITS = {"mmHg", "kg", "cm", "mg", "mL", "ml", "min", "bpm", "mmol", "µmol", "u
          "version", "hex"}
 # Proper names of scales, dictionaries and products, kept in Latin letters in Chinese usage.
 NAMES = {"Barthel", "Rankin", "MedDRA", "PAXgene", "SpO", "NIHSS", "CTCAE"}
+# File formats, by their extensions.
+FORMATS = {"zip", "csv", "xlsx", "xpt", "dta", "sav", "rds", "xml", "pdf", "html"}
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:[-/.'][A-Za-z0-9_]+)*")
 
 
@@ -71,7 +73,11 @@ def proper_names() -> set[str]:
                  *ConcomitantMedication.objects.values_list("medication", "indication")]:
         for part in ([text] if isinstance(text, str) else text):
             names |= set(WORD.findall(part or ""))
-    return names | NAMES
+    # Dataset and form codes, as the data dictionary names them.
+    from forms.models import CRF_MODELS
+
+    names |= set(CRF_MODELS) | {"subjects", "visits", "queries", "query_messages", "audit_trail"}
+    return names | NAMES | FORMATS
 
 
 def english_words(text: str, allowed: set[str]) -> list[str]:
