@@ -1,4 +1,5 @@
 import pytest
+from django.utils import translation
 
 from edc.roles import Role
 from tests.factories import SiteFactory, UserFactory
@@ -33,3 +34,12 @@ def users(site, nurse):
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness protects real accounts; tests create hundreds of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request leaves its reader's language active in the test's thread (LocaleMiddleware,
+    the account's language): every test starts, and ends, in the default language."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
