@@ -8,6 +8,8 @@ COPY pyproject.toml ./
 COPY edc ./edc
 COPY visits ./visits
 COPY forms ./forms
+COPY exports ./exports
+COPY wiring ./wiring
 RUN pip install .
 
 COPY . .

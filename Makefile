@@ -36,10 +36,12 @@ system-tools:
 	@command -v msgfmt >/dev/null 2>&1 && command -v xgettext >/dev/null 2>&1 || { \
 	  echo "Installing gettext with apt-get (the catalogue check)"; $(call APT_INSTALL,gettext); }
 
-## Lint, check migrations are complete, run the whole test suite.
+## Lint, check migrations are complete, check the import layers (pyproject.toml), run the whole
+## test suite.
 test: install system-tools
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## Benchmarks on PostgreSQL (its own edc_bench_* databases): synthetic trials of 60 and 600

@@ -92,8 +92,8 @@ def measure_saves(count: int) -> dict:
     from django.urls import reverse
 
     from edc.models import User
-    from forms.locks import active_lock
     from forms.models import VitalSigns
+    from forms.review.locks import active_lock
 
     forms = list(VitalSigns.objects.filter(status="complete", visit__isnull=False)
                  .select_related("subject__site").order_by("pk"))
@@ -173,7 +173,7 @@ def export_tables() -> list[str]:
     """The tables an export reads: subjects, visits, allocation, every CRF, queries and their
     messages, and the history tables the audit trail and as-of cuts come from."""
     from forms.models import CRF_MODELS
-    from forms.queries import Query, QueryMessage
+    from forms.quality.queries import Query, QueryMessage
     from visits.models import RandomizationSlot, Subject, Visit
 
     models = [Subject, Visit, RandomizationSlot, Query, QueryMessage, *CRF_MODELS.values()]
@@ -201,14 +201,14 @@ def measure_copy() -> dict:
 def dataset_files() -> dict[str, str]:
     """XPORT file name (8 characters) → dataset name, so the harness can put each dataset's
     binary file beside its CSV file."""
-    from edc.exports.dictionary import datasets
+    from exports.dictionary import datasets
 
     return {d.sas_name: d.name for d in datasets()}
 
 
 def counts() -> dict:
     from forms.models import CRF_MODELS
-    from forms.queries import Query
+    from forms.quality.queries import Query
     from visits.models import Subject, Visit
 
     return {"subjects": Subject.objects.count(), "visits": Visit.objects.count(),

@@ -11,8 +11,11 @@ class EdcConfig(AppConfig):
         # migrate, a hash-chain link for every history row, login and account events.
         from django.contrib.auth.signals import user_logged_in
 
-        from edc import audit, sessions
+        from edc import audit, history, sessions
 
+        # First, where Django stamped last_login: a history row without an author fails
+        # loudly where AUDIT_REQUIRE_AUTHOR is set, and the sign-in time is an audited save.
+        history.connect()
         audit.connect(self)
         # A sign-in is the session's first renewal (edc.middleware.SessionRenewalMiddleware).
         user_logged_in.connect(sessions.renewed_at_login, dispatch_uid="edc.sessions.login")

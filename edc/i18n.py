@@ -37,6 +37,26 @@ def shown(text: str) -> str:
     return translation.gettext(text)
 
 
+# The message behind each code of a text the system writes (an edit check's code → its
+# message, which may carry parameters), registered by the layer that owns the messages (the
+# edit checks) for the records below it that store their texts (a query).
+_MESSAGES: dict[str, object] = {}
+
+
+def messages_register(messages: dict[str, object]) -> None:
+    _MESSAGES.update(messages)
+
+
+def shown_for(code: str, stored: str) -> str:
+    """A text stored for ``code`` in the reader's language: the code's message rendered now
+    while the stored text is still that message (in its neutral form); a text the message no
+    longer matches (reworded since), as stored or its translation."""
+    message = _MESSAGES.get(code)
+    if message is not None and neutral(message) == stored:
+        return str(message)
+    return shown(stored)
+
+
 def _rendered(value):
     if isinstance(value, Text | Promise):
         return str(value)

@@ -6,6 +6,7 @@ import zoneinfo
 from functools import cached_property
 
 from django.conf import settings
+from django.contrib.auth.hashers import check_password
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -85,6 +86,18 @@ class User(AbstractUser):
     history = HistoricalRecords(
         excluded_fields=["password", "last_login"], m2m_fields=[sites]
     )
+
+    def check_password(self, raw_password) -> bool:
+        """Django's check, whose hash upgrade at sign-in (an older hasher) is saved with the
+        holder as the author of its history row: they are the one signing in."""
+
+        def upgrade(raw_password) -> None:
+            self.set_password(raw_password)
+            self._password = None
+            self._history_user = self
+            self.save(update_fields=["password"])
+
+        return check_password(raw_password, self.password, upgrade)
 
     class Meta:
         ordering = ["username"]
@@ -215,7 +228,7 @@ class ExportRunQuerySet(models.QuerySet):
 
 class ExportRun(models.Model):
     """One dataset export: what was asked, its progress, and the zip it produced
-    (``edc.exports.package``). The export itself is recorded in the audit trail."""
+    (``exports.package``). The export itself is recorded in the audit trail."""
 
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("requested by"), on_delete=models.PROTECT,

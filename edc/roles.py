@@ -144,10 +144,9 @@ def is_blinded(user: "User") -> bool:
 
 
 def site_ids(user: "User") -> "models.QuerySet":
-    """The ids of the sites whose data ``user`` works with."""
-    from edc.models import Site
-
-    sites = Site.objects.all()
+    """The ids of the sites whose data ``user`` works with. The Site model is reached through the
+    user's own relation: the models import these rules, so the rules import no model."""
+    sites = user.sites.model.objects.all()
     if not has_all_sites(user):
         sites = sites.filter(members=user)
     return sites.values("pk")

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from edc.audit import audit_event
+from edc.history import audited_save
 from edc.i18n import language_code
 from edc.models import AuditAction, JobRun, RoleGrantRequest, RoleGrantStatus, User
 from edc.roles import UNBLINDED_ROLES, Action, Role, administrator_rights, can
@@ -119,8 +120,8 @@ def user_password_set(*, user: User, password: str, actor: User) -> None:
     own = actor.pk == user.pk
     user.set_password(password)
     user.password_chosen_by_holder = own
-    user._history_user = actor
-    user.save(update_fields=["password", "password_chosen_by_holder"])
+    audited_save(user, user=actor, clean=False,
+                 update_fields=["password", "password_chosen_by_holder"])
     audit_event(action=AuditAction.PASSWORD_CHANGED, user=actor, obj=user,
                 detail={"username": user.get_username(), "own": own})
 
@@ -233,9 +234,7 @@ def user_save(*, actor: User, user: User, sites=None, groups=None) -> RoleGrantR
     requested_role = None
     if user.role in UNBLINDED_ROLES and user.role != current_role:
         requested_role, user.role = user.role, current_role
-    user.full_clean(exclude=["password"])
-    user._history_user = actor
-    user.save()
+    audited_save(user, user=actor, exclude=["password"])
     if sites is not None:
         user.sites.set(sites)
     if groups is not None:
@@ -304,9 +303,7 @@ def role_grant_decide(*, grant: RoleGrantRequest, approver: User,
             raise ValidationError(_("%(user)s is an administrator account, which is never "
                                     "given an unblinded role.") % {"user": user.get_username()})
         user.role = grant.role
-        user.full_clean(exclude=["password"])
-        user._history_user = approver
-        user.save()
+        audited_save(user, user=approver, exclude=["password"])
     grant.status = RoleGrantStatus.APPROVED if approve else RoleGrantStatus.REFUSED
     grant.decided_by = approver
     grant.decided_at = timezone.now()
@@ -346,8 +343,6 @@ def user_language_set(*, user: User, language: str) -> None:
     if user.language == language:
         return
     user.language = language
-    user._history_user = user
-    user.full_clean(exclude=["password", "username", "sites", "groups", "user_permissions"],
-                    validate_unique=False, validate_constraints=False)
-    user.save(update_fields=["language"])
+    audited_save(user, user=user, exclude=["password"], constraints={"language"},
+                 update_fields=["language"])
 

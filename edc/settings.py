@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "edc",
     "visits",
     "forms",
+    "exports",
+    "wiring",
 ]
 
 MIDDLEWARE = [
@@ -79,7 +81,11 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "edc.urls"
+# A history row without an author (a save that did not go through edc.history.audited_save)
+# raises instead of leaving an anonymous change in the audit trail. The tests set it.
+AUDIT_REQUIRE_AUTHOR = env_bool("AUDIT_REQUIRE_AUTHOR", False)
+
+ROOT_URLCONF = "wiring.urls"
 WSGI_APPLICATION = "edc.wsgi.application"
 ASGI_APPLICATION = "edc.asgi.application"
 AUTH_USER_MODEL = "edc.User"
@@ -96,7 +102,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "edc.context_processors.trial",
+                "wiring.context_processors.trial",
             ],
         },
     },

@@ -12,10 +12,3 @@ def heartbeat() -> int:
     worker = "in-process" if request.is_eager else (request.hostname or "unknown worker")
     return job_heartbeat(worker=worker).pk
 
-
-@shared_task(name="edc.tasks.export_run")
-def export_run(run_pk: int) -> str:
-    """Run one queued dataset export; returns its final status."""
-    from edc.exports.services import export_execute
-
-    return export_execute(run_pk).status

@@ -208,7 +208,7 @@ def egfr_to_store(egfr: Number) -> Decimal:
     Rounded down, never to the nearest: 59.96 is 59.9, not 60.0, so a stored or displayed eGFR
     never crosses a whole-number limit such as the "eGFR < 60" exclusion (a value below the
     limit stays below it, a value at or above it stays there). Decisions do not read it: they
-    recompute eGFR from creatinine, age and sex (``forms.services.lab_egfr``)."""
+    recompute eGFR from creatinine, age and sex (``forms.entry.services.lab_egfr``)."""
     exact = egfr if isinstance(egfr, Decimal) else to_decimal(egfr)
     return exact.quantize(Decimal("0.1"), rounding=ROUND_FLOOR)
 

@@ -3,8 +3,9 @@
 **Serious adverse events** (ICH E2A; PROTOCOL.md "Adverse events"): the sponsor must have the
 report within 24 hours of the site becoming aware (``AdverseEvent.site_aware_at``; the time
 the form was first saved stands in until it is entered). When an event is saved as serious,
-the sponsor's safety contact and the data managers are told at once (:func:`sae_saved` queues
-the task after the commit). The periodic job tells them too if that task was lost, reminds
+the sponsor's safety contact and the data managers are told at once
+(:func:`forms.tasks.sae_saved` queues the task after the commit). The periodic job tells them
+too if that task was lost, reminds
 the site staff as the deadline nears (``SAE_REMINDER_HOURS_LEFT``) and, once it has passed,
 tells the data managers every day, until the report is submitted: the AE form is complete.
 
@@ -21,7 +22,6 @@ import logging
 from collections import defaultdict
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -29,10 +29,10 @@ from django.utils.translation import gettext_noop
 
 from edc.i18n import Joined, Text
 from edc.models import User
-from edc.notifications import Item, Outcome, notify, task_enqueue
+from edc.notifications import Item, Outcome, notify
 from edc.roles import Role
 from forms.models import AdverseEvent, CRFStatus
-from forms.queries import Query, QueryStatus
+from forms.quality.queries import Query, QueryStatus
 from visits import schedule
 
 logger = logging.getLogger(__name__)
@@ -181,18 +181,6 @@ def sae_reminders_send(*, now: dt.datetime, dry_run: bool = False) -> Outcome:
             notify(outcome=outcome, items=[item], user=user, title=title, intro=intro,
                    link=_sae_link(ae), now=now, dry_run=dry_run)
     return outcome
-
-
-def sae_saved(crf) -> None:
-    """Called by ``crf_save`` after every save: a serious event queues the immediate notice
-    once the transaction commits. A broker that is down is logged, never raised (the data are
-    saved); the periodic job sends the notice later."""
-    if not isinstance(crf, AdverseEvent) or not crf.is_serious:
-        return
-    from forms.tasks import sae_notify
-
-    ae_id = crf.pk
-    transaction.on_commit(lambda: task_enqueue(sae_notify, ae_id), robust=True)
 
 
 # --- Query ageing ------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def crf_status_map(subject_ids) -> dict[tuple[int, int | None, str, str], tuple[
 class SubjectForms:
     """Every form of one subject, read in one query: the status of its visit forms (the
     ``crf_status_map`` of one subject) and its source data verification counts (what
-    ``forms.sdv.sdv_progress_for_subject`` counts)."""
+    ``forms.quality.sdv.sdv_progress_for_subject`` counts)."""
 
     status_map: dict[tuple[int, int | None, str, str], tuple[str, int]]
     complete: int = 0

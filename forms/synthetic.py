@@ -49,8 +49,7 @@ from edc.audit import chain_batch
 from edc.models import Site, User
 from edc.roles import Role
 from forms import derivations
-from forms import services as form_services
-from forms.locks import lock_create
+from forms.entry import services as form_services
 from forms.models import (
     CRF,
     CRF_MODELS,
@@ -74,7 +73,7 @@ from forms.models import (
 from forms.models.base import SDVStatus
 from forms.models.nihss import FIELD_TO_ITEM
 from forms.models.signoff import Lock, LockScope, Signature
-from forms.queries import (
+from forms.quality.queries import (
     ACTIVE_STATUSES,
     MessageKind,
     Query,
@@ -86,8 +85,9 @@ from forms.queries import (
     query_raise,
     query_requery,
 )
-from forms.sdv import crf_verify
-from forms.signatures import casebook_sign
+from forms.quality.sdv import crf_verify
+from forms.review.locks import lock_create
+from forms.review.signatures import casebook_sign
 from visits import schedule
 from visits import services as visit_services
 from visits.models import (

@@ -3,10 +3,12 @@
 from smtplib import SMTPException
 
 from celery import shared_task
+from django.db import transaction
 
-from edc.notifications import job_run, worker_name
+from edc.notifications import job_run, task_enqueue, worker_name
 from forms import reminders
-from forms.checks.runner import checks_rerun
+from forms.models import AdverseEvent
+from forms.quality.checks.runner import checks_rerun
 
 SAE_NOTIFY = "sae-notify"
 SAE_REMINDERS = "sae-reminders"
@@ -45,3 +47,13 @@ def query_reminders() -> str:
     """Open queries to the site, answered queries to their raiser, once they have aged."""
     return job_run(QUERY_REMINDERS, reminders.query_reminders_send,
                    worker=worker_name(query_reminders.request)).summary()
+
+
+def sae_saved(crf) -> None:
+    """Called by ``crf_save`` after every save: a serious event queues the immediate notice
+    once the transaction commits. A broker that is down is logged, never raised (the data are
+    saved); the periodic job sends the notice later."""
+    if not isinstance(crf, AdverseEvent) or not crf.is_serious:
+        return
+    ae_id = crf.pk
+    transaction.on_commit(lambda: task_enqueue(sae_notify, ae_id), robust=True)

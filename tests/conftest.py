@@ -31,6 +31,13 @@ def users(site, nurse):
 
 
 @pytest.fixture(autouse=True)
+def _history_rows_need_an_author(settings):
+    """Every audited write names its author (edc.history.audited_save): a history row without
+    one fails the test that wrote it."""
+    settings.AUDIT_REQUIRE_AUTHOR = True
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness protects real accounts; tests create hundreds of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -5,8 +5,9 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from edc.history import system_writes
 from edc.protocol import ELIGIBILITY_CRITERIA, SCREENING_VISIT
-from forms import services
+from forms.entry import services
 from forms.models import MRS, NIHSS, Demographics, LabPanel, LabReferenceRange, StrokeEvent
 
 NIHSS_12 = {"loc": "0", "loc_questions": "1", "loc_commands": "0", "best_gaze": "1",
@@ -23,8 +24,9 @@ def save(model, subject, user, values, *, visit=None, complete=True):
 
 def lab_ranges(site, *, since=dt.date(2020, 1, 1)):
     for analyte, low, high in (("ast", 0, 40), ("alt", 0, 40), ("creatinine", 57, 111)):
-        LabReferenceRange.objects.create(site=site, analyte=analyte, low=low, high=high,
-                                         effective_from=since)
+        with system_writes():  # test data written directly
+            LabReferenceRange.objects.create(site=site, analyte=analyte, low=low, high=high,
+                                             effective_from=since)
 
 
 def enter_screening_data(subject, user, *, nihss=None, onset_hours_ago=20, ast=Decimal(35),

@@ -3,6 +3,7 @@ import datetime as dt
 import factory
 from django.utils import timezone
 
+from edc.history import system_writes
 from edc.models import Site, User
 from edc.roles import Role
 from visits import services
@@ -12,7 +13,20 @@ from visits.randomization import generate_list
 PASSWORD = "correct-horse-battery-9"
 
 
-class SiteFactory(factory.django.DjangoModelFactory):
+class _ConfigurationFactory(factory.django.DjangoModelFactory):
+    """Sites and accounts as an administrator configured them before the test: the system's
+    writes (``system_writes``), whose history rows have no author."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        with system_writes():
+            return super()._create(model_class, *args, **kwargs)
+
+
+class SiteFactory(_ConfigurationFactory):
     class Meta:
         model = Site
         django_get_or_create = ("code",)
@@ -22,7 +36,7 @@ class SiteFactory(factory.django.DjangoModelFactory):
     time_zone = "Asia/Shanghai"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(_ConfigurationFactory):
     class Meta:
         model = User
         skip_postgeneration_save = True
@@ -35,9 +49,10 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def sites(self, create, extracted, **kwargs):
-        self.save()
-        if create and extracted:
-            self.sites.set(extracted)
+        with system_writes():
+            self.save()
+            if create and extracted:
+                self.sites.set(extracted)
 
 
 def screened_subject(
@@ -69,20 +84,21 @@ def randomization_list(site: Site, *, rows_per_stratum: int = 12, seed: int = 7)
     """Test data: a generated list for one site, saved directly."""
     for row in generate_list(site_codes=[site.code], rows_per_stratum=rows_per_stratum,
                              seed=seed + site.pk):
-        RandomizationSlot.objects.create(
-            site=site, stratum=row.stratum, sequence=row.sequence,
-            block_number=row.block_number, block_size=row.block_size,
-            randomization_number=f"{site.code}{row.randomization_number}", arm=row.arm,
-            kit_1=f"{site.code}{row.kit_numbers[0]}", kit_2=f"{site.code}{row.kit_numbers[1]}",
-            kit_3=f"{site.code}{row.kit_numbers[2]}", list_name="test",
-        )
+        with system_writes():
+            RandomizationSlot.objects.create(
+                site=site, stratum=row.stratum, sequence=row.sequence,
+                block_number=row.block_number, block_size=row.block_size,
+                randomization_number=f"{site.code}{row.randomization_number}", arm=row.arm,
+                kit_1=f"{site.code}{row.kit_numbers[0]}", kit_2=f"{site.code}{row.kit_numbers[1]}",
+                kit_3=f"{site.code}{row.kit_numbers[2]}", list_name="test",
+            )
 
 
 def randomized_subject(
     *, site: Site, user: User, randomized_at: dt.datetime | None = None, stratum: str = "8-14"
 ):
     """A subject allocated from the site's list, skipping the eligibility CRFs (tests of
-    randomization itself go through ``forms.services.subject_randomize``)."""
+    randomization itself go through ``forms.entry.services.subject_randomize``)."""
     if not RandomizationSlot.objects.filter(site=site).exists():
         randomization_list(site)
     randomized_at = randomized_at or timezone.now() - dt.timedelta(hours=1)

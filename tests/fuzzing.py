@@ -19,15 +19,15 @@ from django.urls.exceptions import Resolver404
 from django.utils import timezone
 
 from edc import protocol
-from edc.exports.dictionary import Profile
-from edc.exports.services import export_start
 from edc.models import AuditAction, AuditEvent, Notification
 from edc.roles import Role
-from forms import locks
-from forms import queries as query_services
-from forms import services as form_services
+from exports.dictionary import Profile
+from exports.tasks import export_start
+from forms.entry import services as form_services
 from forms.models import CRF_MODELS, AdverseEvent, ConcomitantMedication, ProtocolDeviation
 from forms.models.signoff import LockScope
+from forms.quality import queries as query_services
+from forms.review import locks
 from forms.selectors import expected_crfs
 from tests.eligible import confirm_all, enter_screening_data, lab_ranges
 from tests.factories import (

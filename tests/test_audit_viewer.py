@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from edc import protocol
 from edc.roles import Role
-from forms import audit, queries, services
+from forms.entry import services
 from forms.models import MRS, NIHSS
+from forms.quality import queries
+from forms.review import audit, audit_sources
 from tests.eligible import NIHSS_12, enter_screening_data, save
 from tests.factories import UserFactory, randomized_subject, screened_subject
 
@@ -54,7 +56,7 @@ def test_a_change_with_a_reason_is_one_row_old_to_new_with_who_when_why(
     investigator = user_with(Role.INVESTIGATOR, site)
     before = timezone.now()
     rows = audit.audit_rows(user=investigator, subject=trial, crf_code="nihss", field="loc")
-    changed = [row for row in rows if row.action == audit.CHANGED]
+    changed = [row for row in rows if row.action == audit_sources.CHANGED]
     assert len(changed) == 1
     row = changed[0]
     assert (row.old_value, row.new_value) == (
@@ -67,10 +69,10 @@ def test_a_change_with_a_reason_is_one_row_old_to_new_with_who_when_why(
     assert row.when.tzinfo == dt.UTC and before - dt.timedelta(minutes=5) < row.when <= before
     # The creation is one row per item entered; the derived total changed in the same save.
     created = [r for r in audit.audit_rows(user=investigator, subject=trial, crf_code="nihss")
-               if r.action == audit.CREATED]
+               if r.action == audit_sources.CREATED]
     assert {r.field for r in created} >= {"assessed_at", "loc", "total"}
     total = audit.audit_rows(user=investigator, subject=trial, crf_code="nihss", field="total")
-    assert [(r.old_value, r.new_value) for r in total if r.action == audit.CHANGED] == [
+    assert [(r.old_value, r.new_value) for r in total if r.action == audit_sources.CHANGED] == [
         ("12", "13")]
 
     client.force_login(investigator)
@@ -229,7 +231,7 @@ def test_query_rows_are_in_the_trail(site, nurse, trial):
     queries.query_answer(query=query, text="Corrected.", user=nurse)
     rows = audit.audit_rows(user=monitor, subject=trial, crf_code="query")
     status = [(r.old_value, r.new_value, r.reason) for r in rows
-              if r.field == "status" and r.action == audit.CHANGED]
+              if r.field == "status" and r.action == audit_sources.CHANGED]
     assert status == [("Open", "Answered", "Answered")]
     texts = {r.new_value for r in rows if r.field == "text"}
     assert {"Please check the source.", "Corrected."} <= texts

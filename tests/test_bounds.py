@@ -15,9 +15,11 @@ from django.utils import timezone
 
 from edc import bounds
 from edc.roles import Role
-from forms import locks, queries, services
+from forms.entry import services
 from forms.models import MedicalHistory, VitalSigns
 from forms.models.signoff import LockScope
+from forms.quality import queries
+from forms.review import locks
 from tests.eligible import save
 from tests.factories import UserFactory, randomized_subject
 from visits.models import Visit

@@ -9,6 +9,7 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
 from edc.celery import app
+from edc.history import system_writes
 from edc.models import JobRun
 from edc.services import last_heartbeat
 from edc.tasks import heartbeat
@@ -42,14 +43,15 @@ def test_a_real_worker_runs_the_heartbeat_through_redis():
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_edit_check_rerun_through_a_real_worker_opens_queries(site, nurse):
-    from forms.queries import Query
+    from forms.quality.queries import Query
     from tests.factories import randomized_subject
 
     subject = randomized_subject(site=site, user=nurse)
     # A value saved before a check existed: written directly, as data loaded by an older
     # version would be, so only the re-run can find it.
-    VitalSigns.objects.create(subject=subject, visit=subject.visits.get(code="D2"),
-                              status="complete", heart_rate=150)
+    with system_writes():  # test data written directly
+        VitalSigns.objects.create(subject=subject, visit=subject.visits.get(code="D2"),
+                                  status="complete", heart_rate=150)
     with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
         counts = edit_checks_rerun.delay().get(timeout=60)
     assert counts["opened"] >= 1
@@ -78,21 +80,23 @@ def test_reminder_jobs_through_a_real_worker_send_the_mails_once(site, nurse, se
 
     from edc import protocol
     from edc.roles import Role
-    from forms import queries
+    from forms.quality import queries
     from forms.tasks import query_reminders, sae_reminders
     from tests.factories import UserFactory, randomized_subject
     from visits.tasks import visit_reminders
 
     settings.SPONSOR_CONTACT_EMAIL = "safety@sponsor.example"
     nurse.email = "nurse@site.example"
-    nurse.save()
+    with system_writes():  # test data written directly
+        nurse.save()
     monitor = UserFactory(username="monitor", role=Role.MONITOR, sites=[site])
     UserFactory(username="dm", role=Role.DATA_MANAGER, email="dm@trial.example")
     start = dt.datetime(2026, 3, 2, 4, tzinfo=dt.UTC)
     with time_machine.travel(start, tick=False):
         subject = randomized_subject(site=site, user=nurse, randomized_at=start)
-        AdverseEvent.objects.create(subject=subject, term="Pulmonary embolism",
-                                    is_serious=True, site_aware_at=start)
+        with system_writes():  # test data written directly
+            AdverseEvent.objects.create(subject=subject, term="Pulmonary embolism",
+                                        is_serious=True, site_aware_at=start)
         queries.query_raise(target=subject.visits.get(code="D1"), field_name="actual_date",
                             text="Please enter the visit date", user=monitor)
     with (time_machine.travel(start + dt.timedelta(days=8), tick=False),
@@ -122,10 +126,10 @@ def test_an_export_runs_through_a_real_worker(site, nurse, settings, tmp_path):
     """The exports page queues the export; a worker builds the zip and records it on the run."""
     import zipfile
 
-    from edc.exports.dictionary import Profile
-    from edc.exports.services import export_start
     from edc.models import ExportRun, ExportStatus
     from edc.roles import Role
+    from exports.dictionary import Profile
+    from exports.tasks import export_start
     from tests.factories import UserFactory, randomized_subject
 
     settings.EXPORT_ROOT = tmp_path

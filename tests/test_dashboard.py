@@ -18,11 +18,12 @@ from django.utils import timezone
 
 from edc import protocol
 from edc.roles import Role
-from forms import charts, queries
-from forms import services as form_services
-from forms.dashboard import QUERY_AGE_BANDS, next_month, trial_dashboard
+from forms.entry import services as form_services
 from forms.models import CRF_MODELS, NIHSS, AdverseEvent, CRFStatus, VitalSigns
-from forms.queries import ACTIVE_STATUSES, Query
+from forms.quality import queries
+from forms.quality.queries import ACTIVE_STATUSES, Query
+from forms.reports import charts
+from forms.reports.dashboard import QUERY_AGE_BANDS, next_month, trial_dashboard
 from forms.selectors import VISIT_FORM_CODES, casebook_rows
 from tests.factories import UserFactory, randomized_subject, screened_subject
 from tests.test_blinding import ARM_TEXT

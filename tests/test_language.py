@@ -16,9 +16,9 @@ from edc.i18n import Text, neutral, shown
 from edc.models import Notification
 from edc.notifications import Item, Outcome, notify
 from edc.roles import Role
-from forms.checks import CHECKS_BY_CODE
 from forms.models import VitalSigns
-from forms.queries import Query
+from forms.models.queries import Query
+from forms.quality.checks import CHECKS_BY_CODE
 from tests.eligible import save
 from tests.factories import UserFactory, randomized_subject
 
@@ -186,7 +186,7 @@ def test_a_question_a_person_typed_is_never_translated(db):
 
 
 def test_system_reasons_in_the_audit_trail_read_in_the_readers_language(db):
-    from forms.queries import MessageKind
+    from forms.models.queries import MessageKind
 
     with translation.override(ZH):
         stored = neutral(MessageKind.RAISED.label)

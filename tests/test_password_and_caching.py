@@ -8,9 +8,9 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
-from edc.exports import package
 from edc.models import AuditAction, AuditEvent, ExportRun, ExportStatus, User
 from edc.roles import Role
+from exports import package
 from tests.factories import PASSWORD, UserFactory, randomized_subject
 
 NEW_PASSWORD = "amber-harbour-quietly-58"

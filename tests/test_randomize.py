@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from edc import protocol
 from edc.roles import Role
-from forms import services
+from forms.entry import services
 from tests.eligible import confirm_all, enter_screening_data
 from tests.factories import UserFactory, randomization_list, screened_subject
 from visits import services as visit_services
@@ -129,7 +129,7 @@ def test_simultaneous_randomizations_never_share_a_row(site, nurse, monkeypatch)
     assert connection.vendor == "postgresql", "CI runs this on PostgreSQL"
     randomization_list(site)
     subjects = [screened_subject(site=site, user=nurse) for _ in range(6)]
-    real_save = visit_services._save
+    real_save = visit_services.audited_save
 
     def slow_save(instance, **kwargs):
         # Widen the race: each transaction pauses between reading its free row and writing.
@@ -137,7 +137,7 @@ def test_simultaneous_randomizations_never_share_a_row(site, nurse, monkeypatch)
             time.sleep(0.2)
         real_save(instance, **kwargs)
 
-    monkeypatch.setattr(visit_services, "_save", slow_save)
+    monkeypatch.setattr(visit_services, "audited_save", slow_save)
     barrier = threading.Barrier(len(subjects))
     failures: list[BaseException] = []
 

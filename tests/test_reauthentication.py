@@ -17,8 +17,8 @@ from django.urls import reverse
 from edc.models import AuditAction, AuditEvent
 from edc.roles import Role
 from edc.services import password_confirms
-from forms import signatures
 from forms.models.signoff import Signature
+from forms.review import signatures
 from tests.factories import PASSWORD, UserFactory, randomized_subject
 from visits.models import Unblinding
 

@@ -19,13 +19,14 @@ from kombu.exceptions import OperationalError
 
 from edc import protocol
 from edc.celery import app
+from edc.history import system_writes
 from edc.models import JobRun, Notification, NotificationLog
 from edc.notifications import Outcome, job_run
 from edc.roles import Role
-from forms import queries as q
 from forms import reminders
+from forms.entry.services import crf_save
 from forms.models import AdverseEvent
-from forms.services import crf_save
+from forms.quality import queries as q
 from forms.tasks import sae_notify
 from tests.factories import SiteFactory, UserFactory, randomized_subject
 from visits import services as visit_services
@@ -147,7 +148,8 @@ def test_one_digest_per_user_per_local_day_with_only_their_sites(
     colleague = UserFactory(username="nurse2", role=Role.SITE_STAFF, sites=[site],
                             email="nurse2@site.example")
     nurse.email = "nurse@site.example"
-    nurse.save()
+    with system_writes():  # test data written directly
+        nurse.save()
     first, second = subject_at(site, nurse), subject_at(site, nurse)
     subject_at(west, west_nurse)  # west_nurse has no e-mail address: in-app only
     now = local(site, dt.date(2026, 4, 3), 7)
@@ -208,7 +210,8 @@ def save_ae(subject, user, *, aware: dt.datetime, complete: bool = False, ae=Non
 @pytest.fixture
 def sae_subject(site, nurse):
     nurse.email = "nurse@site.example"
-    nurse.save()
+    with system_writes():  # test data written directly
+        nurse.save()
     return subject_at(site, nurse)
 
 
@@ -303,7 +306,8 @@ def test_with_the_broker_down_saving_a_serious_event_on_the_page_is_not_an_error
 
 def test_open_queries_remind_the_site_and_answered_ones_the_raiser(site, nurse, monitor):
     nurse.email = "nurse@site.example"
-    nurse.save()
+    with system_writes():  # test data written directly
+        nurse.save()
     subject = subject_at(site, nurse)
     raised = dt.datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
     with time_machine.travel(raised, tick=False):
@@ -341,7 +345,8 @@ def test_two_concurrent_runs_send_each_reminder_once(site, nurse):
     if connection.vendor != "postgresql":
         pytest.skip("concurrent writers are tested on PostgreSQL (CI); SQLite locks the file")
     nurse.email = "nurse@site.example"
-    nurse.save()
+    with system_writes():  # test data written directly
+        nurse.save()
     for _ in range(3):
         subject_at(site, nurse)
     now = local(site, dt.date(2026, 4, 4), 7)
@@ -372,7 +377,8 @@ def test_two_concurrent_runs_send_each_reminder_once(site, nurse):
 def test_an_smtp_failure_fails_the_run_for_a_retry_and_then_sends_once(site, nurse,
                                                                       monkeypatch):
     nurse.email = "nurse@site.example"
-    nurse.save()
+    with system_writes():  # test data written directly
+        nurse.save()
     subject_at(site, nurse)
     calls = {"n": 0}
     real_send = mail.send_mail
@@ -410,7 +416,8 @@ def test_a_job_that_sends_nothing_still_records_its_run(db):
 
 def test_run_job_dry_run_prints_and_sends_nothing(site, nurse):
     nurse.email = "nurse@site.example"
-    nurse.save()
+    with system_writes():  # test data written directly
+        nurse.save()
     subject = subject_at(site, nurse)
     with time_machine.travel(local(site, dt.date(2026, 4, 4), 7), tick=False):
         out = StringIO()

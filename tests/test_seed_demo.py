@@ -8,16 +8,16 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from edc.management.commands import seed_demo
-from edc.management.commands.seed_demo import SITES, USERS, demo_password
 from edc.models import Site, User
 from edc.roles import Role
 from forms.models import CRF_MODELS, AdverseEvent
 from forms.models.base import SDVStatus
 from forms.models.signoff import Lock, LockScope, Signature
-from forms.queries import Query, QueryStatus
+from forms.quality.queries import Query, QueryStatus
 from visits.models import Subject, Visit
 from visits.schedule import VisitStatus, local_date
+from wiring.management.commands import seed_demo
+from wiring.management.commands.seed_demo import SITES, USERS, demo_password
 
 
 def snapshot() -> dict[str, int]:

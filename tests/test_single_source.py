@@ -6,7 +6,7 @@ from pathlib import Path
 from edc import protocol
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_DIRS = ("edc", "visits", "forms")
+APP_DIRS = ("edc", "visits", "forms", "exports", "wiring")
 
 
 def test_no_visit_code_literal_outside_the_protocol():

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from edc.roles import Role
-from forms.queries import Query
+from forms.quality.queries import Query
 from tests.factories import UserFactory, randomized_subject
 
 

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 
 from edc import bounds
 from edc.audit import AuditAction, audit_event
+from edc.history import audited_save
 from edc.models import Site, User
 from edc.protocol import (
     SCHEDULED_AFTER_RANDOMIZATION,
@@ -18,7 +19,7 @@ from edc.protocol import (
     UNSCHEDULED_VISIT_CODE,
 )
 from edc.roles import Action, can
-from edc.validation import changed_fields, field_values, validate_constraints_over
+from edc.validation import field_values
 from visits import schedule
 from visits.models import (
     KitAssignment,
@@ -57,32 +58,6 @@ def current_transaction():
     else:
         with transaction.atomic():
             yield
-
-
-def _save(instance, *, user: User, reason: str = "",
-          stored: dict[str, object] | None = None) -> None:
-    """Validate and save ``instance`` with its author and reason on the history row. A reason
-    typed by a person is bounded where it enters (``_typed_reason``); here it may carry a
-    label before it, and is only refused if it holds NUL. ``stored``: the values of the row
-    as read locked (``field_values``); then only what changed is validated against the
-    database (the foreign keys and constraints over unchanged fields hold already)."""
-    reason = bounds.text_input(reason, limit=bounds.REASON + bounds.TERM, field="reason")
-    if stored is None:
-        instance.full_clean(validate_constraints=False)
-        validate_constraints_over(instance, None)
-    else:
-        changed = changed_fields(instance, stored)
-        unchanged_keys = [field.name for field in instance._meta.concrete_fields
-                          if field.is_relation and field.name not in changed]
-        instance.full_clean(exclude=unchanged_keys, validate_constraints=False)
-        validate_constraints_over(instance, changed)
-    instance._history_user = user
-    if reason:
-        instance._change_reason = reason
-    # From the write on, an error dooms the whole transaction (no savepoint): nothing
-    # half-saved is committed, even by a caller that goes on after an error.
-    with transaction.atomic(savepoint=False):
-        instance.save()
 
 
 def _typed_reason(reason: str) -> str:
@@ -128,7 +103,7 @@ def subject_screen(
         status=SubjectStatus.SCREENING,
         screened_at=screened_at,
     )
-    _save(subject, user=user, reason=_("Screened"))
+    audited_save(subject, user=user, reason=_("Screened"), constraints="all")
     if identity:
         subject_identity_save(subject=subject, user=user, **identity)
     return subject
@@ -162,13 +137,14 @@ def subject_identity_save(
     identity.birth_date = birth_date
     identity.hospital_record_number = hospital_record_number
     identity.phone = phone
-    _save(identity, user=user, reason=reason)
+    audited_save(identity, user=user, reason=reason, constraints="all")
     if subject.consented_at is not None:
         subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk)
         age = age_in_years(birth_date, schedule.local_date(subject.consented_at, subject.site.zone))
         if subject.age_at_consent != age:
             subject.age_at_consent = age
-            _save(subject, user=user, reason=reason or _("Age derived from date of birth"))
+            audited_save(subject, user=user, reason=reason or _("Age derived from date of birth"),
+                         constraints="all")
     return identity
 
 
@@ -208,9 +184,9 @@ def subject_consent(
         subject.age_at_consent = age_in_years(
             identity.birth_date, schedule.local_date(consented_at, subject.site.zone)
         )
-    _save(subject, user=user, reason=_("Informed consent"))
+    audited_save(subject, user=user, reason=_("Informed consent"), constraints="all")
     window = schedule.screening_window(schedule.local_date(consented_at, subject.site.zone))
-    _save(
+    audited_save(
         Visit(
             subject=subject,
             code=SCREENING_VISIT.code,
@@ -220,6 +196,7 @@ def subject_consent(
         ),
         user=user,
         reason=_("Screening visit opened at consent"),
+        constraints="all",
     )
     return subject
 
@@ -232,7 +209,7 @@ def randomization_allocate(
     subject ID and the three kits, and create the visit schedule, Day 1 being the randomization
     date in the site's time zone.
 
-    Eligibility is checked by the caller, ``forms.services.subject_randomize``, which is the
+    Eligibility is checked by the caller, ``forms.entry.services.subject_randomize``, which is the
     only entry point. Randomizations at one site are serialized by a lock on the site's row, so
     two simultaneous randomizations can never draw the same list row.
     """
@@ -266,17 +243,17 @@ def randomization_allocate(
     subject.randomization_number = slot.randomization_number
     subject.randomized_at = randomized_at
     subject.status = SubjectStatus.RANDOMIZED
-    _save(subject, user=user, reason=_("Randomized"))
+    audited_save(subject, user=user, reason=_("Randomized"), constraints="all")
     slot.subject = subject
     slot.allocated_at = timezone.now()
-    _save(slot, user=user, reason=_("Allocated"))
+    audited_save(slot, user=user, reason=_("Allocated"), constraints="all")
     for number, kit in enumerate(slot.kits, start=1):
-        _save(KitAssignment(subject=subject, infusion_number=number, kit_number=kit),
-              user=user, reason=_("Allocated"))
+        audited_save(KitAssignment(subject=subject, infusion_number=number, kit_number=kit),
+                     user=user, reason=_("Allocated"), constraints="all")
     day1 = subject.day1
     for visit_def in SCHEDULED_AFTER_RANDOMIZATION:
         window = schedule.visit_window(visit_def, day1)
-        _save(
+        audited_save(
             Visit(
                 subject=subject,
                 code=visit_def.code,
@@ -286,6 +263,7 @@ def randomization_allocate(
             ),
             user=user,
             reason=_("Scheduled at randomization"),
+            constraints="all",
         )
     audit_event(action=AuditAction.RANDOMIZED, user=user, obj=subject, subject=subject,
                 detail={"randomization_number": slot.randomization_number})
@@ -324,7 +302,7 @@ def subject_set_status(
             )
         subject.screen_failure_criteria = sorted(set(failed_criteria))
     subject.status = status
-    _save(subject, user=user, reason=reason)
+    audited_save(subject, user=user, reason=reason, constraints="all")
     return subject
 
 
@@ -361,7 +339,7 @@ def _visit_record_date(*, visit: Visit, actual_date: dt.date, user: User, reason
     visit.actual_date = actual_date
     visit.is_missed = False
     visit.missed_reason = ""
-    _save(visit, user=user, reason=reason, stored=stored)
+    audited_save(visit, user=user, reason=reason, stored=stored)
     return visit
 
 
@@ -380,7 +358,7 @@ def _visit_mark_missed(*, visit: Visit, reason: str, user: User) -> Visit:
         raise ValidationError({"missed_reason": _("Give the reason the visit did not happen.")})
     visit.is_missed = True
     visit.missed_reason = reason
-    _save(visit, user=user, reason=reason, stored=stored)
+    audited_save(visit, user=user, reason=reason, stored=stored)
     return visit
 
 
@@ -403,7 +381,7 @@ def visit_add_unscheduled(*, subject: Subject, actual_date: dt.date, user: User)
         sequence=(last or 0) + 1,
         actual_date=actual_date,
     )
-    _save(visit, user=user, reason=_("Unscheduled visit"))
+    audited_save(visit, user=user, reason=_("Unscheduled visit"), constraints="all")
     return visit
 
 
@@ -421,7 +399,8 @@ def randomization_list_import(*, rows, list_name: str, user: User) -> int:
             kit_1=row.kit_numbers[0], kit_2=row.kit_numbers[1], kit_3=row.kit_numbers[2],
             list_name=list_name,
         )
-        _save(slot, user=user, reason=_("Randomization list %(name)s loaded") % {"name": list_name})
+        audited_save(slot, user=user, constraints="all",
+                     reason=_("Randomization list %(name)s loaded") % {"name": list_name})
     audit_event(action=AuditAction.LIST_LOADED, user=user,
                 detail={"list_name": list_name, "rows": len(rows)})
     return len(rows)
@@ -440,11 +419,11 @@ def subject_unblind(*, subject: Subject, user: User, reason: str) -> Unblinding:
         raise ValidationError({"reason": _("Give the medical reason for breaking the blind.")})
     unblinding = Unblinding(subject=subject, user=user, reason=reason.strip(),
                             unblinded_at=timezone.now())
-    _save(unblinding, user=user, reason=_("Emergency unblinding"))
+    audited_save(unblinding, user=user, reason=_("Emergency unblinding"), constraints="all")
     if not subject.emergency_unblinded:
         subject.emergency_unblinded = True
-        _save(subject, user=user, reason=_("Emergency unblinding: %(reason)s")
-              % {"reason": reason.strip()})
+        audited_save(subject, user=user, constraints="all",
+                     reason=_("Emergency unblinding: %(reason)s") % {"reason": reason.strip()})
     audit_event(action=AuditAction.UNBLINDED, user=user, obj=unblinding, subject=subject,
                 detail={"reason": reason.strip()})
     return unblinding

@@ -10,14 +10,12 @@ from forms.models.labs import LabPanel, LabReferenceRange
 from forms.models.medications import ConcomitantMedication
 from forms.models.nihss import NIHSS
 from forms.models.pkpd import PKPDSample
+from forms.models.queries import Query, QueryMessage
 from forms.models.scales import MRS, Barthel
 from forms.models.screening import Demographics, MedicalHistory, StrokeEvent
 from forms.models.signoff import Lock, LockScope, Signature
 from forms.models.study_end import Death, EarlyTermination, EndOfStudy
 from forms.models.vitals import VitalSigns
-
-# Queries live with their services in ``forms.queries``; imported here so Django registers them.
-from forms.queries import Query, QueryMessage
 
 CRF_MODELS: dict[str, type[CRF]] = {
     model.crf_code: model

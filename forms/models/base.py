@@ -3,7 +3,7 @@ optimistic-locking version, source data verification and history.
 
 A CRF row exists from its first save (status *in progress*); "not started" is the absence of a
 row. Concrete CRFs declare their items as fields, their required items, their units and the
-items derived from others; the service layer (``forms.services``) does every write.
+items derived from others; the service layer (``forms.entry.services``) does every write.
 """
 
 import datetime as dt
@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -25,7 +26,7 @@ class CRFStatus(models.TextChoices):
 
 
 class SDVStatus(models.TextChoices):
-    """Source data verification of the whole form (``forms.sdv``)."""
+    """Source data verification of the whole form (``forms.quality.sdv``)."""
 
     NOT_VERIFIED = "not_verified", _("Not verified")
     VERIFIED = "verified", _("Source data verified")
@@ -144,3 +145,13 @@ def one_per_visit(name: str) -> models.UniqueConstraint:
 
 def one_per_subject(name: str) -> models.UniqueConstraint:
     return models.UniqueConstraint(fields=["subject"], name=f"{name}_one_per_subject")
+
+
+class EditConflict(Exception):
+    """Someone else saved the form after it was opened: the save is refused, nothing typed is
+    lost (the view shows the input again with the other person's change)."""
+
+    def __init__(self, current: CRF):
+        super().__init__(
+            gettext("This form was changed by someone else while you were editing it."))
+        self.current = current

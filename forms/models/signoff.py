@@ -1,5 +1,5 @@
 """Sign-off records: electronic signatures and data locks. Their rules live in
-``forms.signatures`` and ``forms.locks``."""
+``forms.review.signatures`` and ``forms.review.locks``."""
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from edc import protocol
 from edc.roles import Role
-from forms import services
+from forms.entry import services
 from forms.models import VitalSigns
 from tests.e2e.steps import log_in
 from tests.eligible import save

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from edc.roles import Role
 from forms.models import VitalSigns
-from forms.queries import Query
+from forms.quality.queries import Query
 from tests.e2e.steps import fill, local, log_in
 from tests.factories import SiteFactory, UserFactory, randomized_subject
 

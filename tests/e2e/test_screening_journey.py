@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from edc import protocol
 from edc.roles import Role
-from forms.queries import Query
+from forms.quality.queries import Query
 from tests.e2e.steps import SHANGHAI, fill, local, log_in, open_form, save_complete
 from tests.eligible import NIHSS_12, lab_ranges
 from tests.factories import SiteFactory, UserFactory, randomization_list

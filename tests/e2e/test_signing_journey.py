@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from edc.roles import Role
-from forms import services
+from forms.entry import services
 from forms.models import VitalSigns
 from forms.models.signoff import Signature
 from tests.e2e.steps import log_in

@@ -13,10 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from edc import bounds
-from edc.exports.dictionary import Profile
-from edc.exports.services import export_start
 from edc.models import ExportRun
 from edc.roles import Role
+from exports.dictionary import Profile
+from exports.tasks import export_start
 from tests.factories import UserFactory
 
 

@@ -17,8 +17,8 @@ import pyreadr
 import pyreadstat
 import pytest
 
-from edc.exports import tabular
-from edc.exports.dictionary import (
+from exports import tabular
+from exports.dictionary import (
     BOOLEAN,
     DATE,
     DATETIME,

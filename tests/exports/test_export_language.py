@@ -12,10 +12,10 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import translation
 
-from edc.exports import package
-from edc.exports.dictionary import crf_dataset
 from edc.models import ExportRun, ExportStatus
 from edc.roles import Role
+from exports import package
+from exports.dictionary import crf_dataset
 from forms.models import VitalSigns
 from forms.models.base import CRFStatus
 from tests.exports.test_package import trial  # noqa: F401 (a fixture)

@@ -13,11 +13,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from edc.exports import odm as odm_module
-from edc.exports import package
-from edc.exports.dictionary import Profile
 from edc.roles import Role
-from forms import services
+from exports import odm as odm_module
+from exports import package
+from exports.dictionary import Profile
+from forms.entry import services
 from forms.models import VitalSigns
 from tests.eligible import save
 from tests.factories import UserFactory, randomization_list, randomized_subject

@@ -14,11 +14,11 @@ from django.utils import timezone
 from lxml import etree
 
 from edc import protocol
-from edc.exports.datasets import ExportContext, subject_key
-from edc.exports.dictionary import Profile, datasets
-from edc.exports.odm import KEY_COLUMNS, NS, write_odm
 from edc.roles import Role
-from forms import services
+from exports.datasets import ExportContext, subject_key
+from exports.dictionary import Profile, datasets
+from exports.odm import KEY_COLUMNS, NS, write_odm
+from forms.entry import services
 from forms.models import MRS, ConcomitantMedication, Demographics, VitalSigns
 from tests.eligible import save
 from tests.factories import UserFactory, randomized_subject
@@ -323,7 +323,7 @@ TRICKY = ["a & b < c > d", 'say "hi"', "line\nbreak", "carriage\rreturn", "tab\t
 def test_the_markup_is_the_bytes_lxml_writes(tmp_path):
     """The file's markup is written by the module itself (an element per value costs too much
     through lxml); for text and attribute values that need references it gives lxml's bytes."""
-    from edc.exports import odm
+    from exports import odm
 
     ours = io.StringIO()
     out = odm._Out(ours)

@@ -18,12 +18,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from edc import protocol
-from edc.exports import package
-from edc.exports.dictionary import Profile
 from edc.models import AuditAction, AuditEvent, ExportRun, ExportStatus
 from edc.roles import Role
-from forms import queries, services
+from exports import package
+from exports.dictionary import Profile
+from forms.entry import services
 from forms.models import AdverseEvent, MedicalHistory, VitalSigns
+from forms.quality import queries
 from tests.eligible import save
 from tests.factories import UserFactory, randomized_subject
 from visits import schedule

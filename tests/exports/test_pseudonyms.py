@@ -16,12 +16,12 @@ import pyreadstat
 import pytest
 from lxml import etree
 
-from edc.exports import package
-from edc.exports.datasets import subject_key
-from edc.exports.dictionary import Profile
 from edc.roles import Role
-from forms import queries
+from exports import package
+from exports.datasets import subject_key
+from exports.dictionary import Profile
 from forms.models import Demographics
+from forms.quality import queries
 from tests.eligible import save
 from tests.factories import UserFactory, randomized_subject, screened_subject
 

@@ -19,10 +19,11 @@ import pytest
 from django.utils import timezone
 
 from edc import protocol
-from edc.exports import tabular
-from edc.exports.codebook import COLUMNS, entries
-from edc.exports.datasets import ExportContext, rows
-from edc.exports.dictionary import (
+from edc.roles import Role
+from exports import tabular
+from exports.codebook import COLUMNS, entries
+from exports.datasets import ExportContext, rows
+from exports.dictionary import (
     BOOLEAN,
     BOOLEAN_CHOICES,
     DATE,
@@ -35,8 +36,7 @@ from edc.exports.dictionary import (
     Variable,
     datasets,
 )
-from edc.exports.tabular import ExportError
-from edc.roles import Role
+from exports.tabular import ExportError
 from forms.models import MRS, NIHSS, Demographics, VitalSigns
 from forms.models.deviations import ProtocolDeviation
 from tests.eligible import NIHSS_12, save

@@ -14,8 +14,8 @@ import pyreadr
 import pyreadstat
 import pytest
 
-from edc.exports import tabular
-from edc.exports.dictionary import TEXT, Dataset, Variable
+from exports import tabular
+from exports.dictionary import TEXT, Dataset, Variable
 from tests.exports.xport import read_xport
 
 STAMP = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)

@@ -1,7 +1,7 @@
 """What the binary writers cost per row, counted, not timed (issue 15): the export's own code
 makes no Python call per value. Each writer converts a chunk of rows column by column (list
 comprehensions, numpy arrays, templates), so writing twice the rows costs at most a call or
-so more per row in ``edc/exports``, whatever the number of variables; before, every value
+so more per row in ``exports``, whatever the number of variables; before, every value
 went through one or more functions (escaping, a number conversion, a cell object). And the
 XPORT writer's records are its own, exact: its IBM doubles are the bytes pyreadstat writes,
 and pyreadstat is asked for the header only, once per file."""
@@ -15,8 +15,8 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from edc.exports import tabular
-from edc.exports.dictionary import FLOAT, Dataset, Variable
+from exports import tabular
+from exports.dictionary import FLOAT, Dataset, Variable
 from tests.exports.test_compact_files import STAMP, dataset, row
 
 EXPORT_CODE = str(Path(tabular.__file__).parent)
@@ -41,7 +41,7 @@ CALLS_PER_ROW = {"xlsx": 1, "xpt": 0.1, "dta": 0.1, "sav": 0.5, "rds": 0.1}
 
 
 def export_calls(write, folder: Path, count: int) -> int:
-    """Python calls into ``edc/exports`` while writing ``count`` rows."""
+    """Python calls into ``exports`` while writing ``count`` rows."""
     rows = [row(i) for i in range(count)]
     calls = 0
 

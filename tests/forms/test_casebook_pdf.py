@@ -12,8 +12,10 @@ from pypdf import PdfReader
 
 from edc import protocol
 from edc.roles import Role
-from forms import queries, services, signatures
+from forms.entry import services
 from forms.models import CRF_MODELS, VitalSigns
+from forms.quality import queries
+from forms.review import signatures
 from tests.factories import PASSWORD, UserFactory, randomized_subject
 
 
@@ -112,7 +114,7 @@ def test_the_casebook_pdf_prints_in_chinese_for_a_chinese_reader(client, site, s
     question are in the reader's language; what people typed is as they typed it."""
     from django.utils import translation
 
-    from forms.checks import CHECKS_BY_CODE
+    from forms.quality.checks import CHECKS_BY_CODE
 
     investigator = UserFactory(role=Role.INVESTIGATOR, sites=[site], language="zh-hans",
                                first_name="伟", last_name="王")

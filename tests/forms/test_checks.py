@@ -14,15 +14,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from edc.protocol import ELIGIBILITY_CRITERIA
-from forms import services
-from forms.checks import ALL_CHECKS, CHECKS_BY_CODE
-from forms.checks.runner import checks_rerun
+from forms.entry import services
 from forms.models import NIHSS, ConcomitantMedication, LabPanel, VitalSigns
 from forms.models.adverse_events import AdverseEvent
 from forms.models.deviations import ProtocolDeviation
 from forms.models.infusion import Infusion
 from forms.models.study_end import Death
-from forms.queries import Query
+from forms.quality.checks import ALL_CHECKS, CHECKS_BY_CODE
+from forms.quality.checks.runner import checks_rerun
+from forms.quality.queries import Query
 from tests.eligible import NIHSS_12, lab_ranges, save
 from tests.factories import randomized_subject
 

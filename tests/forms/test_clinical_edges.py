@@ -11,9 +11,9 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from forms import services
 from forms.derivations import egfr_ckd_epi_2021, egfr_to_store
-from forms.eligibility import EligibilityInputs, evaluate
+from forms.entry import services
+from forms.entry.eligibility import EligibilityInputs, evaluate
 from forms.models import ConcomitantMedication, Demographics, Infusion, LabPanel, PKPDSample
 from forms.models.adverse_events import AdverseEvent
 from tests.eligible import confirm_all, enter_screening_data, lab_ranges, save
@@ -313,7 +313,7 @@ def test_an_8_digit_meddra_code_saves_and_the_database_refuses_others(subject, n
 
 def test_a_query_on_a_pk_pd_sample_links_to_that_sample(client, site, subject, nurse):
     from edc.roles import Role
-    from forms import queries
+    from forms.quality import queries
     from tests.factories import UserFactory
 
     d1 = subject.visits.get(code="D1")

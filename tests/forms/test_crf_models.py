@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from edc import protocol
-from forms import services
+from forms.entry import services
 from forms.models import (
     CRF_MODELS,
     AdverseEvent,

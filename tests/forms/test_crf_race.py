@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from edc.roles import Role
-from forms import services
+from forms.entry import saving, services
 from forms.models import VitalSigns
 from tests.factories import UserFactory, randomized_subject
 
@@ -95,7 +95,7 @@ def test_simultaneous_first_saves_give_one_record_and_one_conflict(
         time.sleep(0.3)
         real_derive(crf)
 
-    monkeypatch.setattr(services, "crf_derive", slow_derive)
+    monkeypatch.setattr(saving, "crf_derive", slow_derive)
     barrier = threading.Barrier(2)
     outcomes: list[object] = []
 

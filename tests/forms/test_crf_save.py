@@ -11,8 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from edc import protocol
+from edc.history import system_writes
 from edc.roles import Role
-from forms import services
+from forms.entry import services
 from forms.models import CRF_MODELS, NIHSS, CRFStatus, LabPanel, LabReferenceRange, VitalSigns
 from forms.models.screening import Demographics
 from tests.eligible import NIHSS_12, lab_ranges, save
@@ -210,13 +211,16 @@ def test_lab_flags_and_times_uln_at_the_boundaries(subject, nurse, ast, flag, x_
 
 def test_sex_specific_reference_range_in_force_on_the_sample_date(subject, nurse):
     site = subject.site
-    LabReferenceRange.objects.create(site=site, analyte="hemoglobin", low=130, high=175,
-                                     sex="M", effective_from=dt.date(2020, 1, 1))
-    LabReferenceRange.objects.create(site=site, analyte="hemoglobin", low=115, high=150,
-                                     sex="F", effective_from=dt.date(2020, 1, 1),
-                                     effective_to=dt.date(2024, 12, 31))
-    LabReferenceRange.objects.create(site=site, analyte="hemoglobin", low=120, high=155,
-                                     sex="F", effective_from=dt.date(2025, 1, 1))
+    with system_writes():  # test data written directly
+        LabReferenceRange.objects.create(site=site, analyte="hemoglobin", low=130, high=175,
+                                         sex="M", effective_from=dt.date(2020, 1, 1))
+    with system_writes():  # test data written directly
+        LabReferenceRange.objects.create(site=site, analyte="hemoglobin", low=115, high=150,
+                                         sex="F", effective_from=dt.date(2020, 1, 1),
+                                         effective_to=dt.date(2024, 12, 31))
+    with system_writes():  # test data written directly
+        LabReferenceRange.objects.create(site=site, analyte="hemoglobin", low=120, high=155,
+                                         sex="F", effective_from=dt.date(2025, 1, 1))
     save(Demographics, subject, nurse, {"sex": "F", "ethnicity": "han", "height": 160,
                                         "weight": 60}, visit=visit(subject, "SCR"))
     labs = save(LabPanel, subject, nurse, {"sampled_at": NOW(), "hemoglobin": 118},

@@ -8,7 +8,7 @@ import pytest
 from edc import protocol
 from edc.protocol import MAX_NIHSS, MIN_NIHSS, criterion
 from forms.derivations import age_in_years, prednisone_equivalent_mg_per_day
-from forms.eligibility import (
+from forms.entry.eligibility import (
     CRITERIA,
     CRITERION_CODES,
     Derived,

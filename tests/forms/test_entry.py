@@ -1,4 +1,4 @@
-"""Data-entry forms as the browser gets and sends them back (forms/entry.py)."""
+"""Data-entry forms as the browser gets and sends them back (forms/entry/crf_forms.py)."""
 
 import re
 

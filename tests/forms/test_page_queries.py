@@ -16,11 +16,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from edc.roles import Role
-from forms import query_views
 from forms import selectors as form_selectors
-from forms import services as form_services
+from forms.entry import services as form_services
 from forms.models import CRF_MODELS, CRFStatus, VitalSigns
-from forms.sdv import crf_verify, sdv_progress_for_subject
+from forms.quality import views as query_views
+from forms.quality.sdv import crf_verify, sdv_progress_for_subject
 from forms.selectors import (
     LOG_FORM_CODES,
     casebook_rows,

@@ -11,9 +11,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from edc.roles import Role
-from forms import queries as q
 from forms.models import VitalSigns
-from forms.queries import MessageKind, Query, QueryStatus, Resolution
+from forms.quality import queries as q
+from forms.quality.queries import MessageKind, Query, QueryStatus, Resolution
 from tests.eligible import save
 from tests.factories import UserFactory, randomized_subject
 

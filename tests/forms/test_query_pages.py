@@ -7,8 +7,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from edc.roles import Role
-from forms import queries, services
+from forms.entry import services
 from forms.models import VitalSigns
+from forms.quality import queries
 from tests.eligible import save
 from tests.factories import UserFactory, randomized_subject
 
@@ -48,7 +49,7 @@ def test_query_list_filters_and_counts(client, monitor, vitals, nurse):
     assert listed(status="closed") == {"Oxygen given?"}
     response = client.get(url)
     assert dict(response.context["counts"])["Closed"] == 1
-    assert dict(response.context["ageing"])["0–7"] == 1
+    assert dict(response.context["ageing"])["0–7 days"] == 1
 
 
 def test_staff_of_another_site_see_no_queries(client, other_site, vitals):
@@ -77,7 +78,7 @@ def test_visit_window_query_shows_on_the_visit_page(client, monitor, vitals, nur
 
 
 def test_sdv_progress_page(client, monitor, vitals):
-    from forms import sdv
+    from forms.quality import sdv
 
     client.force_login(monitor)
     assert client.get(reverse("forms:sdv_progress")).context["by_site"][vitals.subject.site] \

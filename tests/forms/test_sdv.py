@@ -10,10 +10,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from edc.roles import Role
-from forms import services
+from forms.entry import services
 from forms.models import CRF_MODELS, MRS, VitalSigns
 from forms.models.base import SDVStatus
-from forms.sdv import SDVProgress, crf_verify, sdv_progress_by_site, sdv_progress_for_subject
+from forms.quality.sdv import (
+    SDVProgress,
+    crf_verify,
+    sdv_progress_by_site,
+    sdv_progress_for_subject,
+)
 from tests.eligible import save
 from tests.factories import UserFactory, randomized_subject
 

@@ -8,13 +8,16 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
+from edc.history import system_writes
 from edc.protocol import visit_def
 from edc.roles import Role
-from forms import locks, queries, services, signatures
+from forms.entry import services
 from forms.models import CRF_MODELS, VitalSigns
 from forms.models.adverse_events import AdverseEvent
 from forms.models.signoff import LockScope
-from forms.queries import Query
+from forms.quality import queries
+from forms.quality.queries import Query
+from forms.review import locks, signatures
 from tests.factories import PASSWORD, UserFactory, randomized_subject
 
 
@@ -87,9 +90,10 @@ def test_a_new_log_entry_breaks_the_casebook_signature_not_a_visit_signature(
     visit = complete_visit(subject, nurse)
     visit_signature = signatures.casebook_sign(subject=subject, visit=visit,
                                                user=investigator, password=PASSWORD)
-    casebook_signature = signatures.Signature.objects.create(
-        subject=subject, signer=investigator, printed_name="Wang Wei", meaning="m",
-        signed_at=timezone.now(), fingerprint="x")
+    with system_writes():  # test data written directly
+        casebook_signature = signatures.Signature.objects.create(
+            subject=subject, signer=investigator, printed_name="Wang Wei", meaning="m",
+            signed_at=timezone.now(), fingerprint="x")
     services.crf_save(crf=AdverseEvent(subject=subject), user=nurse, expected_version=0,
                       values={"term": "Headache", "start_date": timezone.localdate()})
     visit_signature.refresh_from_db()
@@ -150,11 +154,12 @@ def test_locked_page_refuses_the_save_with_a_message(client, subject, nurse, dat
 
 
 def test_locked_forms_take_no_new_system_queries(subject, nurse, data_manager):
-    from forms.checks.runner import checks_rerun
+    from forms.quality.checks.runner import checks_rerun
 
     visit = subject.visits.get(code="D2")
-    vitals = VitalSigns.objects.create(subject=subject, visit=visit, heart_rate=150,
-                                       temperature=Decimal("36.5"))
+    with system_writes():  # test data written directly
+        vitals = VitalSigns.objects.create(subject=subject, visit=visit, heart_rate=150,
+                                           temperature=Decimal("36.5"))
     locks.lock_create(user=data_manager, scope=LockScope.FORM, target=vitals)
     checks_rerun()
     assert not Query.objects.filter(object_id=vitals.pk).exists()

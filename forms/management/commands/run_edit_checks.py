@@ -3,7 +3,7 @@ system queries idempotently, and report what changed."""
 
 from django.core.management.base import BaseCommand
 
-from forms.checks.runner import checks_rerun
+from forms.quality.checks.runner import checks_rerun
 
 
 class Command(BaseCommand):
