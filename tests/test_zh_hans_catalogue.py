@@ -9,9 +9,12 @@ from django.utils.translation import gettext, ngettext
 
 from edc import protocol
 from forms.models.adverse_events import AdverseEvent
+from forms.models.labs import LabPanel
 from forms.models.medications import ConcomitantMedication
 from forms.models.nihss import NIHSS
 from forms.models.scales import MRS, Barthel
+from forms.views import _derived_shown
+from tests.factories import screened_subject
 
 CHINESE = {"HTTP_ACCEPT_LANGUAGE": "zh-hans"}
 
@@ -87,3 +90,18 @@ def test_data_dictionary_page_in_chinese(client, users):
     assert "筛选号" in page
     assert "受试者与筛选日志" in page
     assert "Screening number" not in page
+
+
+def test_screening_log_counts_name_the_status_in_chinese(client, nurse, site):
+    screened_subject(site=site, user=nurse)
+    client.force_login(nurse)
+    page = client.get(reverse("visits:screening_log"), **CHINESE).content.decode()
+    assert "<td>筛选</td>" in page
+    assert "<td>screening</td>" not in page
+
+
+def test_a_computed_lab_flag_is_shown_by_its_label():
+    panel = LabPanel(ast_flag="high", alt_flag="")
+    with translation.override("zh-hans"):
+        assert _derived_shown(panel, "ast_flag") == "偏高"
+        assert _derived_shown(panel, "alt_flag") == ""
