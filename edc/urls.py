@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from edc import notification_views, views
+from edc import language_views, notification_views, views
 from forms import dashboard_views
 
 urlpatterns = [
@@ -14,6 +14,8 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", views.password_change, name="password_change"),
+    path("accounts/settings/", language_views.account, name="account"),
+    path("language/", language_views.language_switch, name="language_switch"),
     path("notifications/", notification_views.notifications, name="notifications"),
     path("dashboard/", dashboard_views.dashboard, name="dashboard"),
     path("screening/", include("visits.urls")),

@@ -218,7 +218,7 @@ def casebook_pdf(*, subject: Subject, audit: list) -> bytes:
         for m in query.messages.all():
             rows += _rows([*first, f"{timezone.localtime(m.at, zone):%Y-%m-%d %H:%M} "
                                    f"{m.author.printed_name if m.author else _('System')} "
-                                   f"({m.get_kind_display()}): {m.text}"], widths)
+                                   f"({m.get_kind_display()}): {m.shown_text}"], widths)
             first = ["", "", ""]
         if first[0]:
             rows += _rows([*first, ""], widths)
@@ -232,7 +232,8 @@ def casebook_pdf(*, subject: Subject, audit: list) -> bytes:
     widths = [26 * mm, 20 * mm, 36 * mm, 26 * mm, 24 * mm, 24 * mm, 24 * mm]
     for item in audit:
         rows += _rows([f"{item.when:%Y-%m-%d %H:%M:%S}", item.who, f"{item.model} {item.record}",
-                       item.field_label, item.old_value, item.new_value, item.reason], widths)
+                       item.field_label, item.old_value, item.new_value, item.reason_shown],
+                      widths)
     table = Table(rows, colWidths=widths, repeatRows=1)
     table.setStyle(GRID)
     story.append(table)

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from edc.audit import audit_event
 from edc.models import AuditAction, User
@@ -118,7 +119,7 @@ def lock_create(*, user: User, scope: str, target=None, reason: str = "") -> Loc
         lock.site = target
     lock.full_clean()
     lock._history_user = user
-    lock._change_reason = _("Locked")
+    lock._change_reason = gettext_noop("Locked")
     lock.save()
     audit_event(action=AuditAction.LOCKED, user=user, obj=lock, site=site,
                 detail={"scope": scope, "lock": str(lock)})

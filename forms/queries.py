@@ -24,6 +24,7 @@ from simple_history.models import HistoricalRecords
 from edc import bounds
 from edc.audit import AuditAction, audit_event
 from edc.bounds import bounded_text, length_checks
+from edc.i18n import neutral, shown
 from edc.models import User
 from edc.roles import Action, can, scope_to_user
 from edc.validation import changed_fields, field_values, validate_constraints_over
@@ -149,6 +150,21 @@ class Query(models.Model):
         return bool(self.check_code)
 
     @property
+    def shown_text(self) -> str:
+        """The question in the reader's language when an edit check wrote it (stored
+        language-neutral, ``edc.i18n``): the check's message rendered for the reader while the
+        stored text is still that message; a question the check has since reworded, as
+        stored (or its translation). A person's question as they typed it."""
+        if not self.is_system:
+            return self.text
+        from forms.checks import CHECKS_BY_CODE
+
+        check = CHECKS_BY_CODE.get(self.check_code)
+        if check is not None and neutral(check.message) == self.text:
+            return str(check.message)
+        return shown(self.text)
+
+    @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 
@@ -177,6 +193,16 @@ class QueryMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def shown_text(self) -> str:
+        """The text in the reader's language when the system wrote it (no author): the
+        question an edit check raised reads as its query's (``Query.shown_text``)."""
+        if self.author_id is not None:
+            return self.text
+        if self.kind == MessageKind.RAISED and self.text == self.query.text:
+            return self.query.shown_text
+        return shown(self.text)
 
 
 # --- Services ----------------------------------------------------------------------------------
@@ -235,7 +261,7 @@ def _save(query: Query, user: User | None, kind: str,
                          validate_constraints=False)
         validate_constraints_over(query, changed_fields(query, stored))
     query._history_user = user
-    query._change_reason = str(MessageKind(kind).label)
+    query._change_reason = neutral(MessageKind(kind).label)
     query.save()
 
 
@@ -394,7 +420,7 @@ def query_open_system(
     # The subject, content type and visit are the saved target's own: not read again.
     query.full_clean(exclude=["subject", "content_type", "visit"], validate_constraints=False)
     query._history_user = None
-    query._change_reason = str(MessageKind.RAISED.label)
+    query._change_reason = neutral(MessageKind.RAISED.label)
     try:
         with transaction.atomic():
             query.save()
@@ -415,7 +441,7 @@ def query_close_system(*, query: Query) -> Query:
         raise ValidationError(gettext("Only a query raised by an edit check closes itself."))
     _require_status(query, ACTIVE_STATUSES, gettext("closed"))
     query = _end(query, status=QueryStatus.CLOSED, resolution=Resolution.RESOLVED_BY_DATA_CHANGE,
-                 kind=MessageKind.AUTO_CLOSED, text=gettext("Resolved by data change."),
+                 kind=MessageKind.AUTO_CLOSED, text=neutral(_("Resolved by data change.")),
                  user=None, stored=field_values(query))
     audit_event(action=AuditAction.QUERY_AUTO_CLOSED, obj=query, subject=query.subject,
                 detail={"check": query.check_code})

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from edc.audit import AuditAction, audit_event
 from edc.models import Site, User
@@ -56,7 +57,7 @@ def crf_verify(*, crf: CRF, user: User, fields: list[str] | None = None) -> CRF:
         current.verified_fields = current.verified_fields | dict.fromkeys(fields, stamp)
     current.full_clean()
     current._history_user = user
-    current._change_reason = _("Source data verified")
+    current._change_reason = gettext_noop("Source data verified")
     current.save()
     audit_event(action=AuditAction.SOURCE_VERIFIED, user=user, obj=current, subject=subject,
                 detail={"form": model.crf_code, "items": fields})

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from edc import bounds, protocol
 from edc.audit import chain_batch
@@ -500,7 +501,7 @@ def eligibility_confirm(
         checklist.confirmed_by = None
         checklist.confirmed_at = None
     checklist._history_user = user
-    checklist._change_reason = _("Eligibility derived from entered data")
+    checklist._change_reason = gettext_noop("Eligibility derived from entered data")
     checklist.save()
     return checklist
 

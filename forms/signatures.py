@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from edc import protocol
 from edc.audit import audit_event
@@ -96,7 +96,7 @@ def _signature_record(*, subject: Subject, visit: Visit | None, user: User) -> S
     )
     signature.full_clean()
     signature._history_user = user
-    signature._change_reason = _("Signed")
+    signature._change_reason = gettext_noop("Signed")
     signature.save()
     audit_event(action=AuditAction.SIGNED, user=user, obj=signature,
                 detail={"scope": visit.code if visit else "casebook",
@@ -125,7 +125,7 @@ def signatures_break(*, crf: CRF, user: User) -> list[Signature]:
         signature.broken_reason = _("%(form)s changed by %(user)s") % {
             "form": crf._meta.verbose_name, "user": user.printed_name}
         signature._history_user = user
-        signature._change_reason = _("Signature broken by a change to signed data")
+        signature._change_reason = gettext_noop("Signature broken by a change to signed data")
         signature.save()
         # The form's subject (read by the save, same subject) gives the event its site.
         audit_event(action=AuditAction.SIGNATURE_BROKEN, user=user, obj=signature,

@@ -28,16 +28,16 @@ def _progress_key(pk: int) -> str:
 
 
 def export_start(*, user: User, formats: list[str], profile: Profile,
-                 as_of: dt.datetime | None = None) -> ExportRun:
+                 as_of: dt.datetime | None = None, language: str = "en") -> ExportRun:
     """Record an export request and queue it for a worker (after the commit)."""
     if not may_export(user, profile):
         raise PermissionDenied(gettext("Your role does not allow this export."))
     if (error := package.as_of_error(as_of)) is not None:
         raise ValidationError({"as_of": error})
-    request = package.ExportRequest(user, tuple(formats), profile, as_of)
+    request = package.ExportRequest(user, tuple(formats), profile, as_of, language)
     run = ExportRun.objects.create(
         requested_by=user, formats=list(request.formats), profile=str(profile), as_of=as_of,
-        steps=package.steps(request),
+        language=language, steps=package.steps(request),
     )
     from edc.tasks import export_run
 
@@ -53,7 +53,7 @@ def export_execute(run_pk: int) -> ExportRun:
     run.status, run.started_at = ExportStatus.RUNNING, timezone.now()
     run.save(update_fields=["status", "started_at"])
     request = package.ExportRequest(run.requested_by, tuple(run.formats), Profile(run.profile),
-                                    run.as_of)
+                                    run.as_of, run.language)
 
     def progress(done: int, total: int, label: str) -> None:
         cache.set(_progress_key(run.pk), (done, total, label), timeout=24 * 3600)
