@@ -1,4 +1,5 @@
 import pytest
+from django.utils import translation
 
 from edc.roles import Role
 from tests.factories import SiteFactory, UserFactory
@@ -33,3 +34,12 @@ def users(site, nurse):
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness protects real accounts; tests create hundreds of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _language_restored():
+    """A request through LocaleMiddleware leaves its language active in the test's thread: a
+    test that reads pages in Chinese must not leave the next test reading Chinese."""
+    language = translation.get_language()
+    yield
+    translation.activate(language)

@@ -19,15 +19,6 @@ from tests.factories import screened_subject
 CHINESE = {"HTTP_ACCEPT_LANGUAGE": "zh-hans"}
 
 
-@pytest.fixture(autouse=True)
-def _language_restored():
-    """LocaleMiddleware leaves the request's language active in the test's thread: later
-    tests must not run in Chinese."""
-    language = translation.get_language()
-    yield
-    translation.activate(language)
-
-
 def _choice(model, field: str, value) -> str:
     return str(dict(model._meta.get_field(field).choices)[value])
 
