@@ -41,7 +41,7 @@ def test_login_page_in_english_without_a_chinese_browser(client, db):
     (lambda: NIHSS._meta.get_field("loc").verbose_name, "1a. 意识水平"),
     # The response options are built from the meanings: they must follow the reader's language
     # too, not the language active when the model was imported.
-    (lambda: _choice(NIHSS, "loc", "0"), "0 — 清醒，反应敏锐"),
+    (lambda: _choice(NIHSS, "loc", "0"), "0 — 清醒，反应灵敏"),
     (lambda: _choice(NIHSS, "best_language", "3"), "3 — 哑或完全性失语"),
     (lambda: _choice(MRS, "score", 6), "6 — 死亡"),
     (lambda: _choice(MRS, "score", 3), "3 — 中度残疾，需部分帮助，但能独立行走"),
