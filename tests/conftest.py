@@ -37,9 +37,9 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def _language_restored():
-    """A request through LocaleMiddleware leaves its language active in the test's thread: a
-    test that reads pages in Chinese must not leave the next test reading Chinese."""
-    language = translation.get_language()
+def _default_language():
+    """A request leaves its reader's language active in the test's thread (LocaleMiddleware,
+    the account's language): every test starts, and ends, in the default language."""
+    translation.deactivate()
     yield
-    translation.activate(language)
+    translation.deactivate()
