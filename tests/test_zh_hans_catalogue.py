@@ -8,21 +8,15 @@ from django.utils import translation
 from django.utils.translation import gettext, ngettext
 
 from edc import protocol
+from forms.entry.views import _derived_shown
 from forms.models.adverse_events import AdverseEvent
+from forms.models.labs import LabPanel
 from forms.models.medications import ConcomitantMedication
 from forms.models.nihss import NIHSS
 from forms.models.scales import MRS, Barthel
+from tests.factories import screened_subject
 
 CHINESE = {"HTTP_ACCEPT_LANGUAGE": "zh-hans"}
-
-
-@pytest.fixture(autouse=True)
-def _language_restored():
-    """LocaleMiddleware leaves the request's language active in the test's thread: later
-    tests must not run in Chinese."""
-    language = translation.get_language()
-    yield
-    translation.activate(language)
 
 
 def _choice(model, field: str, value) -> str:
@@ -47,7 +41,7 @@ def test_login_page_in_english_without_a_chinese_browser(client, db):
     (lambda: NIHSS._meta.get_field("loc").verbose_name, "1a. 意识水平"),
     # The response options are built from the meanings: they must follow the reader's language
     # too, not the language active when the model was imported.
-    (lambda: _choice(NIHSS, "loc", "0"), "0 — 清醒，反应敏锐"),
+    (lambda: _choice(NIHSS, "loc", "0"), "0 — 清醒，反应灵敏"),
     (lambda: _choice(NIHSS, "best_language", "3"), "3 — 哑或完全性失语"),
     (lambda: _choice(MRS, "score", 6), "6 — 死亡"),
     (lambda: _choice(MRS, "score", 3), "3 — 中度残疾，需部分帮助，但能独立行走"),
@@ -87,3 +81,18 @@ def test_data_dictionary_page_in_chinese(client, users):
     assert "筛选号" in page
     assert "受试者与筛选日志" in page
     assert "Screening number" not in page
+
+
+def test_screening_log_counts_name_the_status_in_chinese(client, nurse, site):
+    screened_subject(site=site, user=nurse)
+    client.force_login(nurse)
+    page = client.get(reverse("visits:screening_log"), **CHINESE).content.decode()
+    assert "<td>筛选</td>" in page
+    assert "<td>screening</td>" not in page
+
+
+def test_a_computed_lab_flag_is_shown_by_its_label():
+    panel = LabPanel(ast_flag="high", alt_flag="")
+    with translation.override("zh-hans"):
+        assert _derived_shown(panel, "ast_flag") == "偏高"
+        assert _derived_shown(panel, "alt_flag") == ""

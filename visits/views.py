@@ -131,7 +131,9 @@ def screening_log(request: HttpRequest) -> HttpResponse:
     return render(request, "visits/screening_log.html", {
         "subjects": subjects, "form": form,
         "failure_counts": sorted(failures.items()),
-        "site_counts": sorted(by_site.items()),
+        # The status by its label, in the reader's language.
+        "site_counts": [((site, SubjectStatus(status).label), n)
+                        for (site, status), n in sorted(by_site.items())],
     }, status=400 if form is not None and form.errors else 200)
 
 

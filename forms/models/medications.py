@@ -64,6 +64,12 @@ class ConcomitantMedication(CRF):
         verbose_name_plural = _("concomitant medications")
         ordering = ["start_date", "pk"]
 
+    def __str__(self) -> str:
+        text = self.medication or str(_("Concomitant medication"))
+        if self.start_date:
+            text += " " + str(_("from %(date)s")) % {"date": self.start_date.isoformat()}
+        return text
+
     def prednisone_equivalent_exact(self) -> float | None:
         """The daily prednisone-equivalent dose computed from the dose as entered (exact
         ratios): what decisions compare with the 10 mg/day limit."""
