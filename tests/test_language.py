@@ -16,6 +16,7 @@ from edc.i18n import Text, neutral, shown
 from edc.models import Notification
 from edc.notifications import Item, Outcome, notify
 from edc.roles import Role
+from edc.services import user_language_set
 from forms.models import VitalSigns
 from forms.models.queries import Query
 from forms.quality.checks import CHECKS_BY_CODE
@@ -60,8 +61,7 @@ def test_the_login_page_offers_the_switcher_and_remembers_the_choice(client, db)
 
 
 def test_the_account_language_wins_over_the_browser(client, nurse):
-    nurse.language = ZH
-    nurse.save()
+    user_language_set(user=nurse, language=ZH)
     client.force_login(nurse)
     page = client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="en-US")
     assert html_lang(page) == ZH
@@ -118,8 +118,7 @@ def test_the_settings_page_sets_and_clears_the_language(client, nurse):
 
 
 def test_times_stay_in_the_site_zone_whatever_the_language(client, site, nurse):
-    nurse.language = ZH
-    nurse.save()
+    user_language_set(user=nurse, language=ZH)
     client.force_login(nurse)
     page = client.get(reverse("home")).content.decode()
     assert "Asia/Shanghai" in page

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import translation
 
+from edc.history import system_writes
 from edc.models import Site, User
 from tests.factories import PASSWORD
 
@@ -141,11 +142,12 @@ class Walk:
 @pytest.fixture
 def trial(db):
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    for username in ("nurse", "monitor", "datamanager"):
-        user = User.objects.get(username=username)
-        user.set_password(PASSWORD)
-        user.language = ZH
-        user.save()
+    with system_writes():  # the test's own set-up
+        for username in ("nurse", "monitor", "datamanager"):
+            user = User.objects.get(username=username)
+            user.set_password(PASSWORD)
+            user.language = ZH
+            user.save()
     return proper_names()
 
 
