@@ -23,7 +23,8 @@ demo: install
 
 # System tools the tests use that pip cannot install, from Debian's packages where missing:
 # the compose CLI (to validate docker-compose.yml) and Chromium (browser tests; Playwright
-# drives it and downloads no browser of its own).
+# drives it and downloads no browser of its own) and GNU gettext (makemessages and msgfmt, for
+# the check that the Chinese catalogue is complete and compiled).
 APT_INSTALL = apt-get install -y -qq $(1) >/dev/null 2>&1 || \
 	{ apt-get update -qq && apt-get install -y -qq $(1) >/dev/null; }
 system-tools:
@@ -32,6 +33,8 @@ system-tools:
 	  $(call APT_INSTALL,docker-compose); }
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "Installing chromium with apt-get (browser tests)"; $(call APT_INSTALL,chromium); }
+	@command -v msgfmt >/dev/null 2>&1 && command -v xgettext >/dev/null 2>&1 || { \
+	  echo "Installing gettext with apt-get (the catalogue check)"; $(call APT_INSTALL,gettext); }
 
 ## Lint, check migrations are complete, check the import layers (pyproject.toml), run the whole
 ## test suite.

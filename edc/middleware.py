@@ -2,7 +2,7 @@
 
 import zoneinfo
 
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.cache import add_never_cache_headers
 from django.utils.functional import LazyObject
 
@@ -74,3 +74,19 @@ class NoStoreForAuthenticatedMiddleware:
         if user is not None and user.is_authenticated:
             add_never_cache_headers(response)
         return response
+
+
+class UserLanguageMiddleware:
+    """The signed-in person's own language (``User.language``) wins over the browser's, which
+    ``LocaleMiddleware`` chose; with none set, the browser's (Accept-Language or the language
+    cookie) stays. Runs after ``AuthenticationMiddleware``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and user.language:
+            translation.activate(user.language)
+            request.LANGUAGE_CODE = translation.get_language()
+        return self.get_response(request)

@@ -90,6 +90,12 @@ class User(AbstractUser):
     # unblinded role is approved only once the holder has chosen their own (edc.services).
     password_chosen_by_holder = models.BooleanField(
         _("password chosen by the account holder"), default=False, editable=False)
+    # Empty: the browser's language (Accept-Language) until the person chooses one.
+    language = models.CharField(
+        _("language"), max_length=10, choices=settings.LANGUAGES, blank=True,
+        help_text=_("The language of the pages, e-mails and notifications this person reads. "
+                    "Empty: the browser's language."),
+    )
 
     history = HistoricalRecords(
         excluded_fields=["password", "last_login"], m2m_fields=[sites], bases=[SourcedHistory]
@@ -255,6 +261,10 @@ class ExportRun(models.Model):
     formats = models.JSONField(_("formats"), default=list)
     profile = models.CharField(_("profile"), max_length=20)
     as_of = models.DateTimeField(_("data as of"), null=True, blank=True)
+    # The language of the labels, value labels and codebook (CDISC and statisticians expect
+    # English; SAS XPORT and ODM stay English whatever is asked).
+    language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES,
+                                default="en")
     status = models.CharField(_("status"), max_length=10, choices=ExportStatus.choices,
                               default=ExportStatus.QUEUED)
     step = models.PositiveIntegerField(_("steps done"), default=0)

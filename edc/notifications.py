@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from edc import bounds
+from edc.i18n import Text, reader_language
 from edc.models import JobRun, Notification, NotificationLog, User
 
 logger = logging.getLogger(__name__)
@@ -49,7 +51,8 @@ class Item:
 
     kind: str
     key: str
-    line: str
+    # Rendered for each recipient in their language (``edc.i18n.Text``) or plain text.
+    line: "str | Text"
 
 
 @dataclass
@@ -84,8 +87,8 @@ def notify(
     *,
     outcome: Outcome,
     items: Iterable[Item],
-    title: str,
-    intro: str = "",
+    title: "str | Text",
+    intro: "str | Text" = "",
     link: str = "",
     user: User | None = None,
     email: str = "",
@@ -94,7 +97,9 @@ def notify(
 ) -> None:
     """Deliver to one recipient (a user, or a bare address such as the sponsor's) the items
     they have not had yet, as one mail and one in-app notification. Nothing is sent when every
-    item was sent before."""
+    item was sent before. Title, introduction and lines are rendered in the recipient's
+    language (``edc.i18n.reader_language``; a bare address gets ``LANGUAGE_CODE``), not in
+    the language of whoever or whatever triggered the job."""
     now = now or timezone.now()
     items = list(items)
     recipient = recipient_of(user=user, email=email)
@@ -109,9 +114,10 @@ def notify(
         outcome.skipped += len(items) - len(new)
         if new:
             outcome.sent += len(new)
-            outcome.lines.append(f"would send to {recipient} <{address or 'in-app only'}>: "
-                                 f"{title}")
-            outcome.lines.extend(f"  - {i.line}" for i in new)
+            with translation.override(reader_language(user)):
+                outcome.lines.append(f"would send to {recipient} <{address or 'in-app only'}>: "
+                                     f"{title}")
+                outcome.lines.extend(f"  - {i.line}" for i in new)
         return
     try:
         with transaction.atomic():
@@ -119,7 +125,10 @@ def notify(
             outcome.skipped += len(items) - len(new)
             if not new:
                 return
-            body = message_body(intro=intro, lines=[i.line for i in new], link=link)
+            with translation.override(reader_language(user)):
+                title = str(title)
+                body = message_body(intro=str(intro), lines=[str(i.line) for i in new],
+                                    link=link)
             if user is not None:
                 Notification.objects.create(user=user, title=bounds.cut(title, 200),
                                             body=bounds.cut(body), link=link,
@@ -143,7 +152,7 @@ def message_body(*, intro: str, lines: list[str], link: str = "") -> str:
     if link:
         if link.startswith("/"):
             link = settings.SITE_URL.rstrip("/") + link
-        parts.append(f"Open: {link}")
+        parts.append(gettext("Open: %(link)s") % {"link": link})
     parts.append(f"-- {settings.TRIAL_NAME}")
     return "\n\n".join(parts)
 

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from edc.audit import audit_event
 from edc.history import audited_save
+from edc.i18n import language_code
 from edc.models import AuditAction, JobRun, RoleGrantRequest, RoleGrantStatus, User
 from edc.ratelimit import rate_limit_hit
 from edc.roles import UNBLINDED_ROLES, Action, Role, administrator_rights, can
@@ -342,3 +343,21 @@ def mail_send(*, subject: str, body: str, recipients: list[str]) -> bool:
         logger.exception("Could not send %r to %s", subject, recipients)
         return False
     return True
+
+
+# --- The reader's language ----------------------------------------------------------------
+
+
+@transaction.atomic
+def user_language_set(*, user: User, language: str) -> None:
+    """Set the language a person reads the EDC in (their own choice, never an
+    administrator's): "" falls back to the browser's. Kept in the account's history."""
+    if language and not language_code(language):
+        raise ValidationError({"language": _("%(language)s is not a language of the EDC.")
+                               % {"language": language}})
+    if user.language == language:
+        return
+    user.language = language
+    audited_save(user, user=user, exclude=["password"], constraints={"language"},
+                 update_fields=["language"])
+

@@ -4,11 +4,21 @@ dataset definitions the writers use, as CSV and as an HTML page."""
 from dataclasses import dataclass
 
 from django.template.loader import render_to_string
+from django.utils.translation import gettext, pgettext_lazy
 
 from edc import protocol
 from exports.dictionary import Dataset
 from exports.escape import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
 
+# A variable's type as the codebook page names it (the CSV codebook keeps the type codes).
+TYPE_LABELS = {
+    "integer": pgettext_lazy("data type", "integer"),
+    "float": pgettext_lazy("data type", "decimal"),
+    "text": pgettext_lazy("data type", "text"),
+    "date": pgettext_lazy("data type", "date"),
+    "datetime": pgettext_lazy("data type", "date and time"),
+    "boolean": pgettext_lazy("data type", "yes/no"),
+}
 COLUMNS = ("dataset", "dataset_label", "variable", "sas_name", "label", "type", "length",
            "decimals", "unit", "values", "form", "visits")
 
@@ -28,13 +38,17 @@ class Entry:
     form: str
     visits: str
 
+    @property
+    def type_label(self) -> str:
+        return str(TYPE_LABELS.get(self.type, self.type))
+
     def cells(self) -> list:
         return [getattr(self, column) for column in COLUMNS]
 
 
 def _visits(dataset: Dataset) -> str:
     if dataset.visits == ("log",):
-        return "log (entered when the event happens)"
+        return gettext("log (entered when the event happens)")
     return " ".join(dataset.visits)
 
 
@@ -61,5 +75,5 @@ def html(datasets: list[Dataset], *, title: str, stylesheet: str = "") -> str:
     return render_to_string("exports/codebook.html", {
         "title": title, "datasets": datasets, "entries": entries(datasets),
         "trial": protocol.TRIAL_REGISTRY_ID, "stylesheet": stylesheet,
-        "escape_rule": TEXT_ESCAPE_RULE, "xpt_rule": XPT_LONG_TEXT_RULE,
+        "escape_rule": gettext(TEXT_ESCAPE_RULE), "xpt_rule": gettext(XPT_LONG_TEXT_RULE),
     })

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from django.db import models
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from edc import protocol
 from forms.models import CRF, CRF_MODELS
@@ -30,7 +31,7 @@ from visits.models import ConsentSigner, SubjectStatus
 INTEGER, FLOAT, TEXT, DATE, DATETIME, BOOLEAN = (
     "integer", "float", "text", "date", "datetime", "boolean",
 )
-BOOLEAN_CHOICES = ((1, "Yes"), (0, "No"))
+BOOLEAN_CHOICES = ((1, gettext_noop("Yes")), (0, gettext_noop("No")))
 SAS_NAME_LENGTH = 8
 SAS_LABEL_LENGTH = 40
 
@@ -41,7 +42,7 @@ class Profile(StrEnum):
     DEIDENTIFIED = "deidentified"
 
 
-SUBJECT_KEY_LABEL = "Subject key (pseudonym, the same in every dataset and format)"
+SUBJECT_KEY_LABEL = gettext_noop("Subject key (pseudonym, the same in every dataset and format)")
 
 
 class AuditScope(StrEnum):
@@ -56,11 +57,11 @@ class AuditScope(StrEnum):
 
 # At most 40 characters: the label is also the SAS XPORT dataset label.
 AUDIT_LABELS = {
-    AuditScope.CLINICAL: "Audit trail: all clinical data changes",
-    AuditScope.CLINICAL_AND_ALLOCATION: "Audit trail: clinical and randomization",
-    AuditScope.ALLOCATION: "Audit trail: randomization changes only",
-    AuditScope.NONE: "Audit trail: empty (role cannot read it)",
-    AuditScope.UNKNOWN: "Audit trail: depends on who exports",
+    AuditScope.CLINICAL: gettext_noop("Audit trail: all clinical data changes"),
+    AuditScope.CLINICAL_AND_ALLOCATION: gettext_noop("Audit trail: clinical and randomization"),
+    AuditScope.ALLOCATION: gettext_noop("Audit trail: randomization changes only"),
+    AuditScope.NONE: gettext_noop("Audit trail: empty (role cannot read it)"),
+    AuditScope.UNKNOWN: gettext_noop("Audit trail: depends on who exports"),
 }
 
 
@@ -82,10 +83,10 @@ def audit_scope(user, profile: "Profile") -> AuditScope:
 
 
 PROFILE_LABELS = {
-    Profile.BLINDED: "Blinded (no treatment arm)",
-    Profile.UNBLINDED: "Unblinded (with treatment arm)",
-    Profile.DEIDENTIFIED: "De-identified (study days for dates, a pseudonymous subject key, "
-                          "no free text)",
+    Profile.BLINDED: gettext_lazy("Blinded (no treatment arm)"),
+    Profile.UNBLINDED: gettext_lazy("Unblinded (with treatment arm)"),
+    Profile.DEIDENTIFIED: gettext_lazy("De-identified (study days for dates, a pseudonymous "
+                                       "subject key, no free text)"),
 }
 
 
@@ -191,15 +192,21 @@ def _choices(choices) -> tuple[tuple[str | int, str], ...]:
     return tuple((value, str(label)) for value, label in choices)
 
 
+def _boolean_choices() -> tuple[tuple[int, str], ...]:
+    """:data:`BOOLEAN_CHOICES` in the active language."""
+    return tuple((value, gettext(label)) for value, label in BOOLEAN_CHOICES)
+
+
 def _from_field(f: models.Field, model: type[CRF]) -> Variable:
     label = str(f.verbose_name)
     unit = model.units.get(f.name, "")
     if isinstance(f, models.ForeignKey):
         if f.related_model._meta.label == "edc.User":
             return Variable(f.name, label, TEXT, source=f.name, length=150, staff=True)
-        return Variable(f.name, f"{label} (record id)", INTEGER, source=f.attname)
+        return Variable(f.name, gettext("%(label)s (record id)") % {"label": label}, INTEGER,
+                        source=f.attname)
     if isinstance(f, models.BooleanField):
-        return Variable(f.name, label, BOOLEAN, source=f.name, choices=BOOLEAN_CHOICES)
+        return Variable(f.name, label, BOOLEAN, source=f.name, choices=_boolean_choices())
     if isinstance(f, models.DateTimeField):
         return Variable(f.name, label, DATETIME, source=f.name)
     if isinstance(f, models.DateField):
@@ -210,7 +217,8 @@ def _from_field(f: models.Field, model: type[CRF]) -> Variable:
         return Variable(f.name, label, INTEGER, source=f.name, unit=unit,
                         choices=_choices(f.choices or ()))
     if isinstance(f, models.JSONField):
-        return Variable(f.name, f"{label} (JSON)", TEXT, source=f.name)
+        return Variable(f.name, gettext("%(label)s (JSON)") % {"label": label}, TEXT,
+                        source=f.name)
     coded = bool(f.choices)
     free = not coded and not f.name.endswith(("_code", "_number"))
     return Variable(f.name, label, TEXT, source=f.name, length=f.max_length, unit=unit,
@@ -221,22 +229,22 @@ def _from_field(f: models.Field, model: type[CRF]) -> Variable:
 def _key_variables() -> list[Variable]:
     visit_choices = tuple((code, str(label)) for code, label in _visit_choices())
     return [
-        Variable("screening_number", "Screening number", TEXT, length=20),
-        Variable("subject_id", "Subject ID", TEXT, length=20),
-        Variable("site", "Site", TEXT, length=10),
-        Variable("record_id", "Record id", INTEGER),
-        Variable("visit", "Visit", TEXT, length=8, choices=visit_choices),
-        Variable("visit_date", "Visit date", DATE),
-        Variable("study_day", "Study day of the visit", INTEGER),
-        Variable("form_status", "Form status", TEXT, length=20,
+        Variable("screening_number", gettext("Screening number"), TEXT, length=20),
+        Variable("subject_id", gettext("Subject ID"), TEXT, length=20),
+        Variable("site", gettext("Site"), TEXT, length=10),
+        Variable("record_id", gettext("Record id"), INTEGER),
+        Variable("visit", gettext("Visit"), TEXT, length=8, choices=visit_choices),
+        Variable("visit_date", gettext("Visit date"), DATE),
+        Variable("study_day", gettext("Study day of the visit"), INTEGER),
+        Variable("form_status", gettext("Form status"), TEXT, length=20,
                  choices=_choices(CRFStatus.choices), source="status"),
-        Variable("not_done_reason", "Form not done, why", TEXT, length=20,
+        Variable("not_done_reason", gettext("Form not done, why"), TEXT, length=20,
                  choices=_choices(Missing.choices), source="not_done_reason"),
-        Variable("missing_items", "Items without a value, why (item=reason; ...)", TEXT,
+        Variable("missing_items", gettext("Items without a value, why (item=reason; ...)"), TEXT,
                  source="missing_items"),
-        Variable("sdv_status", "Source data verification", TEXT, length=24,
+        Variable("sdv_status", gettext("Source data verification"), TEXT, length=24,
                  choices=_choices(SDVStatus.choices), source="sdv_status"),
-        Variable("last_saved", "Last saved", DATETIME),
+        Variable("last_saved", gettext("Last saved"), DATETIME),
     ]
 
 
@@ -266,125 +274,129 @@ def crf_dataset(code: str) -> Dataset:
 
 def subjects_dataset(*, with_arm: bool) -> Dataset:
     variables = [
-        Variable("screening_number", "Screening number", TEXT, length=20),
-        Variable("subject_id", "Subject ID", TEXT, length=20),
-        Variable("site", "Site", TEXT, length=10),
-        Variable("status", "Subject status", TEXT, length=20,
+        Variable("screening_number", gettext("Screening number"), TEXT, length=20),
+        Variable("subject_id", gettext("Subject ID"), TEXT, length=20),
+        Variable("site", gettext("Site"), TEXT, length=10),
+        Variable("status", gettext("Subject status"), TEXT, length=20,
                  choices=_choices(SubjectStatus.choices), source="status"),
-        Variable("screened_at", "Screened", DATETIME, source="screened_at"),
-        Variable("consented_at", "Informed consent signed", DATETIME, source="consented_at"),
-        Variable("consent_signed_by", "Consent signed by", TEXT, length=10,
+        Variable("screened_at", gettext("Screened"), DATETIME, source="screened_at"),
+        Variable("consented_at", gettext("Informed consent signed"), DATETIME,
+                 source="consented_at"),
+        Variable("consent_signed_by", gettext("Consent signed by"), TEXT, length=10,
                  choices=_choices(ConsentSigner.choices), source="consent_signed_by"),
-        Variable("consent_form_version", "Consent form version", TEXT, length=30,
+        Variable("consent_form_version", gettext("Consent form version"), TEXT, length=30,
                  source="consent_form_version"),
-        Variable("age_at_consent", "Age at consent", INTEGER, unit="years",
+        Variable("age_at_consent", gettext("Age at consent"), INTEGER, unit="years",
                  source="age_at_consent"),
-        Variable("screen_failure_criteria", "Criteria not met at screening (codes; ...)", TEXT,
+        Variable("screen_failure_criteria",
+                 gettext("Criteria not met at screening (codes; ...)"), TEXT,
                  source="screen_failure_criteria"),
-        Variable("randomized_at", "Randomized", DATETIME, source="randomized_at"),
-        Variable("day1", "Study day 1 (randomization date at the site)", DATE),
-        Variable("randomization_number", "Randomization number", TEXT, length=20,
+        Variable("randomized_at", gettext("Randomized"), DATETIME, source="randomized_at"),
+        Variable("day1", gettext("Study day 1 (randomization date at the site)"), DATE),
+        Variable("randomization_number", gettext("Randomization number"), TEXT, length=20,
                  source="randomization_number"),
-        Variable("stratum", "NIHSS stratum", TEXT, length=10),
-        Variable("emergency_unblinded", "Blind broken for this subject", BOOLEAN,
-                 choices=BOOLEAN_CHOICES, source="emergency_unblinded"),
+        Variable("stratum", gettext("NIHSS stratum"), TEXT, length=10),
+        Variable("emergency_unblinded", gettext("Blind broken for this subject"), BOOLEAN,
+                 choices=_boolean_choices(), source="emergency_unblinded"),
     ]
     if with_arm:
         variables.append(Variable(
-            "arm", "Treatment arm", TEXT, length=2,
+            "arm", gettext("Treatment arm"), TEXT, length=2,
             choices=tuple((a.code, str(a.label)) for a in protocol.ARMS)))
-    return Dataset("subjects", "Subjects and screening log", _with_sas_names(variables),
+    return Dataset("subjects", gettext("Subjects and screening log"), _with_sas_names(variables),
                    sas_name="subjects",
-                   description="One row per screened patient, randomized or not.")
+                   description=gettext("One row per screened patient, randomized or not."))
 
 
 def visits_dataset() -> Dataset:
     variables = [
-        Variable("screening_number", "Screening number", TEXT, length=20),
-        Variable("subject_id", "Subject ID", TEXT, length=20),
-        Variable("site", "Site", TEXT, length=10),
-        Variable("visit", "Visit", TEXT, length=8,
+        Variable("screening_number", gettext("Screening number"), TEXT, length=20),
+        Variable("subject_id", gettext("Subject ID"), TEXT, length=20),
+        Variable("site", gettext("Site"), TEXT, length=10),
+        Variable("visit", gettext("Visit"), TEXT, length=8,
                  choices=tuple((c, str(label)) for c, label in _visit_choices()),
                  source="code"),
-        Variable("sequence", "Visit sequence (unscheduled visits)", INTEGER, source="sequence"),
-        Variable("planned_date", "Planned date", DATE, source="planned_date"),
-        Variable("window_start", "Window start", DATE, source="window_start"),
-        Variable("window_end", "Window end", DATE, source="window_end"),
-        Variable("visit_date", "Visit date", DATE, source="actual_date"),
-        Variable("study_day", "Study day of the visit", INTEGER),
-        Variable("is_missed", "Visit missed", BOOLEAN, choices=BOOLEAN_CHOICES,
+        Variable("sequence", gettext("Visit sequence (unscheduled visits)"), INTEGER,
+                 source="sequence"),
+        Variable("planned_date", gettext("Planned date"), DATE, source="planned_date"),
+        Variable("window_start", gettext("Window start"), DATE, source="window_start"),
+        Variable("window_end", gettext("Window end"), DATE, source="window_end"),
+        Variable("visit_date", gettext("Visit date"), DATE, source="actual_date"),
+        Variable("study_day", gettext("Study day of the visit"), INTEGER),
+        Variable("is_missed", gettext("Visit missed"), BOOLEAN, choices=_boolean_choices(),
                  source="is_missed"),
-        Variable("missed_reason", "Reason the visit did not take place", TEXT,
+        Variable("missed_reason", gettext("Reason the visit did not take place"), TEXT,
                  source="missed_reason", free_text=True),
     ]
-    return Dataset("visits", "Visits", _with_sas_names(variables), sas_name="visits")
+    return Dataset("visits", gettext("Visits"), _with_sas_names(variables), sas_name="visits")
 
 
 def queries_dataset() -> Dataset:
     from forms.quality.queries import QueryStatus, Resolution
 
     variables = [
-        Variable("query_id", "Query id", INTEGER),
-        Variable("screening_number", "Screening number", TEXT, length=20),
-        Variable("subject_id", "Subject ID", TEXT, length=20),
-        Variable("site", "Site", TEXT, length=10),
-        Variable("visit", "Visit", TEXT, length=8,
+        Variable("query_id", gettext("Query id"), INTEGER),
+        Variable("screening_number", gettext("Screening number"), TEXT, length=20),
+        Variable("subject_id", gettext("Subject ID"), TEXT, length=20),
+        Variable("site", gettext("Site"), TEXT, length=10),
+        Variable("visit", gettext("Visit"), TEXT, length=8,
                  choices=tuple((c, str(label)) for c, label in _visit_choices())),
-        Variable("crf", "Form", TEXT, length=40, source="crf_code"),
-        Variable("record_id", "Record id", INTEGER, source="object_id"),
-        Variable("item", "Item", TEXT, length=64, source="field_name"),
-        Variable("check_code", "Edit check (empty: raised by a person)", TEXT, length=20,
+        Variable("crf", gettext("Form"), TEXT, length=40, source="crf_code"),
+        Variable("record_id", gettext("Record id"), INTEGER, source="object_id"),
+        Variable("item", gettext("Item"), TEXT, length=64, source="field_name"),
+        Variable("check_code", gettext("Edit check (empty: raised by a person)"), TEXT, length=20,
                  source="check_code"),
-        Variable("status", "Query status", TEXT, length=20,
+        Variable("status", gettext("Query status"), TEXT, length=20,
                  choices=_choices(QueryStatus.choices), source="status"),
-        Variable("text", "Question", TEXT, source="text", free_text=True),
-        Variable("raised_by", "Raised by", TEXT, length=150, staff=True),
-        Variable("raised_at", "Raised at", DATETIME, source="raised_at"),
-        Variable("answered_at", "Last answered at", DATETIME, source="answered_at"),
-        Variable("closed_at", "Closed at", DATETIME, source="closed_at"),
-        Variable("closed_by", "Closed by", TEXT, length=150, staff=True),
-        Variable("resolution", "Resolution", TEXT, length=30,
+        Variable("text", gettext("Question"), TEXT, source="text", free_text=True),
+        Variable("raised_by", gettext("Raised by"), TEXT, length=150, staff=True),
+        Variable("raised_at", gettext("Raised at"), DATETIME, source="raised_at"),
+        Variable("answered_at", gettext("Last answered at"), DATETIME, source="answered_at"),
+        Variable("closed_at", gettext("Closed at"), DATETIME, source="closed_at"),
+        Variable("closed_by", gettext("Closed by"), TEXT, length=150, staff=True),
+        Variable("resolution", gettext("Resolution"), TEXT, length=30,
                  choices=_choices(Resolution.choices), source="resolution"),
     ]
-    return Dataset("queries", "Queries", _with_sas_names(variables), sas_name="queries")
+    return Dataset("queries", gettext("Queries"), _with_sas_names(variables), sas_name="queries")
 
 
 def query_messages_dataset() -> Dataset:
     from forms.quality.queries import MessageKind
 
     variables = [
-        Variable("query_id", "Query id", INTEGER, source="query_id"),
-        Variable("message_id", "Message id", INTEGER),
-        Variable("screening_number", "Screening number", TEXT, length=20),
-        Variable("subject_id", "Subject ID", TEXT, length=20),
-        Variable("site", "Site", TEXT, length=10),
-        Variable("kind", "Kind", TEXT, length=20, choices=_choices(MessageKind.choices),
+        Variable("query_id", gettext("Query id"), INTEGER, source="query_id"),
+        Variable("message_id", gettext("Message id"), INTEGER),
+        Variable("screening_number", gettext("Screening number"), TEXT, length=20),
+        Variable("subject_id", gettext("Subject ID"), TEXT, length=20),
+        Variable("site", gettext("Site"), TEXT, length=10),
+        Variable("kind", gettext("Kind"), TEXT, length=20, choices=_choices(MessageKind.choices),
                  source="kind"),
-        Variable("author", "Author", TEXT, length=150, staff=True),
-        Variable("at", "At", DATETIME, source="at"),
-        Variable("text", "Text", TEXT, source="text", free_text=True),
+        Variable("author", gettext("Author"), TEXT, length=150, staff=True),
+        Variable("at", gettext("At"), DATETIME, source="at"),
+        Variable("text", gettext("Text"), TEXT, source="text", free_text=True),
     ]
-    return Dataset("query_messages", "Query threads", _with_sas_names(variables),
+    return Dataset("query_messages", gettext("Query threads"), _with_sas_names(variables),
                    sas_name="qmessage")
 
 
 def audit_dataset(scope: AuditScope = AuditScope.UNKNOWN) -> Dataset:
     variables = [
-        Variable("screening_number", "Screening number", TEXT, length=20),
-        Variable("subject_id", "Subject ID", TEXT, length=20),
-        Variable("site", "Site", TEXT, length=10),
-        Variable("time", "Time of the change", DATETIME),
-        Variable("user", "User", TEXT, length=150, staff=True),
-        Variable("action", "Action", TEXT, length=10),
-        Variable("record_type", "Record type", TEXT, length=60),
-        Variable("record_id", "Record id", INTEGER),
-        Variable("record", "Record (as the audit trail page names it)", TEXT, free_text=True),
-        Variable("field", "Field", TEXT, length=64),
-        Variable("old_value", "Old value", TEXT, free_text=True),
-        Variable("new_value", "New value", TEXT, free_text=True),
-        Variable("reason", "Reason for change", TEXT, free_text=True),
+        Variable("screening_number", gettext("Screening number"), TEXT, length=20),
+        Variable("subject_id", gettext("Subject ID"), TEXT, length=20),
+        Variable("site", gettext("Site"), TEXT, length=10),
+        Variable("time", gettext("Time of the change"), DATETIME),
+        Variable("user", gettext("User"), TEXT, length=150, staff=True),
+        Variable("action", gettext("Action"), TEXT, length=10),
+        Variable("record_type", gettext("Record type"), TEXT, length=60),
+        Variable("record_id", gettext("Record id"), INTEGER),
+        Variable("record", gettext("Record (as the audit trail page names it)"), TEXT,
+                 free_text=True),
+        Variable("field", gettext("Field"), TEXT, length=64),
+        Variable("old_value", gettext("Old value"), TEXT, free_text=True),
+        Variable("new_value", gettext("New value"), TEXT, free_text=True),
+        Variable("reason", gettext("Reason for change"), TEXT, free_text=True),
     ]
-    return Dataset("audit_trail", AUDIT_LABELS[scope], _with_sas_names(variables),
+    return Dataset("audit_trail", gettext(AUDIT_LABELS[scope]), _with_sas_names(variables),
                    sas_name="audit", extra={"audit_scope": str(scope)})
 
 
@@ -397,9 +409,10 @@ def deidentify(dataset: Dataset) -> Dataset:
         if v.free_text or v.staff or v.name == "screening_number":
             continue
         if v.name == "subject_id":
-            v = Variable("subject_key", SUBJECT_KEY_LABEL, TEXT, length=13)
+            v = Variable("subject_key", gettext(SUBJECT_KEY_LABEL), TEXT, length=13)
         if v.type in (DATE, DATETIME):
-            v = replace(v, type=INTEGER, label=f"{v.label} (study day)", length=None)
+            label = gettext("%(label)s (study day)") % {"label": v.label}
+            v = replace(v, type=INTEGER, label=label, length=None)
         variables.append(v)
     return replace(dataset, variables=_with_sas_names(variables))
 

@@ -5,12 +5,14 @@ export."""
 
 import re
 
+from django.utils.translation import gettext_noop
+
 ESCAPE = re.compile(r"\\u\{([0-9a-f]{1,6})\}")
 BLANK_RUN = 64
-TEXT_ESCAPE_RULE = (
+TEXT_ESCAPE_RULE = gettext_noop(
     "Where a format cannot hold a character, or would drop it, the text carries it as "
-    "\\u{hex} (its Unicode code point in lower-case hexadecimal: \u00b5 is \\u{b5}, "
-    "\u4e2d is \\u{4e2d}): in SAS XPORT every character outside printable ASCII except "
+    "\\u{hex} (its Unicode code point in lower-case hexadecimal: µ is \\u{b5}, "
+    "中 is \\u{4e2d}): in SAS XPORT every character outside printable ASCII except "
     "tab, line feed and carriage return; in SPSS, Excel and ODM the control characters they "
     "cannot store; in SAS XPORT and SPSS the spaces that end a text (their readers drop "
     "trailing blanks) and every 64th space of a run of spaces. The characters \\u{ of the "
@@ -21,7 +23,7 @@ TEXT_ESCAPE_RULE = (
     "replace each \\u{hex} by its character, left to right (Python: "
     "re.sub(r'\\\\u\\{([0-9a-f]+)\\}', lambda m: chr(int(m[1], 16)), text)).")
 
-XPT_LONG_TEXT_RULE = (
+XPT_LONG_TEXT_RULE = gettext_noop(
     "SAS XPORT v5 holds at most 200 bytes in a character variable. Each xpt/<member>.xpt "
     "has one row per record; a text variable holds the first piece of each value (the "
     "column is as wide as keeps the files smallest, at most 200 bytes), and only a value "

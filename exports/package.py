@@ -36,8 +36,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
-from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_lazy
 
 from edc import protocol
 from edc.audit import audit_event
@@ -49,13 +49,13 @@ from exports.escape import TEXT_ESCAPE_RULE, XPT_LONG_TEXT_RULE
 
 # Format code → label, in the order files are written.
 FORMATS: dict[str, str] = {
-    "csv": "CSV (one file per dataset)",
-    "xlsx": "Excel workbook (a sheet per dataset, and the dictionary)",
-    "xpt": "SAS XPORT version 5 (FDA)",
-    "dta": "Stata (.dta)",
-    "sav": "SPSS (.sav)",
-    "rds": "R (.rds, factors for coded values)",
-    "odm": "CDISC ODM 1.3.2 XML (metadata, data and audit records)",
+    "csv": gettext_lazy("CSV (one file per dataset)"),
+    "xlsx": gettext_lazy("Excel workbook (a sheet per dataset, and the dictionary)"),
+    "xpt": gettext_lazy("SAS XPORT version 5 (FDA)"),
+    "dta": gettext_lazy("Stata (.dta)"),
+    "sav": gettext_lazy("SPSS (.sav)"),
+    "rds": gettext_lazy("R (.rds, factors for coded values)"),
+    "odm": gettext_lazy("CDISC ODM 1.3.2 XML (metadata, data and audit records)"),
 }
 TABLE_FORMATS = ("csv", "xpt", "dta", "sav", "rds")
 
@@ -84,11 +84,15 @@ class ExportRequest:
     formats: tuple[str, ...] = ("csv",)
     profile: Profile = Profile.BLINDED
     as_of: dt.datetime | None = None
+    # The language of the labels, value labels and dictionary; SAS XPORT stays English.
+    language: str = "en"
 
     def __post_init__(self):
         unknown = set(self.formats) - set(FORMATS)
         if unknown or not self.formats:
             raise ValueError(f"unknown or no export format: {', '.join(sorted(unknown))}")
+        if self.language not in dict(settings.LANGUAGES):
+            raise ValueError(f"unknown export language: {self.language!r}")
         if (error := as_of_error(self.as_of)) is not None:
             raise ValueError(f"--as-of: {error}")
 
@@ -161,7 +165,15 @@ def steps(request: ExportRequest) -> int:
 
 def build(request: ExportRequest, destination: Path, *,
           progress: Progress | None = None) -> ExportResult:
-    """Write the export of ``request`` as a zip at ``destination`` and audit it."""
+    """Write the export of ``request`` as a zip at ``destination`` and audit it. Labels,
+    value labels and the data dictionary are in ``request.language`` (English unless asked),
+    whatever language the requester reads the pages in; SAS XPORT's are English (ASCII)."""
+    with translation.override(request.language):
+        return _build(request, destination, progress=progress)
+
+
+def _build(request: ExportRequest, destination: Path, *,
+           progress: Progress | None = None) -> ExportResult:
     progress = progress or (lambda done, total, label: None)
     total = steps(request)
     with tempfile.TemporaryDirectory(prefix="export-") as tmp:
@@ -185,7 +197,8 @@ def build(request: ExportRequest, destination: Path, *,
     audit_event(action=AuditAction.EXPORTED, user=request.user, detail={
         "formats": list(request.formats), "profile": str(request.profile),
         "as_of": request.as_of.isoformat() if request.as_of else None,
-        "data_cut": cut.isoformat(), "file": destination.name, "sha256": result.sha256,
+        "language": request.language, "data_cut": cut.isoformat(), "file": destination.name,
+        "sha256": result.sha256,
         "files": len(files), "rows": result.rows,
     })
     progress(total, total, "done")
@@ -251,6 +264,10 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
                       "sha256": _sha256(path)})
 
     writers = _table_writers(request.formats)
+    # SAS XPORT v5 holds ASCII labels only: its datasets are described in English.
+    if "xpt" in request.formats:
+        with translation.override("en"):
+            english = {d.name: d for d in _datasets(request)}
     for fmt in TABLE_FORMATS:
         if fmt in request.formats:
             (work / fmt).mkdir()
@@ -287,7 +304,8 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
                     # XPORT writes the long texts' further pieces to a companion file.
                     extra: list = []
                     options = {"files": extra} if fmt == "xpt" else {}
-                    record(relative, write(work / relative, dataset, table, stamp=stamp,
+                    described = english[dataset.name] if fmt == "xpt" else dataset
+                    record(relative, write(work / relative, described, table, stamp=stamp,
                                            **options))
                     for path, count in extra:
                         record(path.relative_to(work).as_posix(), count)
@@ -324,8 +342,8 @@ def _write_files(request, context, work: Path, stamp, progress: Progress, total:
     record("dictionary/data_dictionary.csv",
            csvfiles.write_codebook_csv(work / "dictionary/data_dictionary.csv", entries))
     (work / "dictionary/data_dictionary.html").write_text(
-        codebook.html(chosen, title=f"Data dictionary: {protocol.TRIAL_REGISTRY_ID} "
-                                    f"({PROFILE_LABELS[request.profile]})"),
+        codebook.html(chosen, title=gettext("Data dictionary: %(trial)s (%(profile)s)") % {
+            "trial": protocol.TRIAL_REGISTRY_ID, "profile": PROFILE_LABELS[request.profile]}),
         encoding="utf-8")
     record("dictionary/data_dictionary.html", len(entries))
     return files
@@ -385,6 +403,7 @@ def _manifest(request: ExportRequest, files: list[dict], cut, stamp,
             "formats": list(request.formats),
             "profile": str(request.profile),
             "as_of": request.as_of.isoformat() if request.as_of else None,
+            "language": request.language,
             "sites": sites,
         },
         "data_cut": cut.isoformat(),

@@ -31,7 +31,7 @@ def export_execute(run_pk: int) -> ExportRun:
     run.status, run.started_at = ExportStatus.RUNNING, timezone.now()
     run.save(update_fields=["status", "started_at"])
     request = package.ExportRequest(run.requested_by, tuple(run.formats), Profile(run.profile),
-                                    run.as_of)
+                                    run.as_of, run.language)
 
     def progress(done: int, total: int, label: str) -> None:
         cache.set(_progress_key(run.pk), (done, total, label), timeout=24 * 3600)

@@ -23,16 +23,16 @@ def export_run(run_pk: int) -> str:
 
 
 def export_start(*, user: User, formats: list[str], profile: Profile,
-                 as_of: dt.datetime | None = None) -> ExportRun:
+                 as_of: dt.datetime | None = None, language: str = "en") -> ExportRun:
     """Record an export request and queue it for a worker (after the commit)."""
     if not may_export(user, profile):
         raise PermissionDenied(gettext("Your role does not allow this export."))
     if (error := package.as_of_error(as_of)) is not None:
         raise ValidationError({"as_of": error})
-    request = package.ExportRequest(user, tuple(formats), profile, as_of)
+    request = package.ExportRequest(user, tuple(formats), profile, as_of, language)
     run = ExportRun.objects.create(
         requested_by=user, formats=list(request.formats), profile=str(profile), as_of=as_of,
-        steps=package.steps(request),
+        language=language, steps=package.steps(request),
     )
     transaction.on_commit(lambda: export_run.delay(run.pk))
     return run

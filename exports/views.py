@@ -4,6 +4,7 @@ downloads the zip; the data dictionary as a page."""
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -44,6 +45,13 @@ class ExportForm(forms.Form):
                     "(your time zone). Empty: the data as they are now."),
     )
 
+    language = forms.ChoiceField(
+        label=_("Language of labels and dictionary"), choices=settings.LANGUAGES, initial="en",
+        widget=forms.RadioSelect, required=False,
+        help_text=_("Variable labels, value labels and the data dictionary. English is what "
+                    "statisticians and CDISC expect; SAS XPORT files stay English (ASCII)."),
+    )
+
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         allowed = profiles_for(user)
@@ -72,7 +80,8 @@ def exports(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             run = export_start(user=request.user, formats=form.cleaned_data["formats"],
                                profile=Profile(form.cleaned_data["profile"]),
-                               as_of=form.cleaned_data["as_of"])
+                               as_of=form.cleaned_data["as_of"],
+                               language=form.cleaned_data["language"] or "en")
             return redirect("exports:detail", pk=run.pk)
         status = 400
     runs = ExportRun.objects.filter(requested_by=request.user).readable()[:20]

@@ -25,7 +25,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
+from edc.i18n import Joined, Text
 from edc.models import User
 from edc.notifications import Item, Outcome, notify
 from edc.roles import Role
@@ -78,15 +80,22 @@ def _local(moment: dt.datetime, ae: AdverseEvent) -> str:
     return f"{moment.astimezone(site.zone):%Y-%m-%d %H:%M} ({site.time_zone})"
 
 
-def _sae_line(ae: AdverseEvent) -> str:
+def _sae_line(ae: AdverseEvent) -> Text:
+    """The event in the reader's language (``edc.i18n.Text``): seriousness criteria by their
+    labels, times in the site's zone."""
     subject = ae.subject
-    aware = _local(ae.site_aware_at, ae) if ae.site_aware_at else "not entered yet"
-    criteria = ", ".join(name.removeprefix("serious_").replace("_", " ")
-                         for name in ae.serious_criteria()) or "not ticked yet"
-    return (f"{subject.site.code} {subject}: {ae.term or 'adverse event'}"
-            f"{f', CTCAE grade {ae.ctcae_grade}' if ae.ctcae_grade else ''}; "
-            f"seriousness: {criteria}; site aware {aware}; "
-            f"report due by {_local(sae_deadline(ae), ae)}")
+    aware = (_local(ae.site_aware_at, ae) if ae.site_aware_at
+             else Text(gettext_noop("not entered yet")))
+    criteria = (Joined(", ", [AdverseEvent._meta.get_field(name).verbose_name
+                              for name in ae.serious_criteria()])
+                if ae.serious_criteria() else Text(gettext_noop("not ticked yet")))
+    grade = (Text(gettext_noop(", CTCAE grade %(grade)s"), grade=ae.ctcae_grade)
+             if ae.ctcae_grade else "")
+    return Text(gettext_noop("%(site)s %(subject)s: %(term)s%(grade)s; seriousness: "
+                             "%(criteria)s; site aware %(aware)s; report due by %(due)s"),
+                site=subject.site.code, subject=subject,
+                term=ae.term or Text(gettext_noop("adverse event")), grade=grade,
+                criteria=criteria, aware=aware, due=_local(sae_deadline(ae), ae))
 
 
 def _sae_link(ae: AdverseEvent) -> str:
@@ -96,9 +105,10 @@ def _sae_link(ae: AdverseEvent) -> str:
 def _sae_initial(ae: AdverseEvent, *, outcome: Outcome, data_managers: list[User],
                  now: dt.datetime, dry_run: bool) -> None:
     item = Item(kind=SAE_INITIAL, key=f"{SAE_INITIAL}:{ae.pk}", line=_sae_line(ae))
-    title = f"Serious adverse event at {ae.subject.site.code}: {ae.subject}"
-    intro = "A serious adverse event was recorded. The report is due within 24 hours of the " \
-            "site becoming aware of it."
+    title = Text(gettext_noop("Serious adverse event at %(site)s: %(subject)s"),
+                 site=ae.subject.site.code, subject=ae.subject)
+    intro = Text(gettext_noop("A serious adverse event was recorded. The report is due within "
+                              "24 hours of the site becoming aware of it."))
     common = {"outcome": outcome, "items": [item], "title": title, "intro": intro,
               "link": _sae_link(ae), "now": now, "dry_run": dry_run}
     if settings.SPONSOR_CONTACT_EMAIL:
@@ -153,16 +163,20 @@ def sae_reminders_send(*, now: dt.datetime, dry_run: bool = False) -> Outcome:
             item = Item(kind=SAE_REMINDER, key=f"{SAE_REMINDER}:{ae.pk}:{bucket}h",
                         line=_sae_line(ae))
             recipients = site_users.get(ae.subject.site_id, [])
-            title = f"SAE report due in less than {bucket} hours: {ae.subject}"
-            intro = "Complete the adverse event form to submit the serious adverse event report."
+            title = Text(gettext_noop("SAE report due in less than %(hours)s hours: "
+                                      "%(subject)s"), hours=bucket, subject=ae.subject)
+            intro = Text(gettext_noop("Complete the adverse event form to submit the serious "
+                                      "adverse event report."))
         else:
             day = int(-hours_left // 24)
             item = Item(kind=SAE_ESCALATION, key=f"{SAE_ESCALATION}:{ae.pk}:{day}",
                         line=_sae_line(ae))
             recipients = data_managers
-            title = f"SAE report overdue: {ae.subject} at {ae.subject.site.code}"
-            intro = "The 24-hour deadline for this serious adverse event report has passed " \
-                    "and the report is not submitted. Follow up with the site."
+            title = Text(gettext_noop("SAE report overdue: %(subject)s at %(site)s"),
+                         subject=ae.subject, site=ae.subject.site.code)
+            intro = Text(gettext_noop("The 24-hour deadline for this serious adverse event "
+                                      "report has passed and the report is not submitted. "
+                                      "Follow up with the site."))
         for user in recipients:
             notify(outcome=outcome, items=[item], user=user, title=title, intro=intro,
                    link=_sae_link(ae), now=now, dry_run=dry_run)
@@ -172,12 +186,15 @@ def sae_reminders_send(*, now: dt.datetime, dry_run: bool = False) -> Outcome:
 # --- Query ageing ------------------------------------------------------------------------------
 
 
-def _query_line(query: Query, since: dt.datetime, what: str, now: dt.datetime) -> str:
+def _query_line(query: Query, since: dt.datetime, what: Text, now: dt.datetime) -> Text:
     site = query.subject.site
     where = f"{query.crf_code or 'visit'}.{query.field_name}"
-    visit = f" at {query.visit.code}" if query.visit_id else ""
-    return (f"{site.code} {query.subject}{visit}, {where}: {what} "
-            f"{(now - since).days} days (since {schedule.local_date(since, site.zone)})")
+    visit = (Text(gettext_noop(" at %(visit)s"), visit=query.visit.code) if query.visit_id
+             else "")
+    return Text(gettext_noop("%(site)s %(subject)s%(visit)s, %(where)s: %(what)s %(days)s days "
+                             "(since %(since)s)"),
+                site=site.code, subject=query.subject, visit=visit, where=where, what=what,
+                days=(now - since).days, since=schedule.local_date(since, site.zone))
 
 
 def query_reminders_send(*, now: dt.datetime, dry_run: bool = False) -> Outcome:
@@ -200,7 +217,8 @@ def query_reminders_send(*, now: dt.datetime, dry_run: bool = False) -> Outcome:
         if query.status == QueryStatus.OPEN:
             round_ = (now - query.raised_at).days // open_after
             item = Item(kind=QUERY_OPEN, key=f"{QUERY_OPEN}:{query.pk}:{round_}",
-                        line=_query_line(query, query.raised_at, "open for", now))
+                        line=_query_line(query, query.raised_at,
+                                         Text(gettext_noop("open for")), now))
             for user in site_users.get(query.subject.site_id, []):
                 per_user[user][QUERY_OPEN].append(item)
         else:
@@ -208,7 +226,8 @@ def query_reminders_send(*, now: dt.datetime, dry_run: bool = False) -> Outcome:
             answered = f"{query.answered_at:%Y%m%d%H%M%S}"
             item = Item(kind=QUERY_ANSWERED,
                         key=f"{QUERY_ANSWERED}:{query.pk}:{answered}:{round_}",
-                        line=_query_line(query, query.answered_at, "answered, waiting", now))
+                        line=_query_line(query, query.answered_at,
+                                         Text(gettext_noop("answered, waiting")), now))
             raisers = ([query.raised_by] if query.raised_by and query.raised_by.is_active
                        else data_managers)
             for user in raisers:
@@ -217,13 +236,17 @@ def query_reminders_send(*, now: dt.datetime, dry_run: bool = False) -> Outcome:
     for user, kinds in per_user.items():
         if kinds[QUERY_OPEN]:
             notify(outcome=outcome, items=kinds[QUERY_OPEN], user=user, link=link, now=now,
-                   dry_run=dry_run, title=f"Open queries to answer: {len(kinds[QUERY_OPEN])}",
-                   intro=f"These queries at your site have been open for more than "
-                         f"{open_after} days.")
+                   dry_run=dry_run,
+                   title=Text(gettext_noop("Open queries to answer: %(count)s"),
+                              count=len(kinds[QUERY_OPEN])),
+                   intro=Text(gettext_noop("These queries at your site have been open for "
+                                           "more than %(days)s days."), days=open_after))
         if kinds[QUERY_ANSWERED]:
             notify(outcome=outcome, items=kinds[QUERY_ANSWERED], user=user, link=link,
                    now=now, dry_run=dry_run,
-                   title=f"Answered queries to review: {len(kinds[QUERY_ANSWERED])}",
-                   intro=f"The site answered these queries more than {answered_after} days "
-                         f"ago: close them or query again.")
+                   title=Text(gettext_noop("Answered queries to review: %(count)s"),
+                              count=len(kinds[QUERY_ANSWERED])),
+                   intro=Text(gettext_noop("The site answered these queries more than "
+                                           "%(days)s days ago: close them or query again."),
+                              days=answered_after))
     return outcome

@@ -1,6 +1,7 @@
 import uuid
 
 import pytest
+from django.utils import translation
 
 from edc.roles import Role
 from tests.factories import SiteFactory, UserFactory
@@ -67,3 +68,12 @@ def verified_login(client, user) -> None:
     request.user = user
     otp_login(request, device)
     request.session.save()
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request leaves its reader's language active in the test's thread (LocaleMiddleware,
+    the account's language): every test starts, and ends, in the default language."""
+    translation.deactivate()
+    yield
+    translation.deactivate()

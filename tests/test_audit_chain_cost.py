@@ -187,6 +187,11 @@ def test_a_migrated_head_continues_the_existing_chain(site):
     MigrationExecutor(connection).migrate([chain_tip])
     MigrationExecutor(connection).migrate(latest, fake=True)
     audit.audit_install()  # post_migrate
+    assert head(SITE_TABLE) == (tip.sequence, tip.row_hash)
+    # Then every later migration, so that the tests after this one find the whole schema.
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    audit.audit_install()
 
     assert head(SITE_TABLE) == (tip.sequence, tip.row_hash)
     assert head("edc_auditevent") == (0, audit.GENESIS_HASH)  # no events yet: still at genesis

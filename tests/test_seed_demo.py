@@ -6,9 +6,10 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from edc.models import Site, User
+from edc.roles import Role
 from forms.models import CRF_MODELS, AdverseEvent
 from forms.models.base import SDVStatus
 from forms.models.signoff import Lock, LockScope, Signature
@@ -63,7 +64,25 @@ def test_every_seeded_user_logs_in_and_sees_their_home_page(client, db, capsys, 
         )
         assert response.redirect_chain[-1][0] == reverse("home"), username
         assert response.status_code == 200
-        assert str(role.label) in response.content.decode()
+        # Each in their own language (the site people in Chinese, the others in English).
+        with translation.override(User.objects.get(username=username).language):
+            assert str(role.label) in response.content.decode()
+
+
+def test_site_people_read_the_demo_in_chinese_and_the_others_in_english(client, db,
+                                                                       small_demo):
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    site_roles = {Role.SITE_STAFF, Role.INVESTIGATOR}
+    for user in User.objects.all():
+        assert user.language == ("zh-hans" if user.role in site_roles else "en"), user
+    assert User.objects.filter(role=Role.SITE_STAFF).count() >= 3
+    client.post(reverse("login"), {"username": "nurse", "password": demo_password("nurse")})
+    page = client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert '<html lang="zh-hans">' in page
+    client.post(reverse("logout"))
+    client.post(reverse("login"), {"username": "monitor", "password": demo_password("monitor")})
+    page = client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    assert '<html lang="en">' in page
 
 
 def test_the_demo_trial_shows_every_state_to_the_demo_users_of_its_sites(client, db):

@@ -221,7 +221,8 @@ class SubjectIdentity(models.Model):
     """Direct identifiers, kept apart from clinical data: visible only to staff of the subject's
     site, never exported. Clinical data are keyed by screening number and subject ID."""
 
-    subject = models.OneToOneField(Subject, on_delete=models.PROTECT, related_name="identity")
+    subject = models.OneToOneField(Subject, on_delete=models.PROTECT, related_name="identity",
+                                   verbose_name=_("subject"))
     full_name = models.CharField(_("full name"), max_length=200)
     hospital_record_number = models.CharField(_("hospital record number"), max_length=50,
                                               blank=True)
@@ -242,7 +243,8 @@ class RandomizationSlot(models.Model):
     """One row of the randomization list. The arm lives here and nowhere else: blinded pages,
     exports and e-mails never read this table."""
 
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+",
+                             verbose_name=_("site"))
     stratum = models.CharField(_("NIHSS stratum"), max_length=10)
     sequence = models.PositiveIntegerField(_("sequence in stratum"))
     block_number = models.PositiveIntegerField(_("block"))
@@ -255,7 +257,8 @@ class RandomizationSlot(models.Model):
     kit_3 = models.CharField(_("kit for infusion 3"), max_length=20, unique=True)
     list_name = models.CharField(_("list"), max_length=100)
     subject = models.OneToOneField(
-        Subject, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        Subject, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("subject"),
     )
     allocated_at = models.DateTimeField(_("allocated"), null=True, blank=True)
 
@@ -286,7 +289,8 @@ class RandomizationSlot(models.Model):
 class KitAssignment(models.Model):
     """The kit to give at each infusion: what blinded site staff see (no arm)."""
 
-    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="kits")
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="kits",
+                                verbose_name=_("subject"))
     infusion_number = models.PositiveSmallIntegerField(_("infusion"))
     kit_number = models.CharField(_("kit number"), max_length=20, unique=True)
 
@@ -306,8 +310,10 @@ class KitAssignment(models.Model):
 class Unblinding(models.Model):
     """An emergency unblinding of one subject by an investigator, with the reason."""
 
-    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="unblindings")
-    user = models.ForeignKey("edc.User", on_delete=models.PROTECT, related_name="+")
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="unblindings",
+                                verbose_name=_("subject"))
+    user = models.ForeignKey("edc.User", on_delete=models.PROTECT, related_name="+",
+                             verbose_name=_("user"))
     reason = bounded_text(_("reason"), bounds.REASON)
     unblinded_at = models.DateTimeField(_("unblinded at"))
 

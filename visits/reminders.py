@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Prefetch, Q
 from django.urls import reverse
+from django.utils.translation import gettext_noop
 
+from edc.i18n import Joined, Text
 from edc.models import Site, User
 from edc.notifications import Item, Outcome, notify
 from edc.roles import Role
@@ -40,17 +42,25 @@ class VisitReminder:
 
     @property
     def label(self) -> str:
+        """The reminder's word for the visit's state (a message id: ``line`` renders it in
+        the reader's language)."""
         if self.status == schedule.VisitStatus.OVERDUE:
-            return "overdue"
+            return gettext_noop("overdue")
         if self.closing:
-            return "last day" if self.visit.window_end == self.today else "window closing"
-        return "due"
+            return (gettext_noop("last day") if self.visit.window_end == self.today
+                    else gettext_noop("window closing"))
+        return gettext_noop("due")
 
-    def line(self) -> str:
+    def line(self) -> Text:
+        """The visit in the reader's language (``edc.i18n.Text``)."""
         visit = self.visit
-        window = (f"window {visit.window_start:%Y-%m-%d} to {visit.window_end:%Y-%m-%d}"
-                  if visit.window_end else "no window")
-        return f"{visit.subject.site.code} {visit.subject}: {visit.label} {self.label} ({window})"
+        window = (Text(gettext_noop("window %(start)s to %(end)s"),
+                       start=f"{visit.window_start:%Y-%m-%d}", end=f"{visit.window_end:%Y-%m-%d}")
+                  if visit.window_end else Text(gettext_noop("no window")))
+        return Text(gettext_noop("%(site)s %(subject)s: %(visit)s %(status)s (%(window)s)"),
+                    site=visit.subject.site.code, subject=visit.subject,
+                    visit=lambda: visit.label,
+                    status=Text(self.label), window=window)
 
 
 def visits_to_remind(*, now: dt.datetime) -> list[VisitReminder]:
@@ -106,13 +116,15 @@ def visit_reminders_send(*, now: dt.datetime, dry_run: bool = False) -> Outcome:
         item = Item(
             kind=VISIT_DIGEST,
             key=f"{VISIT_DIGEST}:{user.pk}:{local_day:%Y-%m-%d}",
-            line="\n- ".join(r.line() for r in mine),
+            line=Joined("\n- ", [r.line() for r in mine]),
         )
         notify(
             outcome=outcome, items=[item], user=user, dry_run=dry_run, now=now,
-            title=f"Visits to do: {len(mine)} ({overdue} overdue) on {local_day:%Y-%m-%d}",
-            intro="These visits at your site are due, close their window soon or are overdue. "
-                  "Enter the visit date, or record that the visit did not take place.",
+            title=Text(gettext_noop("Visits to do: %(count)s (%(overdue)s overdue) on %(day)s"),
+                       count=len(mine), overdue=overdue, day=f"{local_day:%Y-%m-%d}"),
+            intro=Text(gettext_noop("These visits at your site are due, close their window soon "
+                                    "or are overdue. Enter the visit date, or record that the "
+                                    "visit did not take place.")),
             link=reverse("home"),
         )
     return outcome

@@ -3,6 +3,7 @@ emergency unblinding. Views parse and render; ``visits.services`` writes."""
 
 import datetime as dt
 from collections import Counter
+from functools import partial
 
 from django import forms
 from django.conf import settings
@@ -13,11 +14,12 @@ from django.core.validators import MinValueValidator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from edc import bounds, protocol
+from edc.i18n import reader_language
 from edc.models import Site, User
 from edc.roles import Action, Role, can, scope_to_user
 from edc.services import Prompt, mail_send, password_confirms
@@ -129,7 +131,9 @@ def screening_log(request: HttpRequest) -> HttpResponse:
     return render(request, "visits/screening_log.html", {
         "subjects": subjects, "form": form,
         "failure_counts": sorted(failures.items()),
-        "site_counts": sorted(by_site.items()),
+        # The status by its label, in the reader's language.
+        "site_counts": [((site, SubjectStatus(status).label), n)
+                        for (site, status), n in sorted(by_site.items())],
     }, status=400 if form is not None and form.errors else 200)
 
 
@@ -259,22 +263,26 @@ def unblind(request: HttpRequest, subject_pk: int) -> HttpResponse:
 
 def _notify_unblinding(subject: Subject, user: User, reason: str) -> None:
     """Tell the data managers and the sponsor contact, after commit, without the arm."""
-    recipients = list(User.objects.filter(role=Role.DATA_MANAGER, is_active=True)
-                      .exclude(email="").values_list("email", flat=True))
+    # One mail per reader language: each recipient reads it in their own, not the
+    # investigator's (the sponsor's address in the site default, LANGUAGE_CODE).
+    by_language: dict[str, list[str]] = {}
+    for manager in User.objects.filter(role=Role.DATA_MANAGER, is_active=True).exclude(email=""):
+        by_language.setdefault(reader_language(manager), []).append(manager.email)
     if settings.SPONSOR_CONTACT_EMAIL:
-        recipients.append(settings.SPONSOR_CONTACT_EMAIL)
-    if not recipients:
-        return
+        by_language.setdefault(settings.LANGUAGE_CODE, []).append(settings.SPONSOR_CONTACT_EMAIL)
     when = timezone.localtime(timezone.now(), subject.site.zone)
-    body = _(
-        "The blind was broken for subject %(subject)s at site %(site)s by %(user)s on "
-        "%(when)s (site time).\n\nReason given: %(reason)s\n\nThe allocation is not included "
-        "in this message."
-    ) % {"subject": subject.subject_id, "site": subject.site.code,
-         "user": user.printed_name, "when": when.strftime("%Y-%m-%d %H:%M"), "reason": reason}
-    subject_line = _("Emergency unblinding: subject %(subject)s") % {
-        "subject": subject.subject_id}
-    transaction.on_commit(lambda: mail_send(subject=subject_line, body=body,
-                                            recipients=recipients))
+    params = {"subject": subject.subject_id, "site": subject.site.code,
+              "user": user.printed_name, "when": when.strftime("%Y-%m-%d %H:%M"),
+              "reason": reason}
+    for language, recipients in by_language.items():
+        with translation.override(language):
+            body = _(
+                "The blind was broken for subject %(subject)s at site %(site)s by %(user)s on "
+                "%(when)s (site time).\n\nReason given: %(reason)s\n\nThe allocation is not "
+                "included in this message."
+            ) % params
+            subject_line = _("Emergency unblinding: subject %(subject)s") % params
+        transaction.on_commit(partial(mail_send, subject=subject_line, body=body,
+                                      recipients=recipients))
 
 

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from edc import protocol
 from edc.history import audited_save
@@ -170,8 +171,8 @@ def eligibility_confirm(
         # Saved by someone who may not confirm: it awaits an investigator again.
         checklist.confirmed_by = None
         checklist.confirmed_at = None
-    audited_save(checklist, user=user, reason=_("Eligibility derived from entered data"),
-                 clean=False)
+    audited_save(checklist, user=user,
+                 reason=gettext_noop("Eligibility derived from entered data"), clean=False)
     return checklist
 
 

@@ -213,7 +213,7 @@ def crf_edit(request: HttpRequest, subject_pk: int, crf_code: str,
         "crf_label": protocol.crf(crf_code).label, "crf_code": crf_code,
         "slot_label": slot_label(crf_code, slot or ""),
         "can_enter": can_enter, "conflict": conflict, "differing": differing,
-        "derived": [(n, model._meta.get_field(n).verbose_name, getattr(crf, n),
+        "derived": [(n, model._meta.get_field(n).verbose_name, _derived_shown(crf, n),
                      model.units.get(n, "")) for n in model.derived_items
                     if n not in ("ranges_used", "derived", "contradictions")],
         **query_context(request.user, subject, crf, crf_code),
@@ -310,3 +310,11 @@ def visit_update(request: HttpRequest, subject_pk: int, visit_pk: int) -> HttpRe
         "subject": subject, "visit": visit, "form": form, "can_enter": can_enter,
         **query_context(request.user, subject, visit, "visit"),
     }, status=400 if form.errors else 200)
+
+
+def _derived_shown(crf, name: str):
+    """A computed item as the page shows it: a coded one (a lab flag) by its label."""
+    value = getattr(crf, name)
+    if crf._meta.get_field(name).choices and value not in (None, ""):
+        return getattr(crf, f"get_{name}_display")()
+    return value

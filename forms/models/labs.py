@@ -8,6 +8,8 @@ from decimal import ROUND_CEILING, Decimal
 
 from django.db import models
 from django.db.models import Q
+from django.utils.functional import lazy
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -110,8 +112,13 @@ def _value_field(analyte: Analyte) -> models.DecimalField:
                                blank=True)
 
 
+def _flag_label(code: str) -> str:
+    return gettext("%(analyte)s flag") % {"analyte": code}
+
+
 def _flag_field(analyte: Analyte) -> models.CharField:
-    return models.CharField(_("%(analyte)s flag") % {"analyte": analyte.code.upper()},
+    # Translated when read (the reader's language), not once at import.
+    return models.CharField(lazy(_flag_label, str)(analyte.code.upper()),
                             max_length=6, choices=LabFlag.choices, blank=True)
 
 

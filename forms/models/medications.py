@@ -10,8 +10,19 @@ from forms import derivations
 from forms.derivations import to_decimal
 from forms.models.base import CRF
 
+# The drugs of ``derivations.PREDNISONE_EQUIVALENT_MG`` by name, in the reader's language.
+CORTICOSTEROID_NAMES = {
+    "prednisone": _("Prednisone"),
+    "prednisolone": _("Prednisolone"),
+    "methylprednisolone": _("Methylprednisolone"),
+    "triamcinolone": _("Triamcinolone"),
+    "hydrocortisone": _("Hydrocortisone"),
+    "cortisone": _("Cortisone"),
+    "dexamethasone": _("Dexamethasone"),
+    "betamethasone": _("Betamethasone"),
+}
 CORTICOSTEROID_CHOICES = [("", _("Not a systemic corticosteroid"))] + [
-    (name, name.capitalize()) for name in derivations.PREDNISONE_EQUIVALENT_MG
+    (name, CORTICOSTEROID_NAMES[name]) for name in derivations.PREDNISONE_EQUIVALENT_MG
 ]
 
 
@@ -52,6 +63,12 @@ class ConcomitantMedication(CRF):
         verbose_name = _("concomitant medication")
         verbose_name_plural = _("concomitant medications")
         ordering = ["start_date", "pk"]
+
+    def __str__(self) -> str:
+        text = self.medication or str(_("Concomitant medication"))
+        if self.start_date:
+            text += " " + str(_("from %(date)s")) % {"date": self.start_date.isoformat()}
+        return text
 
     def prednisone_equivalent_exact(self) -> float | None:
         """The daily prednisone-equivalent dose computed from the dose as entered (exact

@@ -2,6 +2,7 @@
 (untestable) is stored as UN and counts 0."""
 
 from django.db import models
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from edc import bounds
@@ -59,7 +60,9 @@ FIELD_TO_ITEM = {field: code for code, (field, _text, _m) in NIHSS_ITEM_TEXT.ite
 
 def _item_field(code: str) -> models.CharField:
     _field, text, meanings = NIHSS_ITEM_TEXT[code]
-    choices = [(str(score), f"{score} — {meaning}") for score, meaning in enumerate(meanings)]
+    # format_lazy: the meaning is read in the reader's language, not once at import.
+    choices = [(str(score), format_lazy("{} — {}", score, meaning))
+               for score, meaning in enumerate(meanings)]
     if code in derivations.NIHSS_UN_ALLOWED:
         choices.append((UN, UN_LABEL))
     return models.CharField(text, max_length=2, choices=choices, blank=True)

@@ -13,6 +13,7 @@ from simple_history.models import HistoricalRecords
 
 from edc import bounds
 from edc.bounds import bounded_text, length_checks
+from edc.i18n import shown, shown_for
 from edc.sources import SourcedHistory
 from visits.models import Subject, Visit
 
@@ -138,6 +139,13 @@ class Query(models.Model):
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 
+    @property
+    def shown_text(self) -> str:
+        """The question in the reader's language when an edit check wrote it (stored
+        language-neutral, ``edc.i18n``): the check's message rendered for the reader while
+        the stored text is still that message; a person's question as they typed it."""
+        return shown_for(self.check_code, self.text) if self.is_system else self.text
+
 
 class QueryMessage(models.Model):
     """One step of a query's conversation. Only ever added, never edited."""
@@ -163,3 +171,13 @@ class QueryMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def shown_text(self) -> str:
+        """The text in the reader's language when the system wrote it (no author): the
+        question an edit check raised reads as its query's (``Query.shown_text``)."""
+        if self.author_id is not None:
+            return self.text
+        if self.kind == MessageKind.RAISED and self.text == self.query.text:
+            return self.query.shown_text
+        return shown(self.text)

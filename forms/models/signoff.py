@@ -18,19 +18,20 @@ from visits.models import Subject, Visit
 
 
 class Signature(models.Model):
-    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="signatures")
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="signatures",
+                                verbose_name=gettext_lazy("subject"))
     visit = models.ForeignKey(
         Visit, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        help_text=gettext_lazy("Empty: the whole casebook."),
+        verbose_name=gettext_lazy("visit"), help_text=gettext_lazy("Empty: the whole casebook."),
     )
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                               related_name="+")
+                               related_name="+", verbose_name=gettext_lazy("signer"))
     printed_name = models.CharField(gettext_lazy("printed name"), max_length=200)
     meaning = bounded_text(gettext_lazy("meaning of the signature"), bounds.DESCRIPTION)
     signed_at = models.DateTimeField(gettext_lazy("signed at"))
     fingerprint = models.CharField(gettext_lazy("fingerprint of the signed data"), max_length=64)
     is_broken = models.BooleanField(gettext_lazy("broken by a later change"), default=False)
-    broken_at = models.DateTimeField(null=True, blank=True)
+    broken_at = models.DateTimeField(gettext_lazy("broken at"), null=True, blank=True)
     broken_reason = bounded_text(gettext_lazy("why the signature was broken"), bounds.REASON,
                                  blank=True)
 
@@ -62,21 +63,23 @@ class LockScope(models.TextChoices):
 class Lock(models.Model):
     scope = models.CharField(gettext_lazy("scope"), max_length=10, choices=LockScope.choices)
     site = models.ForeignKey(Site, on_delete=models.PROTECT, null=True, blank=True,
-                             related_name="+")
+                             related_name="+", verbose_name=gettext_lazy("site"))
     subject = models.ForeignKey(Subject, on_delete=models.PROTECT, null=True, blank=True,
-                                related_name="+")
+                                related_name="+", verbose_name=gettext_lazy("subject"))
     visit = models.ForeignKey(Visit, on_delete=models.PROTECT, null=True, blank=True,
-                              related_name="+")
+                              related_name="+", verbose_name=gettext_lazy("visit"))
     content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, null=True,
-                                     blank=True)
-    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+                                     blank=True, verbose_name=gettext_lazy("form type"))
+    object_id = models.PositiveBigIntegerField(gettext_lazy("form record id"), null=True,
+                                               blank=True)
     form = GenericForeignKey("content_type", "object_id")
     locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                                  related_name="+")
+                                  related_name="+", verbose_name=gettext_lazy("locked by"))
     locked_at = models.DateTimeField(gettext_lazy("locked at"))
     reason = bounded_text(gettext_lazy("reason"), bounds.REASON, blank=True)
     unlocked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                                    null=True, blank=True, related_name="+")
+                                    null=True, blank=True, related_name="+",
+                                    verbose_name=gettext_lazy("unlocked by"))
     unlocked_at = models.DateTimeField(gettext_lazy("unlocked at"), null=True, blank=True)
     unlock_reason = bounded_text(gettext_lazy("reason for unlocking"), bounds.REASON,
                                  blank=True)

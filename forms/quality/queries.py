@@ -16,9 +16,11 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from edc.audit import AuditAction, audit_event
 from edc.history import SYSTEM, audited_save
+from edc.i18n import neutral
 from edc.models import User
 from edc.roles import Action, can, scope_to_user
 from edc.validation import field_values
@@ -113,7 +115,7 @@ def query_raise(*, target: CRF | Visit, field_name: str, text: str, user: User) 
         object_id=target.pk, field_name=field_name, crf_code=crf_code, visit=visit,
         text=text, raised_by=user, raised_at=now,
     )
-    audited_save(query, user=user, reason=str(MessageKind.RAISED.label), exclude=_LINKS,
+    audited_save(query, user=user, reason=neutral(MessageKind.RAISED.label), exclude=_LINKS,
                  constraints="all")
     _message(query, MessageKind.RAISED, text, user, now)
     audit_event(action=AuditAction.QUERY_RAISED, user=user, obj=query, subject=subject,
@@ -135,7 +137,7 @@ def query_answer(*, query: Query, text: str, user: User) -> Query:
     now = timezone.now()
     query.status = QueryStatus.ANSWERED
     query.answered_at = now
-    audited_save(query, user=user, reason=str(MessageKind.ANSWERED.label), exclude=_LINKS,
+    audited_save(query, user=user, reason=neutral(MessageKind.ANSWERED.label), exclude=_LINKS,
                  stored=stored)
     _message(query, MessageKind.ANSWERED, text, user, now)
     audit_event(action=AuditAction.QUERY_ANSWERED, user=user, obj=query, subject=query.subject)
@@ -152,7 +154,7 @@ def query_requery(*, query: Query, text: str, user: User) -> Query:
     _require_status(query, (QueryStatus.ANSWERED,), gettext("re-queried"))
     text = _required_text(text)
     query.status = QueryStatus.OPEN
-    audited_save(query, user=user, reason=str(MessageKind.REQUERIED.label), exclude=_LINKS,
+    audited_save(query, user=user, reason=neutral(MessageKind.REQUERIED.label), exclude=_LINKS,
                  stored=stored)
     _message(query, MessageKind.REQUERIED, text, user, timezone.now())
     audit_event(action=AuditAction.QUERY_REQUERIED, user=user, obj=query, subject=query.subject)
@@ -166,7 +168,7 @@ def _end(query: Query, *, status: str, resolution: str, kind: str, text: str,
     query.resolution = resolution
     query.closed_at = now
     query.closed_by = user
-    audited_save(query, user=user or SYSTEM, reason=str(MessageKind(kind).label),
+    audited_save(query, user=user or SYSTEM, reason=neutral(MessageKind(kind).label),
                  exclude=_LINKS, stored=stored)
     _message(query, kind, text, user, now)
     return query
@@ -242,7 +244,7 @@ def query_open_system(
     # The unique constraint is left to the insert: only the database sees a concurrent run.
     # The subject, content type and visit are the saved target's own: not read again.
     try:
-        audited_save(query, user=SYSTEM, reason=str(MessageKind.RAISED.label),
+        audited_save(query, user=SYSTEM, reason=neutral(MessageKind.RAISED.label),
                      exclude=["subject", "content_type", "visit"], constraints="database",
                      savepoint=True)
     except IntegrityError:
@@ -262,7 +264,7 @@ def query_close_system(*, query: Query) -> Query:
         raise ValidationError(gettext("Only a query raised by an edit check closes itself."))
     _require_status(query, ACTIVE_STATUSES, gettext("closed"))
     query = _end(query, status=QueryStatus.CLOSED, resolution=Resolution.RESOLVED_BY_DATA_CHANGE,
-                 kind=MessageKind.AUTO_CLOSED, text=gettext("Resolved by data change."),
+                 kind=MessageKind.AUTO_CLOSED, text=neutral(_("Resolved by data change.")),
                  user=None, stored=field_values(query))
     audit_event(action=AuditAction.QUERY_AUTO_CLOSED, obj=query, subject=query.subject,
                 detail={"check": query.check_code})

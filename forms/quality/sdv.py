@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from edc.audit import AuditAction, audit_event
 from edc.history import audited_save
@@ -58,7 +59,7 @@ def crf_verify(*, crf: CRF, user: User, fields: list[str] | None = None) -> CRF:
         current.verified_fields = current.verified_fields | dict.fromkeys(fields, stamp)
     # Only the verification changes: the form's other links and items are the stored row's,
     # validated when they were saved; the verifier is the user acting.
-    audited_save(current, user=user, reason=_("Source data verified"), stored=stored,
+    audited_save(current, user=user, reason=gettext_noop("Source data verified"), stored=stored,
                  exclude=["verified_by"])
     audit_event(action=AuditAction.SOURCE_VERIFIED, user=user, obj=current, subject=subject,
                 detail={"form": model.crf_code, "items": fields})

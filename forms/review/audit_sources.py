@@ -13,6 +13,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from edc import protocol
+from edc.i18n import shown
 from edc.models import User
 from edc.roles import Action, can
 from forms.models import CRF_MODELS, Query, QueryMessage
@@ -114,6 +115,11 @@ class AuditRow:
     subject_pk: int
     record_pk: int
     time_zone: str  # the subject's site zone, for display
+
+    @property
+    def reason_shown(self) -> str:
+        """The reason in the reader's language when the system wrote it (``edc.i18n``)."""
+        return shown(self.reason)
 
     @property
     def action_label(self) -> str:

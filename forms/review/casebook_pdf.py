@@ -138,10 +138,12 @@ def _record_table(record, zone) -> Table:
 
 
 def _record_block(record, zone) -> list:
+    # The messages are looked up outside the f-strings: xgettext does not read f-strings.
+    sdv, not_done = _("SDV"), _("Form not done")
     status = (f"{record.get_status_display()} · v{record.version} · "
-              f"{_('SDV')}: {record.get_sdv_status_display()}")
+              f"{sdv}: {record.get_sdv_status_display()}")
     if record.not_done_reason:
-        status += f" · {_('Form not done')}: {record.get_not_done_reason_display()}"
+        status += f" · {not_done}: {record.get_not_done_reason_display()}"
     title = str(record._meta.verbose_name)
     if record.slot_item:
         title += f" · {getattr(record, f'get_{record.slot_item}_display')()}"
@@ -158,18 +160,21 @@ def casebook_pdf(*, subject: Subject, audit: list) -> bytes:
         author=protocol.TRIAL_REGISTRY_ID, subject=protocol.TRIAL_REGISTRY_ID,
     )
     generated = timezone.localtime(timezone.now(), zone).strftime("%Y-%m-%d %H:%M %Z")
+    casebook, site, status, made = _("Casebook"), _("Site"), _("Status"), _("Generated")
     story: list = [
-        _p(f"{protocol.TRIAL_REGISTRY_ID} — {_('Casebook')} {subject.label}", H1),
-        _p(f"{_('Site')}: {subject.site} · {_('Status')}: {subject.get_status_display()} · "
-           f"{_('Generated')}: {generated}"),
+        _p(f"{protocol.TRIAL_REGISTRY_ID} — {casebook} {subject.label}", H1),
+        _p(f"{site}: {subject.site} · {status}: {subject.get_status_display()} · "
+           f"{made}: {generated}"),
     ]
     if subject.consented_at:
+        consent = _("Informed consent")
         story.append(_p(
-            f"{_('Informed consent')}: "
+            f"{consent}: "
             f"{timezone.localtime(subject.consented_at, zone):%Y-%m-%d %H:%M}, "
             f"{subject.get_consent_signed_by_display()}, {subject.consent_form_version}"))
     if subject.randomization_number:
-        story.append(_p(f"{_('Randomization number')}: {subject.randomization_number}"))
+        number = _("Randomization number")
+        story.append(_p(f"{number}: {subject.randomization_number}"))
 
     story.append(_p(_("Signatures"), H2))
     signatures = list(subject.signatures.select_related("visit"))
@@ -190,7 +195,8 @@ def casebook_pdf(*, subject: Subject, audit: list) -> bytes:
     for row in casebook_rows(subject):
         visit = row.visit
         date = f"{visit.actual_date:%Y-%m-%d}" if visit.actual_date else "—"
-        story.append(_p(f"{visit.label} · {_('visit date')} {date} · {row.status.label}", H2))
+        visit_date = _("visit date")
+        story.append(_p(f"{visit.label} · {visit_date} {date} · {row.status.label}", H2))
         keys = [(visit.pk, cell.code, cell.slot) for cell in row.forms]
         # Then any other record of the visit (a time point the protocol no longer expects).
         keys += sorted(key for key in by_visit if key[0] == visit.pk and key not in keys)
@@ -212,7 +218,7 @@ def casebook_pdf(*, subject: Subject, audit: list) -> bytes:
         for m in query.messages.all():
             rows += _rows([*first, f"{timezone.localtime(m.at, zone):%Y-%m-%d %H:%M} "
                                    f"{m.author.printed_name if m.author else _('System')} "
-                                   f"({m.get_kind_display()}): {m.text}"], widths)
+                                   f"({m.get_kind_display()}): {m.shown_text}"], widths)
             first = ["", "", ""]
         if first[0]:
             rows += _rows([*first, ""], widths)
@@ -226,7 +232,8 @@ def casebook_pdf(*, subject: Subject, audit: list) -> bytes:
     widths = [26 * mm, 20 * mm, 36 * mm, 26 * mm, 24 * mm, 24 * mm, 24 * mm]
     for item in audit:
         rows += _rows([f"{item.when:%Y-%m-%d %H:%M:%S}", item.who, f"{item.model} {item.record}",
-                       item.field_label, item.old_value, item.new_value, item.reason], widths)
+                       item.field_label, item.old_value, item.new_value, item.reason_shown],
+                      widths)
     table = Table(rows, colWidths=widths, repeatRows=1)
     table.setStyle(GRID)
     story.append(table)

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from edc.audit import audit_event
 from edc.history import audited_save
@@ -117,7 +118,7 @@ def lock_create(*, user: User, scope: str, target=None, reason: str = "") -> Loc
         lock.subject, lock.site = target, site
     elif scope == LockScope.SITE:
         lock.site = target
-    audited_save(lock, user=user, reason=_("Locked"))
+    audited_save(lock, user=user, reason=gettext_noop("Locked"))
     audit_event(action=AuditAction.LOCKED, user=user, obj=lock, site=site,
                 detail={"scope": scope, "lock": str(lock)})
     return lock

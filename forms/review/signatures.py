@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from edc import protocol
 from edc.audit import audit_event
@@ -127,7 +127,7 @@ def _signature_record(*, subject: Subject, visit: Visit | None, user: User) -> S
         meaning=str(MEANING), signed_at=timezone.now(),
         fingerprint=fingerprint(records),
     )
-    audited_save(signature, user=user, reason=_("Signed"))
+    audited_save(signature, user=user, reason=gettext_noop("Signed"))
     audit_event(action=AuditAction.SIGNED, user=user, obj=signature,
                 detail={"scope": visit.code if visit else "casebook",
                         "fingerprint": signature.fingerprint})
@@ -155,7 +155,7 @@ def signatures_break(*, crf: CRF, user: User) -> list[Signature]:
         signature.broken_reason = _("%(form)s changed by %(user)s") % {
             "form": crf._meta.verbose_name, "user": user.printed_name}
         audited_save(signature, user=user, clean=False,
-                     reason=_("Signature broken by a change to signed data"))
+                     reason=gettext_noop("Signature broken by a change to signed data"))
         # The form's subject (read by the save, same subject) gives the event its site.
         audit_event(action=AuditAction.SIGNATURE_BROKEN, user=user, obj=signature,
                     subject=crf.subject, detail={"changed": f"{crf.crf_code}:{crf.pk}"})

@@ -107,7 +107,7 @@ def test_manifest_lists_every_file_with_its_checksum_and_rows(trial, data_manage
     files = read_zip(result.path)
     manifest = json.loads(files["manifest.json"])
     assert manifest["parameters"] == {"formats": ["csv"], "profile": "blinded", "as_of": None,
-                                      "sites": ["SZ01"]}
+                                      "language": "en", "sites": ["SZ01"]}
     assert manifest["requested_by"] == "dm" and manifest["software"]["version"]
     listed = {f["path"]: f for f in manifest["files"]}
     assert set(listed) == set(files) - {"manifest.json"}

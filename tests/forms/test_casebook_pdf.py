@@ -106,3 +106,39 @@ def test_long_answers_and_values_print_over_as_many_pages_as_they_need(
     assert squeezed(answer) in text
     assert squeezed(lines) in text
     assert squeezed(reason) in text
+
+
+def test_the_casebook_pdf_prints_in_chinese_for_a_chinese_reader(client, site, subject, nurse):
+    """The investigator who reads the EDC in Chinese gets the casebook in Chinese, printed in
+    ReportLab's built-in CID font (STSong-Light: nothing downloaded, nothing embedded); the
+    characters read back from the PDF. Codes, the system's reasons and the edit check's
+    question are in the reader's language; what people typed is as they typed it."""
+    from django.utils import translation
+
+    from forms.quality.checks import CHECKS_BY_CODE
+
+    investigator = UserFactory(role=Role.INVESTIGATOR, sites=[site], language="zh-hans",
+                               first_name="伟", last_name="王")
+    visit = subject.visits.get(code="D2")
+    services.visit_record(visit=visit, actual_date=visit.planned_date, user=nurse)
+    services.crf_save(crf=VitalSigns(subject=subject, visit=visit), user=nurse,
+                      expected_version=0, values={"systolic_bp": 190,
+                                                  "measured_at": timezone.now()})
+
+    client.force_login(investigator)
+    response = client.get(reverse("forms:casebook_pdf", args=[subject.pk]),
+                          HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    raw = response.content
+    assert b"STSong-Light" in raw and b"FontFile" not in raw  # a CID font, none embedded
+    text = pdf_text(raw)
+    with translation.override("zh-hans"):
+        expected = [translation.gettext(t) for t in ("Signatures", "Queries", "Log forms",
+                                                      "Audit trail (times UTC)")]
+        question = str(CHECKS_BY_CODE["VS-001"].message)
+    for chinese in expected:
+        assert chinese.isascii() is False
+        assert chinese in text.replace("\n", "")
+    assert question.replace(" ", "") in text.replace("\n", "").replace(" ", "")
+    assert "Signatures" not in text and "Audit trail" not in text
+    assert subject.subject_id in text

@@ -2,6 +2,10 @@
 
     python manage.py export --user datamanager --format csv,xlsx,xpt,dta,sav,rds,odm \\
         [--profile blinded|unblinded|deidentified] [--as-of 2026-10-01T00:00Z] [--output x.zip]
+        [--language en|zh-hans]
+
+Labels, value labels and the data dictionary are English unless ``--language`` asks for
+another language of the EDC; SAS XPORT files stay English (ASCII) whatever is asked.
 
 The export is attributed to ``--user`` and checked against that user's role, like one started
 on the exports page, and recorded in the audit trail.
@@ -22,6 +26,7 @@ import resource
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
@@ -61,12 +66,16 @@ class Command(BaseCommand):
         parser.add_argument("--as-of", dest="as_of", default="",
                             help="rebuild the data as they stood then (ISO date or time; UTC "
                                  "unless it says otherwise)")
+        parser.add_argument("--language", default="en", choices=[c for c, _n in settings.LANGUAGES],
+                            help="labels, value labels and data dictionary in this language "
+                                 "(default English; SAS XPORT stays English)")
         parser.add_argument("--output", default="", help="zip path (default: ./<trial>-<time>.zip)")
         parser.add_argument("--timings", action="store_true",
                             help="print 'export seconds=… startup=… peak_mb=…' at the end")
 
     def handle(self, *args, user: str, format: str, profile: str, as_of: str, output: str,
-               verbosity: int, timings: bool = False, **options) -> None:
+               verbosity: int, timings: bool = False, language: str = "en",
+               **options) -> None:
         started = time.perf_counter()
         startup = _process_age()
         try:
@@ -77,7 +86,8 @@ class Command(BaseCommand):
             f.strip() for f in format.split(",") if f.strip())
         moment = parse_as_of(as_of) if as_of else None
         try:
-            request = package.ExportRequest(exporter, formats, Profile(profile), moment)
+            request = package.ExportRequest(exporter, formats, Profile(profile), moment,
+                                            language)
         except ValueError as error:
             raise CommandError(str(error)) from None
         now = dt.datetime.now(dt.UTC)

@@ -13,6 +13,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
+from edc.i18n import neutral
 from forms.models import CRF_MODELS
 from forms.quality.checks import ALL_CHECKS, HARD, KITS, SOFT, VISIT, Check, SubjectData
 from forms.quality.queries import (
@@ -193,7 +194,7 @@ def _reconcile(subject: Subject, failures: dict[FailureKey, tuple[Check, Any]],
             continue
         # The queries in progress of this check were read above: none for this failure.
         _query, created = query_open_system(target=record, field_name=key[2],
-                                            check_code=check.code, text=str(check.message),
+                                            check_code=check.code, text=neutral(check.message),
                                             subject=subject, looked_up=True)
         if created:
             report.opened[check.code] += 1

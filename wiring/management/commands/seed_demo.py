@@ -10,6 +10,7 @@ generated while the demo sites hold no subject).
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.test.utils import override_settings
@@ -41,6 +42,16 @@ USERS = [
     ("statistician", Role.UNBLINDED_STATISTICIAN, [], "Huang", "Fang"),
     ("admin", Role.ADMINISTRATOR, [], "Sun", "Qiang"),
 ]
+
+
+# The people at the Chinese sites (nurses, investigators) read the demo in Simplified Chinese;
+# monitors, data managers, the pharmacist, the statistician and the administrator in English.
+# Each can switch in the header or on "My settings".
+CHINESE_READERS = (Role.SITE_STAFF, Role.INVESTIGATOR)
+
+
+def demo_language(role: str) -> str:
+    return "zh-hans" if role in CHINESE_READERS else "en"
 
 
 def demo_password(username: str) -> str:
@@ -87,11 +98,13 @@ class Command(BaseCommand):
             demo_names = {username for username, *_rest in USERS}
             accounts = [line for line in summary.accounts
                         if line.split(" ", 1)[0] not in demo_names]
+            self._synthetic_accounts_language()
         self.stdout.write(self.style.SUCCESS("Demo trial ready. Log in with:"))
         for username, role, site_codes, _first, _last in USERS:
             where = ", ".join(site_codes) or "all sites"
             self.stdout.write(
-                f"  {username:<13} {demo_password(username):<26} {role.label} ({where})"
+                f"  {username:<13} {demo_password(username):<26} {role.label} ({where}), "
+                f"{dict(settings.LANGUAGES)[demo_language(role)]}"
             )
         for line in accounts:
             self.stdout.write(f"  also {line}, same password")
@@ -115,11 +128,20 @@ class Command(BaseCommand):
             email=f"{username}@example.org",
             is_staff=role == Role.ADMINISTRATOR,
             is_superuser=role == Role.ADMINISTRATOR,
+            language=demo_language(role),
         )
         user.set_password(demo_password(username))
         audited_save(user, user=SYSTEM, reason="Demo seed", clean=False)
         user.sites.set(sites)
         return user
+
+    def _synthetic_accounts_language(self) -> None:
+        """The synthetic trial's further accounts read as the demo's own (``demo_language``):
+        site people Chinese, the others English."""
+        for user in User.objects.filter(language=""):
+            user.language = demo_language(user.role)
+            audited_save(user, user=SYSTEM, reason="Demo seed", clean=False,
+                         update_fields=["language"])
 
     def _randomization_list(self, sites: dict[str, Site], statistician: User) -> None:
         if RandomizationSlot.objects.exists():
