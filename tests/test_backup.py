@@ -16,7 +16,6 @@ from django.db import connection
 
 from edc.audit import audit_verify
 from edc.backup import audit_row_counts
-from edc.history import system_writes
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,8 +55,7 @@ def manage(database_url: str, *args: str) -> subprocess.CompletedProcess:
 def test_a_seeded_trial_round_trips_through_backup_and_restore(tmp_path, settings,
                                                                 empty_database):
     settings.AUDIT_TIPS_FILE = tmp_path / "tips" / "audit-tips.jsonl"
-    with system_writes():  # a seeding command: its set-up writes are the system's
-        call_command("seed_trial", "--subjects", "3", "--seed", "1", stdout=StringIO())
+    call_command("seed_trial", "--subjects", "3", "--seed", "1", stdout=StringIO())
     counts, verified = audit_row_counts(), audit_verify()
     assert verified.intact and verified.rows > 100
 

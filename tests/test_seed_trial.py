@@ -9,7 +9,6 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from edc.history import system_writes
 from edc.protocol import ACTIVE, ARMS, PLACEBO
 from forms.models import CRF_MODELS, AdverseEvent, CRFStatus
 from forms.models.base import SDVStatus
@@ -22,14 +21,6 @@ from wiring.management.commands import seed_demo
 from wiring.management.commands.seed_demo import USERS, demo_password
 
 AS_OF = "2026-06-30"
-
-
-@pytest.fixture(autouse=True)
-def _seeding_is_the_systems_work():
-    """seed_trial is a seeding command: the generator's set-up writes (sites, accounts, the
-    laboratory's reference ranges) are the system's, whose history rows have no author."""
-    with system_writes():
-        yield
 
 
 def test_small_trial_has_complete_casebooks_queries_and_history_and_prints_no_arm(db):

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.contrib.auth.hashers import make_password
 
+from edc.history import SYSTEM, audited_save
 from edc.models import Site, User
 from edc.roles import Role
 from forms.models import (
@@ -44,9 +45,7 @@ def _site(code: str, number: int) -> Site:
         city = SITE_CITIES[(number - 1) % len(SITE_CITIES)]
         site = Site(code=code, name=f"{city} Stroke Centre (synthetic)",
                     time_zone=SITE_TIME_ZONE)
-        site.full_clean()
-        site._change_reason = "Synthetic trial"
-        site.save()
+        audited_save(site, user=SYSTEM, reason="Synthetic trial")
     return site
 
 
@@ -56,8 +55,7 @@ def _user(username: str, role: str, sites: list[Site], password_hash: str,
     if user is None:
         user = User(username=username, role=role, first_name=first, last_name=last,
                     email=f"{username}@example.org", password=password_hash)
-        user._change_reason = "Synthetic trial"
-        user.save()
+        audited_save(user, user=SYSTEM, reason="Synthetic trial", clean=False)
         user.sites.set(sites)
     return user
 
@@ -87,9 +85,7 @@ def _lab_ranges(site: Site) -> None:
     for analyte, sex, low, high in LAB_RANGES:
         reference = LabReferenceRange(site=site, analyte=analyte, sex=sex, low=Decimal(low),
                                       high=Decimal(high), effective_from=dt.date(2020, 1, 1))
-        reference.full_clean()
-        reference._change_reason = "Synthetic trial: site laboratory ranges"
-        reference.save()
+        audited_save(reference, user=SYSTEM, reason="Synthetic trial: site laboratory ranges")
 
 
 def _setup(site_codes: list[str], plans: list[SubjectPlan], seed: int, password: str

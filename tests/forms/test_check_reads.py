@@ -7,7 +7,6 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from edc.history import system_writes
 from forms.models import CRF_MODELS
 from forms.quality.checks import ALL_CHECKS, KITS, SOFT, VISIT, Check, SubjectData
 from forms.quality.checks.runner import checks_for_change, checks_rerun, load_subject_data
@@ -81,8 +80,7 @@ def records_of(check: Check, data: SubjectData):
 def trial(db):
     """A small synthetic trial entered through the service layer (every save running only
     the checks that read what it changed)."""
-    with system_writes():  # a seeding: its set-up writes (sites, accounts) are the system's
-        trial_generate(subjects=4, seed=5, as_of=timezone.localdate() - dt.timedelta(days=1))
+    trial_generate(subjects=4, seed=5, as_of=timezone.localdate() - dt.timedelta(days=1))
     return list(Subject.objects.exclude(consented_at=None).select_related("site"))
 
 
