@@ -14,7 +14,9 @@ from django.core.management import call_command
 from django.utils import translation
 
 from edc.history import system_writes
-from edc.models import Site, User
+from edc.models import Notification, NotificationLog, Site, User
+from forms.models import AdverseEvent
+from forms.reminders import sae_notify_initial
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -148,6 +150,15 @@ def trial(db):
             user.set_password(PASSWORD)
             user.language = ZH
             user.save()
+    # A reminder is written in its reader's language when it is sent: the data manager read
+    # English when the demo sent its serious-event notices (with tasks in-process; with Redis
+    # they wait for a worker). Sent anew now, the walk reads them as she reads today.
+    switched = User.objects.filter(username__in=("nurse", "monitor", "datamanager"))
+    Notification.objects.filter(user__in=switched).delete()
+    NotificationLog.objects.filter(user__in=switched).delete()
+    for ae in AdverseEvent.objects.filter(is_serious=True):
+        sae_notify_initial(ae_id=ae.pk)
+    assert Notification.objects.filter(user__username="datamanager").exists()
     return proper_names()
 
 
