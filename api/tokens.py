@@ -28,6 +28,7 @@ from api.models import ApiToken
 from edc import bounds
 from edc.audit import audit_event
 from edc.models import AuditAction, User
+from edc.ratelimit import client_address
 from edc.roles import Action, can
 
 TOKEN_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
@@ -106,16 +107,12 @@ class Caller:
     token: ApiToken
 
 
-def _client(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR") or "unknown"
-
-
 def bad_token_key(address: str) -> str:
     return f"api:bad-token:{address}"
 
 
 def _bad_key(request: HttpRequest) -> str:
-    return bad_token_key(_client(request))
+    return bad_token_key(client_address(request) or "unknown")
 
 
 def address_locked(request: HttpRequest) -> bool:

@@ -121,6 +121,23 @@ def test_bad_tokens_lock_out_the_address(client, settings, token):
     assert AuditEvent.objects.filter(action=AuditAction.API_TOKEN_REFUSED).count() == 3
 
 
+
+def test_behind_the_proxy_bad_tokens_lock_out_the_sender_not_everyone(client, settings, token):
+    """Behind the TLS proxy every request comes from the proxy's address: the bad tokens count
+    for the client's address the proxy names (as the rate limits do), so one script guessing
+    tokens does not lock out every other client."""
+    settings.RATE_LIMIT_CLIENT_FROM_FORWARDED_FOR = True
+    settings.API_BAD_TOKEN_LIMIT = 2
+    for guess in ("0" * 32, "F" * 32):
+        assert client.post(URL, {"token": guess, "content": "version"},
+                           HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 403
+    guesser = client.post(URL, {"token": token, "content": "version"},
+                          HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert guesser.status_code == 429
+    other = client.post(URL, {"token": token, "content": "version", "format": "json"},
+                        HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert other.status_code == 200
+
 # --- Errors -------------------------------------------------------------------------------
 
 
