@@ -108,7 +108,10 @@ class Caller:
 
 
 def bad_token_key(address: str) -> str:
-    return f"api:bad-token:{address}"
+    """The cache key counting ``address``'s bad tokens, under the rate limits' prefix
+    (``RATE_LIMIT_KEY_PREFIX``): deployments sharing one Redis, and tests sharing one between
+    runs, count apart."""
+    return f"{settings.RATE_LIMIT_KEY_PREFIX}:api-bad-token:{address}"
 
 
 def _bad_key(request: HttpRequest) -> str:

@@ -138,6 +138,17 @@ def test_behind_the_proxy_bad_tokens_lock_out_the_sender_not_everyone(client, se
                         HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert other.status_code == 200
 
+def test_bad_tokens_count_under_the_deployments_prefix(client, settings, token):
+    """Two deployments sharing one Redis (or two test runs sharing one between them) count bad
+    tokens apart, as they count rate limits: the count lives under ``RATE_LIMIT_KEY_PREFIX``."""
+    settings.API_BAD_TOKEN_LIMIT = 2
+    settings.RATE_LIMIT_KEY_PREFIX = "edc-rate-trial-a"
+    for guess in ("0" * 32, "F" * 32):
+        assert client.post(URL, {"token": guess, "content": "version"}).status_code == 403
+    assert client.post(URL, {"token": token, "content": "version"}).status_code == 429
+    settings.RATE_LIMIT_KEY_PREFIX = "edc-rate-trial-b"
+    assert client.post(URL, {"token": token, "content": "version"}).status_code == 200
+
 # --- Errors -------------------------------------------------------------------------------
 
 
