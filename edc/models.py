@@ -14,12 +14,11 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from simple_history.models import HistoricalRecords
 
 from edc import bounds
 from edc.bounds import bounded_text, length_checks
 from edc.roles import UNBLINDED_ROLES, Role
-from edc.sources import SOURCE_LENGTH, Source, SourcedHistory
+from edc.sources import SOURCE_LENGTH, Source, audited_history
 
 
 def validate_time_zone(value: str) -> None:
@@ -44,7 +43,7 @@ class Site(models.Model):
     )
     is_active = models.BooleanField(_("active"), default=True)
 
-    history = HistoricalRecords(bases=[SourcedHistory])
+    history = audited_history()
 
     class Meta:
         ordering = ["code"]
@@ -97,9 +96,7 @@ class User(AbstractUser):
                     "Empty: the browser's language."),
     )
 
-    history = HistoricalRecords(
-        excluded_fields=["password", "last_login"], m2m_fields=[sites], bases=[SourcedHistory]
-    )
+    history = audited_history(excluded_fields=["password", "last_login"], m2m_fields=[sites])
 
     objects = AccountManager()
 

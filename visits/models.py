@@ -5,13 +5,12 @@ import datetime as dt
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
-from simple_history.models import HistoricalRecords
 
 from edc import bounds
 from edc.bounds import bounded_text, length_checks
 from edc.models import Site
 from edc.protocol import UNSCHEDULED_VISIT_CODE, UNSCHEDULED_VISIT_LABEL, VISITS
-from edc.sources import SourcedHistory
+from edc.sources import audited_history
 from visits import schedule
 
 
@@ -77,7 +76,7 @@ class Subject(models.Model):
     emergency_unblinded = models.BooleanField(_("blind broken for this subject"), default=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
-    history = HistoricalRecords(bases=[SourcedHistory])
+    history = audited_history()
     objects = SubjectQuerySet.as_manager()
 
     class Meta:
@@ -158,7 +157,7 @@ class Visit(models.Model):
     missed_reason = bounded_text(_("reason the visit did not take place"), bounds.REASON,
                                  blank=True)
 
-    history = HistoricalRecords(bases=[SourcedHistory])
+    history = audited_history()
 
     class Meta:
         ordering = ["subject", "planned_date", "sequence"]
@@ -229,7 +228,7 @@ class SubjectIdentity(models.Model):
     phone = models.CharField(_("phone"), max_length=30, blank=True)
     birth_date = models.DateField(_("date of birth"))
 
-    history = HistoricalRecords(bases=[SourcedHistory])
+    history = audited_history()
 
     class Meta:
         verbose_name = _("subject identity")
@@ -262,7 +261,7 @@ class RandomizationSlot(models.Model):
     )
     allocated_at = models.DateTimeField(_("allocated"), null=True, blank=True)
 
-    history = HistoricalRecords(bases=[SourcedHistory])
+    history = audited_history()
 
     class Meta:
         ordering = ["site", "stratum", "sequence"]
@@ -294,7 +293,7 @@ class KitAssignment(models.Model):
     infusion_number = models.PositiveSmallIntegerField(_("infusion"))
     kit_number = models.CharField(_("kit number"), max_length=20, unique=True)
 
-    history = HistoricalRecords(bases=[SourcedHistory])
+    history = audited_history()
 
     class Meta:
         ordering = ["subject", "infusion_number"]
@@ -317,7 +316,7 @@ class Unblinding(models.Model):
     reason = bounded_text(_("reason"), bounds.REASON)
     unblinded_at = models.DateTimeField(_("unblinded at"))
 
-    history = HistoricalRecords(bases=[SourcedHistory])
+    history = audited_history()
 
     class Meta:
         ordering = ["-unblinded_at"]

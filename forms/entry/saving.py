@@ -21,6 +21,7 @@ from edc import bounds, protocol
 from edc.audit import chain_batch
 from edc.history import audited_save
 from edc.models import User
+from edc.prepared import PreparedQuery
 from edc.roles import Action, can
 from edc.validation import changed_fields, field_values
 from forms.models import (
@@ -212,18 +213,31 @@ def _guards(crf: CRF, subject: Subject) -> dict[str, bool]:
     return _subject_guards(subject, crf.visit_id)
 
 
+def _guards_query(*, signed: bool) -> PreparedQuery:
+    def build(subject_id: int, site_id: int, visit_id: int | None) -> models.QuerySet:
+        guards = {LOCKED: models.Exists(locks_over(Subject(pk=subject_id, site_id=site_id))),
+                  QUERIED: models.Exists(reconciled_queries(subject_id))}
+        if signed:
+            guards[SIGNED] = models.Exists(signatures_covering(subject_id, visit_id))
+        return Subject.objects.filter(pk=subject_id).annotate(**guards).values_list(*guards)
+    return PreparedQuery(build)
+
+
+# Asked before every first save of a form: built and compiled by the ORM once.
+_SUBJECT_GUARDS = {True: _guards_query(signed=True), False: _guards_query(signed=False)}
+
+
 def _subject_guards(subject: Subject, visit_id: int | None, *, signed: bool = True
                     ) -> dict[str, bool]:
     """Whether a lock is in force over the subject's data, a valid signature covers its
     ``visit_id`` (or its logs: None) and the subject has system queries to reconcile, in one
     statement (the subject's own row carries the answers)."""
-    guards = {LOCKED: models.Exists(locks_over(subject)),
-              QUERIED: models.Exists(reconciled_queries(subject.pk))}
-    if signed:
-        guards[SIGNED] = models.Exists(signatures_covering(subject.pk, visit_id))
-    names = list(guards)
-    found = Subject.objects.filter(pk=subject.pk).annotate(**guards).values_list(*names).get()
-    return dict(zip(names, found, strict=True))
+    found = _SUBJECT_GUARDS[signed].first(subject_id=subject.pk, site_id=subject.site_id,
+                                          visit_id=visit_id if signed else None)
+    if found is None:
+        raise Subject.DoesNotExist(f"subject {subject.pk}")
+    names = (LOCKED, QUERIED, SIGNED) if signed else (LOCKED, QUERIED)
+    return dict(zip(names, map(bool, found), strict=True))
 
 
 def _relock(crf: CRF, subject: Subject) -> CRF:

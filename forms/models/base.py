@@ -13,10 +13,9 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from simple_history.models import HistoricalRecords
 
 from edc import bounds
-from edc.sources import SourcedHistory
+from edc.sources import audited_history
 from visits.models import Subject, Visit
 
 
@@ -99,7 +98,7 @@ class CRF(models.Model):
                     "one by one."),
     )
 
-    history = HistoricalRecords(inherit=True, bases=[SourcedHistory])
+    history = audited_history(inherit=True)
 
     class Meta:
         abstract = True

@@ -11,10 +11,9 @@ from django.db.models import Q
 from django.utils.functional import lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from simple_history.models import HistoricalRecords
 
 from edc.models import Site
-from edc.sources import SourcedHistory
+from edc.sources import audited_history
 from forms import derivations
 from forms.models.base import CRF, one_per_visit
 
@@ -68,7 +67,7 @@ class LabReferenceRange(models.Model):
     effective_from = models.DateField(_("effective from"))
     effective_to = models.DateField(_("effective until"), null=True, blank=True)
 
-    history = HistoricalRecords(bases=[SourcedHistory])
+    history = audited_history()
 
     class Meta:
         ordering = ["site", "analyte", "sex", "-effective_from"]

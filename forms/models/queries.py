@@ -9,12 +9,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from simple_history.models import HistoricalRecords
 
 from edc import bounds
 from edc.bounds import bounded_text, length_checks
 from edc.i18n import shown, shown_for
-from edc.sources import SourcedHistory
+from edc.sources import audited_history
 from visits.models import Subject, Visit
 
 # The one item of a visit record a manual query may concern.
@@ -90,7 +89,7 @@ class Query(models.Model):
         _("resolution"), max_length=30, choices=Resolution.choices, blank=True
     )
 
-    history = HistoricalRecords(bases=[SourcedHistory])
+    history = audited_history()
 
     class Meta:
         ordering = ["-raised_at", "-pk"]
@@ -161,7 +160,7 @@ class QueryMessage(models.Model):
     kind = models.CharField(_("kind"), max_length=20, choices=MessageKind.choices)
     text = bounded_text(_("text"), bounds.DESCRIPTION, blank=True)
 
-    history = HistoricalRecords(bases=[SourcedHistory])
+    history = audited_history()
 
     class Meta:
         ordering = ["at", "pk"]

@@ -8,12 +8,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from simple_history.models import HistoricalRecords
 
 from edc import bounds
 from edc.bounds import bounded_text, length_checks
 from edc.models import Site
-from edc.sources import SourcedHistory
+from edc.sources import audited_history
 from visits.models import Subject, Visit
 
 
@@ -35,7 +34,7 @@ class Signature(models.Model):
     broken_reason = bounded_text(gettext_lazy("why the signature was broken"), bounds.REASON,
                                  blank=True)
 
-    history = HistoricalRecords(bases=[SourcedHistory])
+    history = audited_history()
 
     class Meta:
         ordering = ["-signed_at"]
@@ -84,7 +83,7 @@ class Lock(models.Model):
     unlock_reason = bounded_text(gettext_lazy("reason for unlocking"), bounds.REASON,
                                  blank=True)
 
-    history = HistoricalRecords(bases=[SourcedHistory])
+    history = audited_history()
 
     class Meta:
         ordering = ["-locked_at"]

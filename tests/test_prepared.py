@@ -1,0 +1,49 @@
+"""edc.prepared: a query built once by the ORM gives, with new values, what the ORM gives."""
+
+import pytest
+from django.db import models
+
+from edc.models import Site
+from edc.prepared import PreparedQuery, PreparedQueryError
+from tests.factories import SiteFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _sites_like(built: list):
+    def build(site_id: int, other_id: int | None):
+        built.append((site_id, other_id))
+        # other_id None: "pk IS NULL", another SQL than "pk = %s".
+        return (Site.objects.filter(pk=site_id)
+                .annotate(other=models.Exists(Site.objects.filter(pk=other_id)))
+                .values_list("code", "other"))
+    return build
+
+
+def test_the_rows_are_the_orms_for_every_value_and_the_query_is_built_once_per_shape():
+    built: list = []
+    query = PreparedQuery(_sites_like(built))
+    first, second = SiteFactory(code="A01"), SiteFactory(code="B02")
+    expected = {
+        (first.pk, second.pk): [("A01", True)],
+        (second.pk, first.pk): [("B02", True)],
+        (second.pk, second.pk + 1000): [("B02", False)],
+        (first.pk, None): [("A01", False)],
+        (second.pk + 1000, first.pk): [],
+    }
+    for (site_id, other_id), rows in expected.items():
+        orm = list(_sites_like([])(site_id, other_id))
+        assert orm == rows
+        assert query.rows(site_id=site_id, other_id=other_id) == rows
+        # Booleans come back as booleans (SQLite answers 0 or 1; the ORM converts).
+        assert all(type(value) is bool for row in rows for value in row[1:])
+    # Built once with integers in the arguments' places, once with None in other_id's.
+    assert len(built) == 2
+    assert query.first(site_id=first.pk, other_id=None) == ("A01", False)
+    assert query.first(site_id=second.pk + 1000, other_id=None) is None
+
+
+def test_an_argument_the_sql_does_not_carry_is_refused():
+    query = PreparedQuery(lambda site_id: Site.objects.filter(code="A01").values_list("pk"))
+    with pytest.raises(PreparedQueryError, match="site_id"):
+        query.rows(site_id=1)
