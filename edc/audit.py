@@ -89,6 +89,7 @@ from edc.models import (
     Site,
     User,
 )
+from edc.prepared import PreparedQuery
 from edc.roles import administrator_rights
 from edc.sources import current_source
 
@@ -297,11 +298,10 @@ def _chain_tip_and_rows(model, pks, columns: dict[str, str], digest: str, using:
     the table has no head yet."""
     connection = connections[using]
     quote = connection.ops.quote_name
-    rows = (model._base_manager.using(using).filter(pk__in=pks).order_by()
-            .values_list(*columns.values()))
+    rows = _chain_rows_query(model, tuple(columns.values()))
+    pks = list(dict.fromkeys(pks))
+    row_sql, row_params = rows.statement(using=using, pks=pks)
     at = list(columns).index(model._meta.pk.column)  # the primary key's place in a row
-    compiler = rows.query.get_compiler(using)
-    row_sql, row_params = compiler.as_sql()
     head, layout = AuditChainHead._meta.db_table, AuditRowLayout._meta.db_table
     # Table and column names come from the models; values are parameters. The outer join
     # keeps the head's row when none of the rows exists any more.
@@ -320,9 +320,24 @@ def _chain_tip_and_rows(model, pks, columns: dict[str, str], digest: str, using:
         return None
     last_sequence, last_hash, layout_id = found[0][:3]
     present = [row[3:] for row in found if row[3 + at] is not None]
-    values = compiler.results_iter(results=[present]) if present else []
+    values = rows.converted(present, using=using, pks=pks)
     return last_sequence, last_hash, layout_id, {
         row[at]: dict(zip(columns, row, strict=True)) for row in values}
+
+
+_CHAIN_ROWS: dict[tuple, PreparedQuery] = {}
+
+
+def _chain_rows_query(model, attributes: tuple[str, ...]) -> PreparedQuery:
+    """The history rows a batch links, by primary key: compiled once per table and number of
+    rows (``edc.prepared``), not for every batch."""
+    key = (model, attributes)
+    query = _CHAIN_ROWS.get(key)
+    if query is None:
+        query = _CHAIN_ROWS[key] = PreparedQuery(
+            lambda pks: model._base_manager.filter(pk__in=pks).order_by()
+            .values_list(*attributes))
+    return query
 
 
 def _start_chain(model: type[models.Model], using: str) -> None:

@@ -6,73 +6,159 @@ it; a save asks the same question of every subject. :class:`PreparedQuery` build
 with the ORM on first use, keeps its SQL, and runs it again with the new values in the
 parameters' places: the query stays written once, in the ORM, where the models are.
 
-Each argument is an integer (a primary key); on first use the builder receives a marker
-value for each, and the places where a marker lands among the compiled parameters are where
-later values go. A value of ``None`` changes the SQL (``IS NULL``), so whether each argument
-is None is part of the key under which the SQL is kept. The rows come back converted as the
+Each argument is an integer (a primary key) or a list of them; on first use the builder
+receives a marker value for each, and the places where a marker lands among the compiled
+parameters are where later values go. A value of ``None`` changes the SQL (``IS NULL``), and
+so does a list's length (``IN (%s, %s)``): both are part of the key under which the SQL is
+kept. The rows come back converted as the
 ORM converts them (a boolean from SQLite's 0 or 1, say).
 """
 
 import copy
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
+from django.db.models.query import ModelIterable
 
 # Within a 32-bit integer column's range (Django answers an out-of-range lookup without
 # asking the database) and far above any key this trial's tables will reach.
 _MARKER_BASE = 2_147_400_000
 
+# The compiled statements kept per query (each list length is one).
+_KEPT = 256
+
+Argument = int | None | Sequence[int]
+
 
 class PreparedQueryError(Exception):
-    """The builder's query does not carry an argument as a parameter of its SQL."""
+    """The builder's query does not carry an argument as a parameter of its SQL, or is not a
+    query this module can run again (related rows, annotations or deferred fields)."""
+
+
+def _shape(value: Argument) -> object:
+    """What of an argument changes the SQL: None (``IS NULL``), a list's length (``IN``)."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return int
+    return len(value)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple
+    places: dict[int, tuple[str, int | None]]  # parameter index -> (argument, list position)
+    compiler: Any
+    attnames: tuple[str, ...] | None  # for model instances: the columns' attributes
 
 
 class PreparedQuery:
     """``PreparedQuery(lambda subject_id, visit_id: Model.objects.filter(...).values_list(
-    ...))``; then ``query.rows(subject_id=1, visit_id=None)`` or ``query.first(...)``."""
+    ...))``; then ``query.rows(subject_id=1, visit_id=None)``, ``query.first(...)``, or, for a
+    plain queryset of a model, ``query.instances(...)``. An argument is an integer, None, or
+    a list of integers (``pk__in``: each length its own SQL, compiled when first seen)."""
 
     def __init__(self, build: Callable[..., QuerySet]):
         self.build = build
-        self._compiled: dict[tuple, tuple[str, list, dict[int, str], Any]] = {}
+        self._compiled: dict[tuple, _Compiled] = {}
 
-    def _compile(self, using: str, arguments: dict[str, int | None]):
-        names = [name for name, value in arguments.items() if value is not None]
-        markers = {name: _MARKER_BASE + number for number, name in enumerate(names)}
-        queryset = self.build(**{name: markers.get(name) for name in arguments})
+    def _compile(self, using: str, arguments: dict[str, Argument]) -> _Compiled:
+        counter = itertools.count(_MARKER_BASE)
+        markers: dict[int, tuple[str, int | None]] = {}
+        given: dict[str, Argument] = {}
+        for name, value in arguments.items():
+            if value is None:
+                given[name] = None
+            elif isinstance(value, int):
+                marker = next(counter)
+                markers[marker] = (name, None)
+                given[name] = marker
+            else:
+                given[name] = []
+                for position in range(len(value)):
+                    marker = next(counter)
+                    markers[marker] = (name, position)
+                    given[name].append(marker)
+        queryset = self.build(**given)
         compiler = queryset.query.get_compiler(using)
         sql, params = compiler.as_sql()
-        by_marker = {marker: name for name, marker in markers.items()}
-        places = {index: by_marker[param] for index, param in enumerate(params)
-                  if type(param) is int and param in by_marker}
-        missing = set(markers.values()) - {markers[name] for name in places.values()}
+        places = {index: markers[param] for index, param in enumerate(params)
+                  if type(param) is int and param in markers}
+        missing = set(markers.values()) - set(places.values())
         if missing:
             raise PreparedQueryError(
-                f"{', '.join(sorted(by_marker[m] for m in missing))}: not a parameter of "
+                f"{', '.join(sorted({name for name, _at in missing}))}: not a parameter of "
                 f"the compiled query")
-        return sql, list(params), places, compiler
+        return _Compiled(sql, tuple(params), places, compiler, self._attnames(queryset,
+                                                                             compiler))
 
-    def rows(self, *, using: str = DEFAULT_DB_ALIAS, **arguments: int | None) -> list[tuple]:
-        key = (using, tuple((name, value is None) for name, value in arguments.items()))
+    @staticmethod
+    def _attnames(queryset: QuerySet, compiler) -> tuple[str, ...] | None:
+        query = queryset.query
+        if (queryset._iterable_class is not ModelIterable or query.select_related
+                or query.annotation_select or query.deferred_loading[0]
+                or not query.deferred_loading[1]):
+            return None
+        return tuple(column.target.attname for column, _sql, _alias in
+                     compiler.select[:compiler.col_count])
+
+    def _for(self, using: str, arguments: dict[str, Argument]) -> _Compiled:
+        key = (using, tuple((name, _shape(value)) for name, value in arguments.items()))
         compiled = self._compiled.get(key)
         if compiled is None:
+            if len(self._compiled) >= _KEPT:
+                self._compiled.clear()  # lists of many lengths: keep the memory bounded
             compiled = self._compiled[key] = self._compile(using, arguments)
-        sql, template, places, compiler = compiled
-        params = list(template)
-        for index, name in places.items():
-            params[index] = arguments[name]
+        return compiled
+
+    def statement(self, *, using: str = DEFAULT_DB_ALIAS, **arguments: Argument
+                  ) -> tuple[str, list]:
+        """The SQL and its parameters with these values (to embed in a larger statement)."""
+        compiled = self._for(using, arguments)
+        params = list(compiled.params)
+        for index, (name, position) in compiled.places.items():
+            value = arguments[name]
+            params[index] = value if position is None else value[position]
+        return compiled.sql, params
+
+    def _fetch(self, using: str, arguments: dict[str, Argument]) -> tuple[_Compiled, list]:
+        compiled = self._for(using, arguments)
+        sql, params = self.statement(using=using, **arguments)
         with connections[using].cursor() as cursor:
             cursor.execute(sql, params)
-            found = cursor.fetchall()
-        if not found:
+            return compiled, cursor.fetchall()
+
+    def converted(self, rows: list, *, using: str = DEFAULT_DB_ALIAS, **arguments: Argument
+                  ) -> list[tuple]:
+        """``rows`` read with :meth:`statement`'s SQL, converted as the ORM converts them."""
+        if not rows:
             return []
+        compiler = self._for(using, arguments).compiler
         if compiler.connection is not connections[using]:
             # Compiled in another thread: convert with this thread's connection.
             compiler = copy.copy(compiler)
             compiler.connection = connections[using]
-        return [tuple(row) for row in compiler.results_iter(results=[found])]
+        return [tuple(row) for row in compiler.results_iter(results=[rows])]
 
-    def first(self, *, using: str = DEFAULT_DB_ALIAS, **arguments: int | None) -> tuple | None:
+    def rows(self, *, using: str = DEFAULT_DB_ALIAS, **arguments: Argument) -> list[tuple]:
+        _compiled, found = self._fetch(using, arguments)
+        return self.converted(found, using=using, **arguments)
+
+    def first(self, *, using: str = DEFAULT_DB_ALIAS, **arguments: Argument) -> tuple | None:
         return next(iter(self.rows(using=using, **arguments)), None)
 
+    def instances(self, *, using: str = DEFAULT_DB_ALIAS, **arguments: Argument) -> list:
+        """The model instances of a plain queryset (every field, nothing related), as the
+        ORM makes them (``Model.from_db``)."""
+        compiled, found = self._fetch(using, arguments)
+        if compiled.attnames is None:
+            raise PreparedQueryError("instances() needs a plain queryset of a model: no "
+                                     "values(), select_related(), annotate(), only() or defer()")
+        model = compiled.compiler.query.model
+        return [model.from_db(using, compiled.attnames, row)
+                for row in self.converted(found, using=using, **arguments)]

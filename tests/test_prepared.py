@@ -47,3 +47,25 @@ def test_an_argument_the_sql_does_not_carry_is_refused():
     query = PreparedQuery(lambda site_id: Site.objects.filter(code="A01").values_list("pk"))
     with pytest.raises(PreparedQueryError, match="site_id"):
         query.rows(site_id=1)
+
+
+def test_a_list_argument_takes_any_length_and_instances_are_the_orms():
+    sites = [SiteFactory(code=f"L{n:02d}") for n in range(4)]
+    query = PreparedQuery(lambda pks: Site.objects.filter(pk__in=pks).order_by("code"))
+    for chosen in (sites[:1], sites[1:], [sites[3], sites[0]], sites[:2]):
+        pks = [site.pk for site in chosen]
+        found = query.instances(pks=pks)
+        expected = list(Site.objects.filter(pk__in=pks).order_by("code"))
+        assert found == expected
+        assert [vars(a) | {"_state": None} for a in found] == \
+            [vars(b) | {"_state": None} for b in expected]
+        assert all(not site._state.adding and site._state.db == "default" for site in found)
+
+
+def test_instances_refuse_a_query_of_values_or_related_rows():
+    with pytest.raises(PreparedQueryError, match="plain queryset"):
+        PreparedQuery(lambda pk: Site.objects.filter(pk=pk).values_list("code")).instances(
+            pk=SiteFactory().pk)
+    with pytest.raises(PreparedQueryError, match="plain queryset"):
+        PreparedQuery(lambda pk: Site.objects.filter(pk=pk).only("code")).instances(
+            pk=SiteFactory().pk)

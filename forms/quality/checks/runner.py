@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from edc.i18n import neutral
+from edc.prepared import PreparedQuery
 from forms.models import CRF_MODELS
 from forms.quality.checks import ALL_CHECKS, HARD, KITS, SOFT, VISIT, Check, SubjectData
 from forms.quality.queries import (
@@ -48,8 +49,18 @@ def load_subject_data(subject: Subject, *, forms: Iterable[str] | None = None,
     return data
 
 
+def _records_of(model):
+    return PreparedQuery(lambda subject_id: model.objects.filter(subject_id=subject_id)
+                         .order_by("pk"))
+
+
+# A save runs its checks over the records of the forms they read: each table's query
+# compiled once (edc.prepared).
+_RECORDS = {code: _records_of(model) for code, model in CRF_MODELS.items()}
+
+
 def _stored(subject: Subject, code: str) -> list:
-    return list(CRF_MODELS[code].objects.filter(subject=subject).order_by("pk"))
+    return _RECORDS[code].instances(subject_id=subject.pk)
 
 
 @dataclass(frozen=True)
