@@ -54,7 +54,15 @@ class _Compiled:
     params: tuple
     places: dict[int, tuple[str, int | None]]  # parameter index -> (argument, list position)
     compiler: Any
-    attnames: tuple[str, ...] | None  # for model instances: the columns' attributes
+    model: "_ModelColumns | None"
+
+
+@dataclass(frozen=True)
+class _ModelColumns:
+    start: int
+    end: int
+    attnames: tuple[str, ...]
+    annotations: tuple[tuple[str, int], ...]
 
 
 class PreparedQuery:
@@ -94,18 +102,23 @@ class PreparedQuery:
             raise PreparedQueryError(
                 f"{', '.join(sorted({name for name, _at in missing}))}: not a parameter of "
                 f"the compiled query")
-        return _Compiled(sql, tuple(params), places, compiler, self._attnames(queryset,
-                                                                             compiler))
+        return _Compiled(sql, tuple(params), places, compiler,
+                         self._model_columns(queryset, compiler))
 
     @staticmethod
-    def _attnames(queryset: QuerySet, compiler) -> tuple[str, ...] | None:
+    def _model_columns(queryset: QuerySet, compiler) -> _ModelColumns | None:
+        """Where a row's model fields and annotations are, for a queryset of model instances
+        with nothing related and no deferred field; None for any other."""
         query = queryset.query
         if (queryset._iterable_class is not ModelIterable or query.select_related
-                or query.annotation_select or query.deferred_loading[0]
-                or not query.deferred_loading[1]):
+                or query.deferred_loading[0] or not query.deferred_loading[1]
+                or compiler.klass_info is None):
             return None
-        return tuple(column.target.attname for column, _sql, _alias in
-                     compiler.select[:compiler.col_count])
+        fields = compiler.klass_info["select_fields"]
+        return _ModelColumns(
+            start=fields[0], end=fields[-1] + 1,
+            attnames=tuple(compiler.select[i][0].target.attname for i in fields),
+            annotations=tuple(compiler.annotation_col_map.items()))
 
     def _for(self, using: str, arguments: dict[str, Argument]) -> _Compiled:
         key = (using, tuple((name, _shape(value)) for name, value in arguments.items()))
@@ -153,12 +166,18 @@ class PreparedQuery:
         return next(iter(self.rows(using=using, **arguments)), None)
 
     def instances(self, *, using: str = DEFAULT_DB_ALIAS, **arguments: Argument) -> list:
-        """The model instances of a plain queryset (every field, nothing related), as the
-        ORM makes them (``Model.from_db``)."""
+        """The model instances of a queryset of a model (every field, nothing related; its
+        annotations set as attributes), as the ORM makes them (``Model.from_db``)."""
         compiled, found = self._fetch(using, arguments)
-        if compiled.attnames is None:
+        columns = compiled.model
+        if columns is None:
             raise PreparedQueryError("instances() needs a plain queryset of a model: no "
-                                     "values(), select_related(), annotate(), only() or defer()")
+                                     "values(), select_related(), only() or defer()")
         model = compiled.compiler.query.model
-        return [model.from_db(using, compiled.attnames, row)
-                for row in self.converted(found, using=using, **arguments)]
+        made = []
+        for row in self.converted(found, using=using, **arguments):
+            instance = model.from_db(using, columns.attnames, row[columns.start:columns.end])
+            for name, at in columns.annotations:
+                setattr(instance, name, row[at])
+            made.append(instance)
+        return made

@@ -69,3 +69,13 @@ def test_instances_refuse_a_query_of_values_or_related_rows():
     with pytest.raises(PreparedQueryError, match="plain queryset"):
         PreparedQuery(lambda pk: Site.objects.filter(pk=pk).only("code")).instances(
             pk=SiteFactory().pk)
+
+
+def test_instances_carry_their_annotations():
+    first, second = SiteFactory(code="N01"), SiteFactory(code="N02")
+    query = PreparedQuery(lambda pk, other_id: Site.objects.filter(pk=pk).annotate(
+        other=models.Exists(Site.objects.filter(pk=other_id))))
+    [found] = query.instances(pk=first.pk, other_id=second.pk)
+    assert (found, found.other) == (first, True)
+    [found] = query.instances(pk=second.pk, other_id=second.pk + 1000)
+    assert (found, found.other) == (second, False)

@@ -26,6 +26,7 @@ from edc.roles import Action, can
 from edc.validation import changed_fields, field_values
 from forms.models import (
     CRF,
+    CRF_MODELS,
     CRFStatus,
     Demographics,
     LabPanel,
@@ -109,17 +110,25 @@ def crf_instance(*, model: type[CRF], subject: Subject, visit: Visit | None = No
     A form entered several times per visit (PK/PD) is also identified by its ``slot`` (the
     time point). ``for_update`` locks the saved row until the transaction ends (a save
     follows: ``crf_save(..., locked=True)``)."""
-    queryset = model.objects.filter(subject=subject)
-    if for_update:
-        queryset = _with_guards(queryset.select_for_update(), subject)
-    if pk is not None:
-        found = queryset.get(pk=pk)
+    slot_filter = {model.slot_item: slot} if model.slot_item else {}
+    if for_update and (pk is not None or (visit is not None and not slot_filter)):
+        # The page's read before every save: SQL compiled once per form (edc.prepared).
+        found = next(iter(_GUARDED_READ[model.crf_code].instances(
+            subject_id=subject.pk, site_id=subject.site_id, pk=pk,
+            visit_id=None if pk is not None else visit.pk)), None)
+        if found is None and pk is not None:
+            raise model.DoesNotExist(f"{model.__name__} {pk} of subject {subject.pk}")
     else:
-        slot_filter = {model.slot_item: slot} if model.slot_item else {}
-        found = (queryset.filter(visit=visit, **slot_filter).first() if visit is not None
-                 else None)
-        if found is None:
-            return model(subject=subject, visit=visit, **slot_filter)
+        queryset = model.objects.filter(subject=subject)
+        if for_update:
+            queryset = _with_guards(queryset.select_for_update(), subject)
+        if pk is not None:
+            found = queryset.get(pk=pk)
+        else:
+            found = (queryset.filter(visit=visit, **slot_filter).first()
+                     if visit is not None else None)
+    if found is None:
+        return model(subject=subject, visit=visit, **slot_filter)
     found.subject = subject
     if visit is not None and found.visit_id == visit.pk:
         found.visit = visit
@@ -198,6 +207,20 @@ def _with_guards(queryset: models.QuerySet, subject: Subject) -> models.QuerySet
     })
 
 
+def _guarded_read(model: type[CRF]) -> PreparedQuery:
+    """A saved form of a subject, by its key or its visit (the first), read locked with its
+    guards."""
+    def build(subject_id: int, site_id: int, pk: int | None, visit_id: int | None):
+        queryset = model.objects.filter(subject_id=subject_id).select_for_update()
+        queryset = queryset.filter(pk=pk) if visit_id is None else \
+            queryset.filter(visit_id=visit_id).order_by("pk")[:1]
+        return _with_guards(queryset, Subject(pk=subject_id, site_id=site_id))
+    return PreparedQuery(build)
+
+
+_GUARDED_READ = {model.crf_code: _guarded_read(model) for model in CRF_MODELS.values()}
+
+
 def _guard(crf: CRF, name: str) -> bool:
     """A guard of ``_with_guards`` (True, so read the table, when the form was not read with
     them: a new form)."""
@@ -243,7 +266,10 @@ def _subject_guards(subject: Subject, visit_id: int | None, *, signed: bool = Tr
 def _relock(crf: CRF, subject: Subject) -> CRF:
     """The saved row read again, locked until the transaction ends (its subject and visit
     objects kept: a save changes neither), with its guards (``_with_guards``)."""
-    fresh = _with_guards(type(crf).objects.select_for_update(), subject).get(pk=crf.pk)
+    fresh = next(iter(_GUARDED_READ[crf.crf_code].instances(
+        subject_id=subject.pk, site_id=subject.site_id, pk=crf.pk, visit_id=None)), None)
+    if fresh is None:
+        raise type(crf).DoesNotExist(f"{type(crf).__name__} {crf.pk} of subject {subject.pk}")
     for name in ("subject", "visit"):
         if _cached(crf, name) and getattr(fresh, f"{name}_id") == getattr(crf, f"{name}_id"):
             setattr(fresh, name, getattr(crf, name))

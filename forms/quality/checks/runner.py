@@ -173,6 +173,9 @@ def reconciled_queries(subject_id) -> QuerySet:
         Q(status__in=ACTIVE_STATUSES) | Q(resolution=Resolution.CLOSED_BY_RAISER))
 
 
+_RECONCILED = PreparedQuery(reconciled_queries)
+
+
 def _reconcile(subject: Subject, failures: dict[FailureKey, tuple[Check, Any]],
                scope: set[tuple[int, int, str]] | None = None,
                locks: SubjectLocks | None = None, *, queried: bool = True) -> Report:
@@ -181,9 +184,9 @@ def _reconcile(subject: Subject, failures: dict[FailureKey, tuple[Check, Any]],
     ``queried=False``: the caller found, in this transaction, that the subject has no
     ``reconciled_queries``: none is read."""
     report = Report(subjects=1)
-    queries = reconciled_queries(subject.pk) if queried else Query.objects.none()
-    if scope is not None and queried:
-        queries = queries.filter(check_code__in={code for _ct, _pk, code in scope})
+    # The subject's few system queries, read with SQL compiled once; those of checks that
+    # did not run are passed over below.
+    queries = _RECONCILED.instances(subject_id=subject.pk) if queried else []
     existing: dict[FailureKey, Query] = {}
     # A failure a monitor or data manager already closed (the value was confirmed as right)
     # is not queried again.
