@@ -10,8 +10,9 @@ Each argument is an integer (a primary key) or a list of them; on first use the 
 receives a marker value for each, and the places where a marker lands among the compiled
 parameters are where later values go. A value of ``None`` changes the SQL (``IS NULL``), and
 so does a list's length (``IN (%s, %s)``): both are part of the key under which the SQL is
-kept. The rows come back converted as the
-ORM converts them (a boolean from SQLite's 0 or 1, say).
+kept. The builder uses its arguments only as values in the query (an argument that does not
+reach the parameters unchanged is refused with :class:`PreparedQueryError`). The rows come
+back converted as the ORM converts them (a boolean from SQLite's 0 or 1, say).
 """
 
 import copy
