@@ -343,7 +343,7 @@ def _query_messages(dataset: Dataset, context: ExportContext):
 
 _SUBJECT_COLUMNS = ("screening_number", "subject_id", "subject_key", "site")
 _TRAIL_COLUMNS = ("time", "user", "action", "record_type", "record_id", "record", "field",
-                  "old_value", "new_value", "reason")
+                  "old_value", "new_value", "reason", "channel")
 
 
 def _audit_trail(dataset: Dataset, context: ExportContext):
@@ -377,7 +377,8 @@ def _audit_trail(dataset: Dataset, context: ExportContext):
             prefix = prefixes[row.subject_pk] = tuple(columns[n] for n in _SUBJECT_COLUMNS)
         yield subjects[row.subject_pk], pick((
             *prefix, row.when, row.who, row.action, row.model, row.record_pk, row.record,
-            row.field, row.old_value or None, row.new_value or None, row.reason or None, None))
+            row.field, row.old_value or None, row.new_value or None, row.reason or None,
+            row.channel or None, None))
 
 
 _BUILDERS = {

@@ -24,6 +24,7 @@ from django.db import models
 from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from edc import protocol
+from edc.sources import SOURCE_LENGTH, Source
 from forms.models import CRF, CRF_MODELS
 from forms.models.base import CRFStatus, Missing, SDVStatus
 from visits.models import ConsentSigner, SubjectStatus
@@ -395,6 +396,10 @@ def audit_dataset(scope: AuditScope = AuditScope.UNKNOWN) -> Dataset:
         Variable("old_value", gettext("Old value"), TEXT, free_text=True),
         Variable("new_value", gettext("New value"), TEXT, free_text=True),
         Variable("reason", gettext("Reason for change"), TEXT, free_text=True),
+        # How the change came in (checklist ER-07); empty for changes made before it was
+        # recorded.
+        Variable("channel", gettext("Channel of the change"), TEXT, length=SOURCE_LENGTH,
+                 choices=_choices(Source.choices)),
     ]
     return Dataset("audit_trail", gettext(AUDIT_LABELS[scope]), _with_sas_names(variables),
                    sas_name="audit", extra={"audit_scope": str(scope)})

@@ -31,7 +31,9 @@ AuditRecord, and the ``AuditRecords`` container can only be referenced from type
   series of FormData elements, one per save, in time order: Insert for the first, Update for
   each later save that changed an exported value or flag, Remove for a deletion.
 - Each FormData carries the AuditRecord of its save: UserRef, LocationRef (the subject's
-  site), DateTimeStamp (UTC), ReasonForChange when one was given, and EditPoint
+  site), DateTimeStamp (UTC), ReasonForChange when one was given, SourceID (how the change
+  came in: ``web``, ``api``, ``import`` or ``system``; absent for changes made before it was
+  recorded), and EditPoint
   ``Monitoring`` for site staff and monitors, ``DataManagement`` for everyone else and for
   changes without a user (the spec's phases; ODM has no "DataEntry"). Its items inherit it.
 - Its ItemGroupData holds only what that save changed: a new value (Insert), a changed one
@@ -263,6 +265,7 @@ class _Audit:
     at: dt.datetime
     reason: str
     edit_point: str
+    source: str = ""  # how the change came in (edc.sources.Source): the SourceID
 
 
 class _Save(NamedTuple):
@@ -352,29 +355,33 @@ class _Trail:
         # Changes without a user, or by an account that no longer exists, are the system's.
         self.system = None in ids or bool(ids - {None} - set(self.people))
 
-    def audit(self, user_id: int | None, at: dt.datetime, reason: str | None) -> _Audit:
+    def audit(self, user_id: int | None, at: dt.datetime, reason: str | None,
+              source: str | None) -> _Audit:
         person = self.people.get(user_id)
         point = "Monitoring" if person and person[2] in MONITORING_ROLES else "DataManagement"
-        return _Audit(f"USR.{user_id}" if person else SYSTEM_USER, at, reason or "", point)
+        return _Audit(f"USR.{user_id}" if person else SYSTEM_USER, at, reason or "", point,
+                      source or "")
 
 
 def _first_rows(model, subject_path: str, context: ExportContext) -> Iterator[tuple]:
-    """(subject id, record id, user id, time, reason) of the history rows creating ``model``'s
+    """(subject id, record id, user id, time, reason, source) of the history rows creating
+    ``model``'s
     records of the exported subjects, in the order of their subjects' ids (one query)."""
     queryset = _up_to(model.history.model.objects.filter(
         history_type="+", **{f"{subject_path}__in": context.subject_pks}), context)
     return (queryset.annotate(owner=F(subject_path))
             .order_by("owner", "id", "history_date", "history_id")
             .values_list("owner", "id", "history_user_id", "history_date",
-                         "history_change_reason").iterator(chunk_size=STREAM_CHUNK))
+                         "history_change_reason", "history_source")
+            .iterator(chunk_size=STREAM_CHUNK))
 
 
 def _first_audits(taken: Iterator[tuple], chunk: set[int], trail: _Trail) -> dict:
     """record id → the AuditRecord of its creation."""
     result = {}
-    for subject_pk, pk, user_id, at, reason in taken:
+    for subject_pk, pk, user_id, at, reason, source in taken:
         if subject_pk in chunk and pk not in result:
-            result[pk] = trail.audit(user_id, at, reason)
+            result[pk] = trail.audit(user_id, at, reason, source)
     return result
 
 
@@ -391,7 +398,8 @@ def _history_columns(form: _Form) -> list[tuple[str, str, str]]:
 
 
 _HISTORY = ("id", "subject_id", "visit_id", "history_type", "history_date", "history_user_id",
-            "history_change_reason", "status", "sdv_status", "not_done_reason", "missing_items")
+            "history_change_reason", "history_source", "status", "sdv_status",
+            "not_done_reason", "missing_items")
 
 
 def _history_rows(form: _Form, context: ExportContext) -> Iterator[tuple]:
@@ -415,7 +423,7 @@ def _history(form: _Form, part: ExportContext, taken: Iterator[tuple], chunk: se
     for owner, *entry in taken:
         if owner not in chunk:
             continue
-        (pk, subject_pk, visit_pk, kind, at, user_id, reason, status, sdv, not_done,
+        (pk, subject_pk, visit_pk, kind, at, user_id, reason, source, status, sdv, not_done,
          missing) = entry[:len(_HISTORY)]
         state = None
         if kind != "-":
@@ -431,7 +439,8 @@ def _history(form: _Form, part: ExportContext, taken: Iterator[tuple], chunk: se
                 values[name] = value
             state = _state(form, values, missing or {}, {
                 "form_status": status, "sdv_status": sdv, "not_done_reason": not_done})
-        result[pk].append((subject_pk, visit_pk, trail.audit(user_id, at, reason), state))
+        result[pk].append((subject_pk, visit_pk, trail.audit(user_id, at, reason, source),
+                           state))
     return result
 
 
@@ -794,6 +803,9 @@ def _write_audit(out: _Out, audit: _Audit | None, location: str) -> None:
     out.leaf("DateTimeStamp", text=_timestamp(audit.at))
     if audit.reason.strip():
         out.leaf("ReasonForChange", text=audit.reason.strip())
+    if audit.source:
+        # How the change came in: web, api, import or system (checklist ER-07).
+        out.leaf("SourceID", text=audit.source)
     out.close("AuditRecord")
 
 

@@ -338,10 +338,12 @@ def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids
                         f"{_display(old, f, params, maps)} WHEN '-' THEN {shown} END")
             news.append(f"WHEN {i} THEN CASE WHEN h.history_type <> '-' THEN {shown} END")
     kinds = {v.name: v.type for v in dataset.variables}
+    variables = {v.name: v for v in dataset.variables}
     cells = {
         "screening_number": "h.s_sn", "subject_id": "h.s_sid", "subject_key": "h.s_skey",
         "site": "h.s_site", "action": _ACTION, "record_id": "h.id", "field": "c.field",
         "reason": "NULLIF(h.history_change_reason, '')",
+        "channel": "NULLIF(h.history_source, '')",
     }
     # Cells of the history row (computed once per row, not once per changed field) and cells
     # of the changed field, in the dataset's order.
@@ -366,6 +368,14 @@ def _statement(source, dataset: Dataset, subjects: dict[int, tuple], subject_ids
             select.append((True, _describe(source, params, maps)))
         else:
             select.append((True, "NULL"))
+        variable = variables[name]
+        if variable.is_coded:
+            # The label column a coded variable has beside its code (``csvfiles.write_csv``).
+            per_row, code = select[-1]
+            labels = json.dumps({str(value): label for value, label in variable.choices},
+                                ensure_ascii=False)
+            select.append((per_row, f"COALESCE({params.add(labels, '::jsonb')} ->> "
+                                    f"({code})::text, '')"))
     rows = list(subjects.items())
     unnest = ", ".join([
         params.add([pk for pk, _ in rows], "::int[]"),

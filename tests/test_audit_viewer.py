@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from edc import protocol
 from edc.roles import Role
+from edc.sources import Source, audit_source
 from forms.entry import services
 from forms.models import MRS, NIHSS
 from forms.quality import queries
@@ -125,7 +126,7 @@ def test_csv_export_has_the_filtered_rows_in_utc(client, site, nurse, trial):
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert f"audit-trail-{trial.screening_number}.csv" in response["Content-Disposition"]
     assert response.content.decode("utf-8").splitlines()[0] == (
-        "\ufefftime_utc,user,action,model,record,field,old_value,new_value,reason")
+        "\ufefftime_utc,user,action,model,record,field,old_value,new_value,reason,channel")
     rows = csv_rows(response)
     assert [(r["action"], r["old_value"], r["new_value"], r["reason"]) for r in rows] == [
         ("changed", "0 — Alert; keenly responsive",
@@ -136,6 +137,24 @@ def test_csv_export_has_the_filtered_rows_in_utc(client, site, nurse, trial):
     assert {r["user"] for r in rows} == {nurse.printed_name}
     when = dt.datetime.strptime(rows[0]["time_utc"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     assert abs(timezone.now() - when) < dt.timedelta(minutes=5)
+
+
+def test_each_change_shows_the_channel_it_came_in_by(client, site, nurse, trial):
+    """Checklist ER-07: the trail says whether a change came from a page, the API, a file
+    import or a system job (the fixture's changes were made by code: system jobs)."""
+    crf = NIHSS.objects.get(subject=trial)
+    with audit_source(Source.API):
+        change_nihss(crf, nurse, {"loc": "2"}, "Loaded by the nightly script")
+    client.force_login(user_with(Role.DATA_MANAGER))
+    filters = {"subject": trial.screening_number, "field": "loc"}
+    page = client.get(URL, filters).content.decode()
+    assert "<td>API</td>" in page and "<td>System job</td>" in page
+    rows = csv_rows(client.get(URL, filters | {"format": "csv"}))
+    assert [(r["reason"], r["channel"]) for r in rows] == [
+        ("Loaded by the nightly script", "api"),
+        ("Transcription error: source says 1", "system"), ("", "system")]
+    client.post(reverse("language_switch"), {"language": "zh-hans", "next": "/"})
+    assert "<td>系统作业</td>" in client.get(URL, filters).content.decode()
 
 
 def test_chinese_text_survives_the_export(client, site, nurse, trial):

@@ -248,6 +248,7 @@ def _entry_rows(group: _Group, previous, entry, context: _Context) -> Iterable[A
             subject_pk=subject.pk,
             record_pk=group.record_pk,
             time_zone=zone,
+            channel=entry.history_source,
         )
 
 

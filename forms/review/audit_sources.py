@@ -16,6 +16,7 @@ from edc import protocol
 from edc.i18n import shown
 from edc.models import User
 from edc.roles import Action, can
+from edc.sources import Source
 from forms.models import CRF_MODELS, Query, QueryMessage
 from forms.models.signoff import Lock, Signature
 from visits.models import (
@@ -115,6 +116,9 @@ class AuditRow:
     subject_pk: int
     record_pk: int
     time_zone: str  # the subject's site zone, for display
+    # How the change came in (``edc.sources.Source``: web page, API, file import, system
+    # job), checklist ER-07; empty for rows written before it was recorded.
+    channel: str = ""
 
     @property
     def reason_shown(self) -> str:
@@ -124,6 +128,15 @@ class AuditRow:
     @property
     def action_label(self) -> str:
         return str(ACTION_LABELS[self.action])
+
+    @property
+    def channel_label(self) -> str:
+        return channel_label(self.channel)
+
+
+def channel_label(code: str) -> str:
+    """The name of the way a change came in, in the reader's language ("" when unknown)."""
+    return str(Source(code).label) if code in Source.values else ""
 
 
 
@@ -209,7 +222,7 @@ def _empty(value) -> bool:
 
 
 CSV_COLUMNS = ("time_utc", "user", "action", "model", "record", "field", "old_value",
-               "new_value", "reason")
+               "new_value", "reason", "channel")
 
 
 
@@ -219,6 +232,7 @@ def csv_cells(row: AuditRow) -> list[str]:
     cells = [
         row.when.strftime("%Y-%m-%dT%H:%M:%SZ"), row.who, row.action, row.model, row.record,
         f"{row.field_label} ({row.field})", row.old_value, row.new_value, row.reason,
+        row.channel,
     ]
     return [_inert(cell) for cell in cells]
 

@@ -41,7 +41,7 @@ from visits.models import (
 )
 
 _STREAM_HEAD = ("id", "history_id", "history_date", "history_type", "history_user_id",
-                "history_change_reason", "audit_subject_id")
+                "history_change_reason", "audit_subject_id", "history_source")
 
 
 class TrailRow(NamedTuple):
@@ -58,6 +58,7 @@ class TrailRow(NamedTuple):
     old_value: str
     new_value: str
     reason: str
+    channel: str  # how the change came in (edc.sources.Source), "" before it was recorded
 
 
 
@@ -254,7 +255,7 @@ def _record_rows(user, source, group, compared, entry_type, lookup, model_label,
     for row in group:
         if allocation and until is not None and row[2] >= until:
             break
-        record_pk, _hid, when, kind, user_id, reason = row[:6]
+        record_pk, _hid, when, kind, user_id, reason, _subject, channel = row[:8]
         action = _HISTORY_ACTIONS[kind]
         who = people[user_id].printed_name if user_id in people else system
         record = _describe(source, entry_type(*row[head:]), subject, lookup)
@@ -272,5 +273,6 @@ def _record_rows(user, source, group, compared, entry_type, lookup, model_label,
             if action == DELETED:
                 old, new = new, None
             yield TrailRow(subject_pk, when, who, action, model_label, record_pk, record,
-                           name, display(old, zone), display(new, zone), reason or "")
+                           name, display(old, zone), display(new, zone), reason or "",
+                           channel)
         previous = row

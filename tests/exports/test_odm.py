@@ -15,6 +15,7 @@ from lxml import etree
 
 from edc import protocol
 from edc.roles import Role
+from edc.sources import Source, audit_source
 from exports.datasets import ExportContext, subject_key
 from exports.dictionary import Profile, datasets
 from exports.odm import KEY_COLUMNS, NS, write_odm
@@ -73,10 +74,11 @@ def trial(site, nurse):
         missing_items={"spo2": "not_done"})
     before_edit = timezone.now()
     editor = UserFactory(username="editor", role=Role.SITE_STAFF, sites=[site])
-    forms["vital_signs"] = services.crf_save(
-        crf=forms["vital_signs"], user=editor, expected_version=1, complete=True,
-        values={"heart_rate": 88}, missing_items={"spo2": "not_done"},
-        reason="Transcription error")
+    with audit_source(Source.API):  # the correction came by the API
+        forms["vital_signs"] = services.crf_save(
+            crf=forms["vital_signs"], user=editor, expected_version=1, complete=True,
+            values={"heart_rate": 88}, missing_items={"spo2": "not_done"},
+            reason="Transcription error")
     data_manager = UserFactory(username="dm", role=Role.DATA_MANAGER)
     return Trial(subject, nurse, editor, data_manager, forms, before_edit)
 
@@ -198,6 +200,9 @@ def test_an_edited_item_carries_who_when_and_why_and_its_earlier_value(tmp_path,
     assert dt.datetime.fromisoformat(record.findtext("o:DateTimeStamp", None, N)) \
         == latest.history_date
     assert record.findtext("o:ReasonForChange", None, N) == "Transcription error"
+    # How each save came in (checklist ER-07): the first by code here, the edit by the API.
+    assert [f.findtext("o:AuditRecord/o:SourceID", None, N) for f in saves] == [
+        "system", "api"]
     user = doc.find(f".//o:AdminData/o:User[@OID='USR.{trial.editor.pk}']", N)
     assert user.findtext("o:LoginName", None, N) == "editor"
     assert doc.find(".//o:AdminData/o:Location[@OID='LOC.SZ01']", N) is not None

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from edc.history import system_writes
 from edc.roles import Role
+from edc.sources import Source, audit_source
 from exports import package, sql
 from exports.dictionary import Profile
 from forms.entry import services
@@ -65,8 +66,10 @@ def trial(site, nurse):
             queries.query_answer(query=query, text=AWKWARD, user=user)
             if cut is None:
                 cut = timezone.now()
-            services.crf_save(crf=med, values=medication("Aspirin, 100 mg"), user=user,
-                              expected_version=med.version, complete=True, reason=LONG[:1000])
+            with audit_source(Source.API):  # the correction came by the API
+                services.crf_save(crf=med, values=medication("Aspirin, 100 mg"), user=user,
+                                  expected_version=med.version, complete=True,
+                                  reason=LONG[:1000])
             # No service deletes a form; the trail still shows a deletion its history holds.
             with system_writes():  # test data written directly
                 ConcomitantMedication.objects.get(pk=med.pk).delete()
@@ -113,3 +116,5 @@ def test_the_trail_carries_awkward_text_and_odd_time_zones(trial, tmp_path):
     assert AWKWARD.strip().replace('"', '""') in text
     assert "-03:30" in text and "+08:00" in text
     assert ",deleted," in text
+    # How each change came in: the API's correction, the system's other writes.
+    assert ",api,API\r\n" in text and ",system,System job\r\n" in text
