@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -101,15 +102,34 @@ def client_address(request: HttpRequest) -> str:
 
 
 def api_client_key(request: HttpRequest) -> str:
-    """Who an API request counts for: its token (the Authorization header), else the signed-in
-    account, else the address."""
+    """Who an API request counts for: its token (the Authorization header, or the form's
+    ``token`` field, where REDCap clients send it), else the signed-in account, else the
+    address. Tokens are counted as sent (hashed by :func:`rate_limit_hit`); one that is not
+    valid is refused by the API, and bad tokens lock out their address there
+    (``api.tokens``), so inventing tokens buys a script no new requests."""
     authorization = request.META.get("HTTP_AUTHORIZATION", "")
     if authorization:
         return "token:" + authorization
+    posted = _posted_token(request)
+    if posted:
+        return "token:" + posted
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return f"user:{user.pk}"
     return "address:" + client_address(request)
+
+
+def _posted_token(request: HttpRequest) -> str:
+    """The ``token`` of a form-encoded POST ("" otherwise). Only a urlencoded body is read here:
+    a body the view cannot read either (too large, malformed) is left for the view to answer,
+    and a multipart upload is not parsed before the view's own limits apply."""
+    if request.method != "POST" or request.content_type != "application/x-www-form-urlencoded":
+        return ""
+    try:
+        token = request.POST.get("token", "")
+    except (RequestDataTooBig, TooManyFieldsSent, UnreadablePostError):
+        return ""
+    return token.strip().upper()[:64]
 
 
 def rate_limited_response(request: HttpRequest, error: RateLimited) -> HttpResponse:

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import pytest
 from django.core.management import call_command
@@ -148,6 +149,26 @@ def test_bad_tokens_count_under_the_deployments_prefix(client, settings, token):
     assert client.post(URL, {"token": token, "content": "version"}).status_code == 429
     settings.RATE_LIMIT_KEY_PREFIX = "edc-rate-trial-b"
     assert client.post(URL, {"token": token, "content": "version"}).status_code == 200
+
+def test_requests_are_limited_per_token_sent_in_the_form_as_redcap_clients_send_it(
+        client, settings, token, nurse):
+    """Two scripts behind one address (a hospital's NAT) each have their own allowance: the
+    limit counts the token in the form body, not only an Authorization header."""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "api": "2/60"}
+    other = token_create(user=nurse, name="second script")[1]
+
+    def form(sent: str):  # urlencoded, as PyCap and REDCapR send a call
+        return client.post(URL, urlencode({"token": sent, "content": "version"}),
+                           content_type="application/x-www-form-urlencoded")
+
+    for _ in range(2):
+        assert form(token).status_code == 200
+    refused = form(token)
+    assert refused.status_code == 429 and "Retry-After" in refused
+    assert form(other).status_code == 200
+    # The same token in other letter case is the same token.
+    assert form(token.lower()).status_code == 429
+
 
 # --- Errors -------------------------------------------------------------------------------
 
