@@ -24,6 +24,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable
+from django.db.transaction import TransactionManagementError
 
 # Within a 32-bit integer column's range (Django answers an out-of-range lookup without
 # asking the database) and far above any key this trial's tables will reach.
@@ -143,7 +144,13 @@ class PreparedQuery:
     def _fetch(self, using: str, arguments: dict[str, Argument]) -> tuple[_Compiled, list]:
         compiled = self._for(using, arguments)
         sql, params = self.statement(using=using, **arguments)
-        with connections[using].cursor() as cursor:
+        connection = connections[using]
+        if (compiled.compiler.query.select_for_update and connection.get_autocommit()
+                and connection.features.has_select_for_update):
+            # As the ORM refuses it: a lock outside a transaction would be let go at once.
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction.")
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return compiled, cursor.fetchall()
 

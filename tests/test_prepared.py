@@ -79,3 +79,20 @@ def test_instances_carry_their_annotations():
     assert (found, found.other) == (first, True)
     [found] = query.instances(pk=second.pk, other_id=second.pk + 1000)
     assert (found, found.other) == (second, False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_read_outside_a_transaction_is_refused_every_time():
+    """As the ORM refuses ``select_for_update`` in autocommit: also once the SQL is kept."""
+    from django.db import connection, transaction
+    from django.db.transaction import TransactionManagementError
+
+    site = SiteFactory(code="T01")
+    query = PreparedQuery(lambda pk: Site.objects.filter(pk=pk).select_for_update())
+    with transaction.atomic():
+        assert query.instances(pk=site.pk) == [site]
+    if not connection.features.has_select_for_update:
+        return  # SQLite takes no row locks: nothing to refuse
+    for _ in range(2):
+        with pytest.raises(TransactionManagementError):
+            query.instances(pk=site.pk)
