@@ -5,6 +5,7 @@ when bad), errors in REDCap's shape and never a 500, imports all or nothing thro
 import datetime as dt
 import hashlib
 import json
+import uuid
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -143,11 +144,13 @@ def test_bad_tokens_count_under_the_deployments_prefix(client, settings, token):
     """Two deployments sharing one Redis (or two test runs sharing one between them) count bad
     tokens apart, as they count rate limits: the count lives under ``RATE_LIMIT_KEY_PREFIX``."""
     settings.API_BAD_TOKEN_LIMIT = 2
-    settings.RATE_LIMIT_KEY_PREFIX = "edc-rate-trial-a"
+    # Prefixes of this run only: the cache (Redis in CI) outlives the test.
+    first, second = (f"edc-rate-{uuid.uuid4().hex}" for _ in range(2))
+    settings.RATE_LIMIT_KEY_PREFIX = first
     for guess in ("0" * 32, "F" * 32):
         assert client.post(URL, {"token": guess, "content": "version"}).status_code == 403
     assert client.post(URL, {"token": token, "content": "version"}).status_code == 429
-    settings.RATE_LIMIT_KEY_PREFIX = "edc-rate-trial-b"
+    settings.RATE_LIMIT_KEY_PREFIX = second
     assert client.post(URL, {"token": token, "content": "version"}).status_code == 200
 
 def test_requests_are_limited_per_token_sent_in_the_form_as_redcap_clients_send_it(

@@ -133,3 +133,13 @@ class PageWatch:
 
     def seen_by(self, name: str) -> list[Shown]:
         return [p for p in self.pages if p.user.startswith(name)]
+
+    def wait_for(self, page, found, seconds: float = 10) -> list[Shown]:
+        """The pages shown so far once one satisfies ``found``, waiting up to ``seconds``: a
+        page sends itself at its ``load`` event, which can come after the checks of its
+        content have passed, and its message is taken only while Playwright waits."""
+        for _ in range(int(seconds * 10)):
+            if any(found(p) for p in self.pages):
+                break
+            page.wait_for_timeout(100)
+        return self.pages

@@ -113,9 +113,11 @@ def test_nurse_screens_randomizes_and_enters_the_first_visit(page, watch):
     row = page.locator("tr", has=page.get_by_role("rowheader", name="SZ01-001"))
     assert row.get_by_text(f"{arm.code} — {arm.label}").is_visible()
 
+    # The watch sees the arm where it is shown (the pharmacy page, once it has sent itself):
+    # the checks below look at real pages.
+    watch.wait_for(page, lambda p: p.user.startswith("Li Na") and "/pharmacy" in p.url)
+    assert [p.arm_text() for p in watch.seen_by("Li Na")][-1]
     assert watch.arm_leaks() == {}
     assert watch.structure_problems() == {}
     nurse_pages = watch.seen_by("Chen Jing")
     assert len(watch.pages) > 25 and len(nurse_pages) > 15
-    # The watch sees the arm where it is shown: the check above looked at real pages.
-    assert [p.arm_text() for p in watch.seen_by("Li Na")][-1]
