@@ -21,12 +21,21 @@ from edc import bounds, protocol
 from edc.audit import chain_batch
 from edc.history import audited_save
 from edc.models import User
-from edc.prepared import PreparedQuery
 from edc.roles import Action, can
 from edc.validation import changed_fields, field_values
+from forms.entry.guards import (
+    GUARDED_READ,
+    LOCKED,
+    QUERIED,
+    SIGNED,
+    cached,
+    guards_for,
+    relock,
+    subject_guards,
+    with_guards,
+)
 from forms.models import (
     CRF,
-    CRF_MODELS,
     CRFStatus,
     Demographics,
     LabPanel,
@@ -35,9 +44,9 @@ from forms.models import (
 from forms.models.base import EditConflict, SDVStatus
 from forms.models.labs import reference_ranges
 from forms.quality.checks import VISIT
-from forms.quality.checks.runner import CheckRun, reconciled_queries
-from forms.review.locks import SubjectLocks, locks_over
-from forms.review.signatures import signatures_break, signatures_covering
+from forms.quality.checks.runner import CheckRun
+from forms.review.locks import SubjectLocks
+from forms.review.signatures import signatures_break
 from forms.tally import tally_form_saved
 from forms.tasks import sae_saved
 from visits import schedule
@@ -113,7 +122,7 @@ def crf_instance(*, model: type[CRF], subject: Subject, visit: Visit | None = No
     slot_filter = {model.slot_item: slot} if model.slot_item else {}
     if for_update and (pk is not None or (visit is not None and not slot_filter)):
         # The page's read before every save: SQL compiled once per form (edc.prepared).
-        found = next(iter(_GUARDED_READ[model.crf_code].instances(
+        found = next(iter(GUARDED_READ[model.crf_code].instances(
             subject_id=subject.pk, site_id=subject.site_id, pk=pk,
             visit_id=None if pk is not None else visit.pk)), None)
         if found is None and pk is not None:
@@ -121,7 +130,7 @@ def crf_instance(*, model: type[CRF], subject: Subject, visit: Visit | None = No
     else:
         queryset = model.objects.filter(subject=subject)
         if for_update:
-            queryset = _with_guards(queryset.select_for_update(), subject)
+            queryset = with_guards(queryset.select_for_update(), subject)
         if pk is not None:
             found = queryset.get(pk=pk)
         else:
@@ -178,102 +187,13 @@ def _snapshot(crf: CRF) -> dict[str, Any]:
     }
 
 
-def _cached(record: models.Model, name: str) -> bool:
-    return record._meta.get_field(name).is_cached(record)
-
-
 def _subject_of(crf: CRF, *, locked: bool) -> Subject:
     """The subject with its site: the one the caller read in this transaction (``locked``),
     else read afresh."""
-    if locked and _cached(crf, "subject") and crf.subject.pk is not None \
-            and _cached(crf.subject, "site"):
+    if locked and cached(crf, "subject") and crf.subject.pk is not None \
+            and cached(crf.subject, "site"):
         return crf.subject
     return Subject.objects.select_related("site").get(pk=crf.subject_id)
-
-
-# Whether any lock is in force over the subject's data, whether a valid signature covers the
-# record, and whether the subject has system queries for the edit checks to reconcile: asked
-# in the same statement that reads the saved form FOR UPDATE, so that a save of an unlocked,
-# unsigned form of a subject without queries (most of them) reads none of those tables again.
-LOCKED, SIGNED, QUERIED = "locks_in_force", "signatures_in_force", "system_queries_in_force"
-
-
-def _with_guards(queryset: models.QuerySet, subject: Subject) -> models.QuerySet:
-    return queryset.annotate(**{
-        LOCKED: models.Exists(locks_over(subject)),
-        SIGNED: models.Exists(signatures_covering(models.OuterRef("subject_id"),
-                                                  models.OuterRef("visit_id"))),
-        QUERIED: models.Exists(reconciled_queries(models.OuterRef("subject_id"))),
-    })
-
-
-def _guarded_read(model: type[CRF]) -> PreparedQuery:
-    """A saved form of a subject, by its key or its visit (the first), read locked with its
-    guards."""
-    def build(subject_id: int, site_id: int, pk: int | None, visit_id: int | None):
-        queryset = model.objects.filter(subject_id=subject_id).select_for_update()
-        queryset = queryset.filter(pk=pk) if visit_id is None else \
-            queryset.filter(visit_id=visit_id).order_by("pk")[:1]
-        return _with_guards(queryset, Subject(pk=subject_id, site_id=site_id))
-    return PreparedQuery(build)
-
-
-_GUARDED_READ = {model.crf_code: _guarded_read(model) for model in CRF_MODELS.values()}
-
-
-def _guard(crf: CRF, name: str) -> bool:
-    """A guard of ``_with_guards`` (True, so read the table, when the form was not read with
-    them: a new form)."""
-    return getattr(crf, name, True) if crf.pk is not None else True
-
-
-def _guards(crf: CRF, subject: Subject) -> dict[str, bool]:
-    """The guards of ``_with_guards`` for this save: those read with the saved form, or, for
-    a new form, all three asked in one statement (instead of reading the locks, the
-    signatures and the system queries, mostly to find none)."""
-    if crf.pk is not None:
-        return {name: _guard(crf, name) for name in (LOCKED, SIGNED, QUERIED)}
-    return _subject_guards(subject, crf.visit_id)
-
-
-def _guards_query(*, signed: bool) -> PreparedQuery:
-    def build(subject_id: int, site_id: int, visit_id: int | None) -> models.QuerySet:
-        guards = {LOCKED: models.Exists(locks_over(Subject(pk=subject_id, site_id=site_id))),
-                  QUERIED: models.Exists(reconciled_queries(subject_id))}
-        if signed:
-            guards[SIGNED] = models.Exists(signatures_covering(subject_id, visit_id))
-        return Subject.objects.filter(pk=subject_id).annotate(**guards).values_list(*guards)
-    return PreparedQuery(build)
-
-
-# Asked before every first save of a form: built and compiled by the ORM once.
-_SUBJECT_GUARDS = {True: _guards_query(signed=True), False: _guards_query(signed=False)}
-
-
-def _subject_guards(subject: Subject, visit_id: int | None, *, signed: bool = True
-                    ) -> dict[str, bool]:
-    """Whether a lock is in force over the subject's data, a valid signature covers its
-    ``visit_id`` (or its logs: None) and the subject has system queries to reconcile, in one
-    statement (the subject's own row carries the answers)."""
-    found = _SUBJECT_GUARDS[signed].first(subject_id=subject.pk, site_id=subject.site_id,
-                                          visit_id=visit_id if signed else None)
-    if found is None:
-        raise Subject.DoesNotExist(f"subject {subject.pk}")
-    names = (LOCKED, QUERIED, SIGNED) if signed else (LOCKED, QUERIED)
-    return dict(zip(names, map(bool, found), strict=True))
-
-
-def _relock(crf: CRF, subject: Subject) -> CRF:
-    """The saved row read again, locked until the transaction ends (its subject and visit
-    objects kept: a save changes neither), with its guards (``_with_guards``)."""
-    fresh = next(iter(_GUARDED_READ[crf.crf_code].instances(
-        subject_id=subject.pk, site_id=subject.site_id, pk=crf.pk, visit_id=None)), None)
-    if fresh is None:
-        raise type(crf).DoesNotExist(f"{type(crf).__name__} {crf.pk} of subject {subject.pk}")
-    for name in ("subject", "visit"):
-        if _cached(crf, name) and getattr(fresh, f"{name}_id") == getattr(crf, f"{name}_id"):
-            setattr(fresh, name, getattr(crf, name))
-    return fresh
 
 
 def crf_save(
@@ -316,7 +236,7 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
     model = type(crf)
     if crf.pk:
         if not locked:
-            crf = _relock(crf, subject)
+            crf = relock(crf, subject)
         if crf.version != expected_version:
             raise EditConflict(crf)
     elif expected_version != 0:
@@ -328,9 +248,9 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
         # second entry of a one-per-subject log, such as a death report, is refused by
         # validation instead: it duplicates a record, it does not race one.)
         raise EditConflict(twin)
-    # The guards came with the saved form's locked read (``_with_guards``); a new form's
+    # The guards came with the saved form's locked read (``guards.with_guards``); a new form's
     # are asked here; the locks are read only when one is in force.
-    guards = _guards(crf, subject)
+    guards = guards_for(crf, subject)
     locks = SubjectLocks.of(subject) if guards[LOCKED] else SubjectLocks.none(subject)
     locks.refuse(crf)
     crf.subject = subject
@@ -416,9 +336,9 @@ def _visit_change(visit: Visit, change, written: tuple[str, ...]) -> Visit:
     and those that read the fields it wrote. The subject's visits already read with it
     (a page's) are reused, the changed one replaced."""
     subject = visit.subject
-    if not _cached(subject, "site"):
+    if not cached(subject, "site"):
         subject = Subject.objects.select_related("site").get(pk=subject.pk)
-    guards = _subject_guards(subject, visit.pk, signed=False)
+    guards = subject_guards(subject, visit.pk, signed=False)
     locks = SubjectLocks.of(subject) if guards[LOCKED] else SubjectLocks.none(subject)
     locks.refuse(visit)
     saved = change()
