@@ -248,3 +248,60 @@ def test_a_signature_waits_for_a_save_in_progress_and_fingerprints_its_result(
     assert not signature.is_broken
     assert signature.fingerprint == signatures.fingerprint(signatures.signed_records(subject, d2))
     assert VitalSigns.objects.get(visit=d2).heart_rate == 71
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_save_that_waited_for_a_signature_in_progress_breaks_it(nurse, investigator, signable):
+    """The other order: a signature in progress holds the subject (``FOR UPDATE``); a save of
+    the data it covers waits, then reads its guards afresh, finds the signature and breaks
+    it. Read in the statement that waited, the guards would predate the signature: the
+    change would leave it valid over data it never saw."""
+    import threading
+
+    from django.db import connection
+
+    from forms.entry import services
+    from forms.models import VitalSigns
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no save runs while signing")
+    subject, d2, _d8 = signable
+    signed, release, outcome = threading.Event(), threading.Event(), {}
+
+    def signing():
+        try:
+            with transaction.atomic():
+                outcome["signature"] = signatures._signature_record(
+                    subject=subject, visit=d2, user=investigator)
+                signed.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def saving():
+        try:
+            with transaction.atomic():
+                crf = services.crf_instance(model=VitalSigns, subject=subject, visit=d2,
+                                            for_update=True)
+                outcome["saved"] = services.crf_save(
+                    crf=crf, values={"heart_rate": 72}, user=nurse,
+                    expected_version=crf.version, reason="Source says 72", complete=True,
+                    not_done_reason="not_done", locked=True)
+        finally:
+            connection.close()
+
+    signer = threading.Thread(target=signing)
+    signer.start()
+    assert signed.wait(10)
+    saver = threading.Thread(target=saving)
+    saver.start()
+    saver.join(1.5)
+    waited = saver.is_alive()
+    release.set()
+    signer.join(20)
+    saver.join(20)
+    assert waited, "the save did not wait for the signature in progress"
+    assert outcome["saved"].heart_rate == 72
+    signature = outcome["signature"]
+    signature.refresh_from_db()
+    assert signature.is_broken, "the save changed signed data and left the signature valid"

@@ -60,6 +60,26 @@ def current_transaction():
             yield
 
 
+def subject_hold(subject_id: int, *, exclusive: bool = False) -> None:
+    """Hold the subject's row until the transaction ends: shared by every save of its data
+    (``FOR SHARE``: saves do not wait for each other), exclusive for a signature over it
+    (``FOR UPDATE``). A save that comes while a signature is being recorded waits for it,
+    then reads in new statements that see it (and breaks it when it changes what it covers);
+    a signature that comes while saves are in progress waits for them, then fingerprints what
+    they wrote. Taken before any other row of the subject's data, by saves and signatures
+    alike, so the two never wait for each other in a cycle. SQLite has one writer at a time
+    and no row locks: nothing to do there."""
+    connection = transaction.get_connection()
+    if not connection.features.has_select_for_update:
+        return
+    quote = connection.ops.quote_name
+    mode = "UPDATE" if exclusive else "SHARE"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {quote(Subject._meta.db_table)} WHERE "  # noqa: S608
+            f"{quote(Subject._meta.pk.column)} = %s FOR {mode}", [subject_id])
+
+
 def _typed_reason(reason: str) -> str:
     return bounds.text_input(reason, limit=bounds.REASON, field="reason")
 

@@ -120,6 +120,22 @@ def crf_instance(*, model: type[CRF], subject: Subject, visit: Visit | None = No
     time point). ``for_update`` locks the saved row until the transaction ends (a save
     follows: ``crf_save(..., locked=True)``)."""
     slot_filter = {model.slot_item: slot} if model.slot_item else {}
+    if for_update:
+        # Before the form's row: a signature in progress is waited for, and seen.
+        visit_services.subject_hold(subject.pk)
+    found = _read(model, subject, visit, pk, slot_filter, for_update=for_update)
+    if found is None:
+        found = model(subject=subject, visit=visit, **slot_filter)
+    else:
+        found.subject = subject
+        if visit is not None and found.visit_id == visit.pk:
+            found.visit = visit
+    found._subject_held = for_update
+    return found
+
+
+def _read(model: type[CRF], subject: Subject, visit: Visit | None, pk: int | None,
+          slot_filter: dict, *, for_update: bool) -> CRF | None:
     if for_update and (pk is not None or (visit is not None and not slot_filter)):
         # The page's read before every save: SQL compiled once per form (edc.prepared).
         found = next(iter(GUARDED_READ[model.crf_code].instances(
@@ -136,11 +152,6 @@ def crf_instance(*, model: type[CRF], subject: Subject, visit: Visit | None = No
         else:
             found = (queryset.filter(visit=visit, **slot_filter).first()
                      if visit is not None else None)
-    if found is None:
-        return model(subject=subject, visit=visit, **slot_filter)
-    found.subject = subject
-    if visit is not None and found.visit_id == visit.pk:
-        found.visit = visit
     return found
 
 
@@ -234,6 +245,9 @@ def _crf_save(*, crf: CRF, values: dict[str, Any], user: User, expected_version:
             _("No clinical data can be saved for a subject before informed consent is recorded.")
         )
     model = type(crf)
+    if not (locked and getattr(crf, "_subject_held", False)):
+        # Before the form's row and its guards (``visits.services.subject_hold``).
+        visit_services.subject_hold(subject.pk)
     if crf.pk:
         if not locked:
             crf = relock(crf, subject)

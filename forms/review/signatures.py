@@ -22,6 +22,7 @@ from edc.services import Prompt, password_confirms
 from forms.models import CRF, CRF_MODELS, CRFStatus
 from forms.models.signoff import Signature
 from visits.models import Subject, Visit
+from visits.services import subject_hold
 
 MEANING = gettext_lazy(
     "I confirm that I have reviewed these data and they are accurate and complete."
@@ -115,6 +116,9 @@ def casebook_sign(*, subject: Subject, user: User, password: str, username: str 
 
 @transaction.atomic
 def _signature_record(*, subject: Subject, visit: Visit | None, user: User) -> Signature:
+    # First the subject, exclusively: saves in progress finish first, and a save that comes
+    # now waits, then sees this signature (``visits.services.subject_hold``).
+    subject_hold(subject.pk, exclusive=True)
     records = signed_records(subject, visit, for_update=True)
     missing = incomplete_forms(subject, visit, records)
     if missing:

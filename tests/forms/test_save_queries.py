@@ -127,11 +127,13 @@ def test_editing_a_complete_vital_signs_form_with_a_reason(
     url = reverse("forms:visit_crf", args=[subject.pk, crf.visit_id, "vital_signs"])
     data = posted(vitals(heart_rate=91)) | {"version": crf.version, "action": "complete",
                                              "reason": "Re-checked in the hospital record"}
-    # The request (5); the subject with its site, its visits (2); the form read FOR UPDATE
-    # with whether a lock, a signature or a system query concerns it (none: their tables
-    # are not read again) (1); the UPDATE and its history row (2): 10, and the chain's
-    # statements for the history row. (No fever: VS-008 reads no adverse event.)
-    with statements(REQUEST + 5) as seen:
+    # The request (5); the subject with its site, its visits (2); the subject's row held FOR
+    # SHARE, so that a signature being recorded is waited for and then seen (1,
+    # ``visits.services.subject_hold``); the form read FOR UPDATE with whether a lock, a
+    # signature or a system query concerns it (none: their tables are not read again) (1);
+    # the UPDATE and its history row (2): 11, and the chain's statements for the history
+    # row. (No fever: VS-008 reads no adverse event.)
+    with statements(REQUEST + 6) as seen:
         response = signed_in.post(url, data)
     assert response.status_code == 302
     assert seen.total <= SAVE_LIMIT, seen.listing
@@ -152,10 +154,10 @@ def test_editing_a_signed_form_breaks_the_signature(signed_in, subject, nurse, s
     url = reverse("forms:visit_crf", args=[subject.pk, crf.visit_id, "vital_signs"])
     data = posted(vitals(heart_rate=91)) | {"version": crf.version, "action": "complete",
                                              "reason": "Re-checked in the hospital record"}
-    # The hot path (10); the signatures covering the form, FOR UPDATE (1); the signature's
+    # The hot path (11); the signatures covering the form, FOR UPDATE (1); the signature's
     # UPDATE and history row (2); the audit event, its subject and site those of the form
-    # (1): 14, and the chain's statements for two history rows and the event.
-    with statements(REQUEST + 9) as seen:
+    # (1): 15, and the chain's statements for two history rows and the event.
+    with statements(REQUEST + 10) as seen:
         response = signed_in.post(url, data)
     assert response.status_code == 302
     # The three rows are linked together at the end of the save (edc.audit.chain_batch): the
@@ -192,12 +194,12 @@ def test_an_edit_that_closes_a_query(signed_in, subject, nurse):
     url = reverse("forms:visit_crf", args=[subject.pk, crf.visit_id, "vital_signs"])
     data = posted(vitals(systolic_bp=120)) | {"version": crf.version, "action": "complete",
                                               "reason": "Typing error"}
-    # The hot path (10); the subject's system queries (1); the query read again FOR UPDATE
+    # The hot path (11); the subject's system queries (1); the query read again FOR UPDATE
     # (1); its UPDATE and history row (2); its message and that message's history row (2);
-    # the audit event (1): 17, and the chain's statements for three history rows and the
+    # the audit event (1): 18, and the chain's statements for three history rows and the
     # event. (The constraints over the fields its closing changes are judged in Python:
     # edc.validation.condition_holds.)
-    with statements(REQUEST + 12) as seen:
+    with statements(REQUEST + 13) as seen:
         response = signed_in.post(url, data)
     assert response.status_code == 302
     assert (seen.chained_rows, seen.chain) == (4, 5), seen.listing  # 4 tables, 1 INSERT
@@ -211,13 +213,14 @@ def test_a_first_save_opening_a_query(signed_in, subject):
     visit = at(subject, "D1")
     url = reverse("forms:visit_crf", args=[subject.pk, visit.pk, "vital_signs"])
     data = posted(vitals(systolic_bp=200)) | {"version": 0, "action": "complete"}
-    # The request (5); subject, visits, the form looked for (3); whether a lock, a signature
-    # or a system query concerns the new form, in one statement (none: their tables are not
-    # read) (1); SAVEPOINT, INSERT, history row, RELEASE (4); the visit's form counts
-    # (``forms.tally``: 1); the new query: SAVEPOINT of the insert, INSERT, history row,
-    # RELEASE, its first message and that message's history row, the audit event (7): 21,
-    # and the chain's statements for the three history rows and the audit event.
-    with statements(REQUEST + 16):
+    # The request (5); subject, visits (2); the subject's row held FOR SHARE (1); the form
+    # looked for (1); whether a lock, a signature or a system query concerns the new form,
+    # in one statement (none: their tables are not read) (1); SAVEPOINT, INSERT, history
+    # row, RELEASE (4); the visit's form counts (``forms.tally``: 1); the new query:
+    # SAVEPOINT of the insert, INSERT, history row, RELEASE, its first message and that
+    # message's history row, the audit event (7): 22, and the chain's statements for the
+    # three history rows and the audit event.
+    with statements(REQUEST + 17):
         response = signed_in.post(url, data)
     assert response.status_code == 302
     [query] = Query.objects.filter(check_code="VS-001", status="open")
@@ -236,11 +239,11 @@ def test_editing_an_adverse_event(signed_in, subject, nurse):
     url = reverse("forms:log_edit", args=[subject.pk, "adverse_event", event.pk])
     data = {"version": event.version, "term": "Tension headache",
             "start_date": event.start_date.isoformat(), "reason": ""}
-    # The request (5); subject, visits, the event FOR UPDATE with its guards (3); the forms
-    # the checks of an adverse event read: adverse events, deaths, NIHSS, vital signs,
-    # infusions (5); the UPDATE and its history row (2): 15, and the chain's statements for
-    # one history row.
-    with statements(REQUEST + 10) as seen:
+    # The request (5); subject, visits, the subject's row held FOR SHARE, the event FOR
+    # UPDATE with its guards (4); the forms the checks of an adverse event read: adverse
+    # events, deaths, NIHSS, vital signs, infusions (5); the UPDATE and its history row (2):
+    # 16, and the chain's statements for one history row.
+    with statements(REQUEST + 11) as seen:
         response = signed_in.post(url, data)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert seen.total <= SAVE_LIMIT, seen.listing
