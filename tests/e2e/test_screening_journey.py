@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from edc import protocol
 from edc.roles import Role
@@ -57,7 +58,7 @@ def test_nurse_screens_randomizes_and_enters_the_first_visit(page, watch):
     open_form(page, "Screening", "NIHSS")
     fill(page, {"assessed_at": local(now - dt.timedelta(hours=1)), **NIHSS_12})
     save_complete(page)
-    assert page.locator(".derived").get_by_text("12").count() == 1
+    expect(page.locator(".derived").get_by_text("12")).to_have_count(1)
     page.get_by_role("link", name="Casebook").first.click()
     open_form(page, "Screening", "Modified Rankin Scale")
     fill(page, {"assessed_on": timezone.localdate(now, SHANGHAI).isoformat(), "score": "0"})
@@ -71,7 +72,7 @@ def test_nurse_screens_randomizes_and_enters_the_first_visit(page, watch):
     # The nurse sees what the system derived; an investigator must confirm.
     page.get_by_role("link", name="Casebook").first.click()
     page.get_by_role("link", name="Eligibility checklist").first.click()
-    assert page.get_by_text("NIHSS 12, 1a = 0").count() == 1
+    expect(page.get_by_text("NIHSS 12, 1a = 0")).to_have_count(1)
     log_in(page, "investigator")
     subject = Subject.objects.get()
     page.goto(f"{page.base_url}/casebook/subjects/{subject.pk}/eligibility/")
@@ -86,7 +87,7 @@ def test_nurse_screens_randomizes_and_enters_the_first_visit(page, watch):
     page.get_by_role("link", name="Randomize").click()
     page.get_by_role("button", name="Randomize now").click()
     page.get_by_text("SZ01-001 randomized").wait_for()
-    assert page.get_by_role("heading", name="Kits to give").count() == 1
+    expect(page.get_by_role("heading", name="Kits to give")).to_have_count(1)
 
     # First visit: vital signs, the systolic pressure above the expected range but possible.
     open_form(page, "Randomization + infusion 1", "Vital signs")
@@ -94,7 +95,7 @@ def test_nurse_screens_randomizes_and_enters_the_first_visit(page, watch):
                 "systolic_bp": "190", "diastolic_bp": "88", "heart_rate": "92",
                 "temperature": "37.1", "respiratory_rate": "18", "spo2": "96", "weight": "68.5"})
     save_complete(page)
-    assert page.get_by_text("1 open query on this form.").count() == 1
+    expect(page.get_by_text("1 open query on this form.")).to_have_count(1)
     item = page.locator("#item-systolic_bp")
     assert item.get_by_text("1 query").is_visible()
     assert item.get_by_text("VS-001 · Open").is_visible()
