@@ -45,7 +45,19 @@ def _guarded_read(model: type[CRF]) -> PreparedQuery:
     return PreparedQuery(build)
 
 
-GUARDED_READ = {model.crf_code: _guarded_read(model) for model in CRF_MODELS.values()}
+_GUARDED_READ = {model.crf_code: _guarded_read(model) for model in CRF_MODELS.values()}
+
+
+def guarded_read(model: type[CRF], subject: Subject, *, pk: int | None = None,
+                 visit_id: int | None = None) -> CRF | None:
+    """The subject's saved form ``pk`` (or the first of visit ``visit_id``), read locked with
+    its guards; DoesNotExist when ``pk`` is not the subject's, None when the visit has none."""
+    found = next(iter(_GUARDED_READ[model.crf_code].instances(
+        subject_id=subject.pk, site_id=subject.site_id, pk=pk,
+        visit_id=None if pk is not None else visit_id)), None)
+    if found is None and pk is not None:
+        raise model.DoesNotExist(f"{model.__name__} {pk} of subject {subject.pk}")
+    return found
 
 
 def _guard(crf: CRF, name: str) -> bool:
@@ -78,7 +90,7 @@ _SUBJECT_GUARDS = {True: _guards_query(signed=True), False: _guards_query(signed
 
 
 def subject_guards(subject: Subject, visit_id: int | None, *, signed: bool = True
-                    ) -> dict[str, bool]:
+                   ) -> dict[str, bool]:
     """Whether a lock is in force over the subject's data, a valid signature covers its
     ``visit_id`` (or its logs: None) and the subject has system queries to reconcile, in one
     statement (the subject's own row carries the answers)."""
@@ -93,10 +105,7 @@ def subject_guards(subject: Subject, visit_id: int | None, *, signed: bool = Tru
 def relock(crf: CRF, subject: Subject) -> CRF:
     """The saved row read again, locked until the transaction ends (its subject and visit
     objects kept: a save changes neither), with its guards (``with_guards``)."""
-    fresh = next(iter(GUARDED_READ[crf.crf_code].instances(
-        subject_id=subject.pk, site_id=subject.site_id, pk=crf.pk, visit_id=None)), None)
-    if fresh is None:
-        raise type(crf).DoesNotExist(f"{type(crf).__name__} {crf.pk} of subject {subject.pk}")
+    fresh = guarded_read(type(crf), subject, pk=crf.pk)
     for name in ("subject", "visit"):
         if cached(crf, name) and getattr(fresh, f"{name}_id") == getattr(crf, f"{name}_id"):
             setattr(fresh, name, getattr(crf, name))

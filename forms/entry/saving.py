@@ -24,11 +24,11 @@ from edc.models import User
 from edc.roles import Action, can
 from edc.validation import changed_fields, field_values
 from forms.entry.guards import (
-    GUARDED_READ,
     LOCKED,
     QUERIED,
     SIGNED,
     cached,
+    guarded_read,
     guards_for,
     relock,
     subject_guards,
@@ -138,11 +138,7 @@ def _read(model: type[CRF], subject: Subject, visit: Visit | None, pk: int | Non
           slot_filter: dict, *, for_update: bool) -> CRF | None:
     if for_update and (pk is not None or (visit is not None and not slot_filter)):
         # The page's read before every save: SQL compiled once per form (edc.prepared).
-        found = next(iter(GUARDED_READ[model.crf_code].instances(
-            subject_id=subject.pk, site_id=subject.site_id, pk=pk,
-            visit_id=None if pk is not None else visit.pk)), None)
-        if found is None and pk is not None:
-            raise model.DoesNotExist(f"{model.__name__} {pk} of subject {subject.pk}")
+        found = guarded_read(model, subject, pk=pk, visit_id=visit.pk if visit else None)
     else:
         queryset = model.objects.filter(subject=subject)
         if for_update:
